@@ -1,0 +1,31 @@
+# The two commands of README.rst: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+PORT ?= 8080
+
+.PHONY: run test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# compat mode keeps twisted/plugins/ of this checkout on sys.path, so twistd finds the plugin.
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+
+run: install
+	@echo "gossipdht on http://127.0.0.1:$(PORT) (Ctrl-C stops it). Try:"
+	@echo "  curl -XPUT -dvalue=myvalue http://127.0.0.1:$(PORT)/db/mykey"
+	@echo "  curl http://127.0.0.1:$(PORT)/db/mykey"
+	@echo "  curl http://127.0.0.1:$(PORT)/db"
+	@echo "  curl -XDELETE http://127.0.0.1:$(PORT)/db/mykey"
+	@echo "  curl http://127.0.0.1:$(PORT)/dht/peers"
+	$(BIN)/twistd --nodaemon --pidfile= gossipdht --port $(PORT) --data-dir gossipdht-data/node-$(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info gossipdht-data twisted/plugins/dropin.cache

@@ -1,0 +1,236 @@
+"""The public REST API, served by Klein.
+
+Handlers are thin: they parse and check the request, ask the coordinator, and turn
+the answer into HTTP.  Every client mistake gets a 4xx with a one-line text body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator, Optional
+from urllib.parse import unquote_to_bytes
+
+from klein import Klein
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import TaskDone, TaskStopped, cooperate
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from gossipdht.coordinator import Coordinator
+from gossipdht.keys import InvalidKey, decode_path_segment
+from gossipdht.storage import Record
+
+FORM = b"application/x-www-form-urlencoded"
+FORM_VALUE_PREFIX = b"value="
+FORM_CONTENT_TYPE = "text/plain; charset=utf-8"
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+MAX_CONTENT_TYPE_LENGTH = 256
+LISTING_PAGE = 1000
+KEY_PREFIX = b"/db/"
+
+
+class ClientError(Exception):
+    """A request the API refuses; ``code`` is the 4xx status, the message one line."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def etag(record: Record) -> bytes:
+    version = record.version
+    return b'"%x-%s"' % (version.timestamp, version.node.encode().hex().encode())
+
+
+class RestAPI:
+    app = Klein()
+    app.url_map.merge_slashes = False
+    log = Logger()
+
+    def __init__(self, coordinator: Coordinator, max_value_bytes: int) -> None:
+        self.coordinator = coordinator
+        self.max_value_bytes = max_value_bytes
+
+    def resource(self):
+        return self.app.resource()
+
+    # -- keys ----------------------------------------------------------------------
+
+    @app.route("/db/", branch=True, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])
+    async def key(self, request: IRequest) -> bytes:
+        key = self._key(request)
+        if request.method in (b"GET", b"HEAD"):
+            return await self._get(request, key)
+        if request.method == b"DELETE":
+            record = await self.coordinator.delete(key)
+        else:
+            value, content_type = self._value(request)
+            record = await self.coordinator.put(key, value, content_type)
+        request.setResponseCode(204)
+        request.setHeader(b"etag", etag(record))
+        return b""
+
+    async def _get(self, request: IRequest, key: str) -> bytes:
+        record = await self.coordinator.get(key)
+        if record is None:
+            request.setResponseCode(404)
+            return b""
+        tag = etag(record)
+        request.setHeader(b"etag", tag)
+        if tag in _header_values(request, b"if-none-match"):
+            request.setResponseCode(304)
+            return b""
+        request.setHeader(b"content-type", record.content_type.encode("latin-1"))
+        request.setHeader(b"content-length", b"%d" % len(record.value))
+        return record.value
+
+    def _key(self, request: IRequest) -> str:
+        try:
+            return decode_path_segment(request.path[len(KEY_PREFIX) :])
+        except InvalidKey as e:
+            raise ClientError(400, str(e)) from None
+
+    def _value(self, request: IRequest) -> tuple[bytes, str]:
+        body = request.content.read()
+        raw_type = request.getHeader(b"content-type")
+        if raw_type is not None and raw_type.lower().startswith(FORM) and body.startswith(FORM_VALUE_PREFIX):
+            value = unquote_to_bytes(body[len(FORM_VALUE_PREFIX) :].replace(b"+", b" "))
+            content_type = FORM_CONTENT_TYPE
+        else:
+            value = body
+            content_type = DEFAULT_CONTENT_TYPE if raw_type is None else raw_type.decode("latin-1")
+            if len(content_type) > MAX_CONTENT_TYPE_LENGTH:
+                raise ClientError(400, f"Content-Type longer than {MAX_CONTENT_TYPE_LENGTH} bytes")
+        if len(value) > self.max_value_bytes:
+            raise ClientError(413, f"value larger than {self.max_value_bytes} bytes")
+        return value, content_type
+
+    @app.route("/db", methods=["GET", "HEAD"])
+    def list_keys(self, request: IRequest):
+        as_json = request.args.get(b"format") == [b"json"] or b"application/json" in b"".join(
+            _header_values(request, b"accept")
+        )
+        if as_json:
+            request.setHeader(b"content-type", b"application/json")
+            chunks = _json_listing(self._pages())
+        else:
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            chunks = _text_listing(self._pages())
+        if request.method == b"HEAD":
+            return b""
+        return _stream(request, chunks)
+
+    def _pages(self) -> Iterator[list[str]]:
+        after: Optional[str] = None
+        while True:
+            page = self.coordinator.keys(after, LISTING_PAGE)
+            if not page:
+                return
+            yield page
+            after = page[-1]
+
+    # -- cluster and health --------------------------------------------------------
+
+    @app.route("/dht/peers", methods=["GET", "HEAD"])
+    def peers(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return "\r\n".join(self.coordinator.members()).encode()
+
+    @app.route("/health", methods=["GET", "HEAD"])
+    def health(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"OK"
+
+    # -- errors --------------------------------------------------------------------
+
+    @app.handle_errors(ClientError)
+    def client_error(self, request: IRequest, failure) -> bytes:
+        return _plain(request, failure.value.code, str(failure.value))
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure) -> bytes:
+        return _plain(request, 404, "no such resource")
+
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self, request: IRequest, failure) -> bytes:
+        request.setHeader(b"allow", ", ".join(failure.value.valid_methods).encode())
+        return _plain(request, 405, f"method {request.method.decode('latin-1')} not allowed here")
+
+    @app.handle_errors(CancelledError)
+    def cancelled(self, request: IRequest, failure) -> None:
+        """The client went away; there is nobody to answer."""
+
+    @app.handle_errors(Exception)
+    def internal_error(self, request: IRequest, failure) -> bytes:
+        self.log.failure("error answering {method} {path}", failure,
+                         method=request.method, path=request.path)
+        return _plain(request, 500, "internal error; the node's log has the details")
+
+
+def _plain(request: IRequest, code: int, message: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return message.encode() + b"\n"
+
+
+def _header_values(request: IRequest, name: bytes) -> list[bytes]:
+    return [v.strip() for raw in request.requestHeaders.getRawHeaders(name, []) for v in raw.split(b",")]
+
+
+def _text_listing(pages: Iterator[list[str]]) -> Iterator[bytes]:
+    separator = b""
+    for page in pages:
+        yield separator + "\r\n".join(page).encode()
+        separator = b"\r\n"
+
+
+def _json_listing(pages: Iterator[list[str]]) -> Iterator[bytes]:
+    separator = b"["
+    for page in pages:
+        yield separator + ",".join(json.dumps(key) for key in page).encode()
+        separator = b","
+    yield b"[]" if separator == b"[" else b"]"
+
+
+class _ListingProducer:
+    """Writes a listing chunk by chunk, pausing while the client reads slowly."""
+
+    def __init__(self, request: IRequest, chunks: Iterator[bytes]) -> None:
+        self._task = cooperate(self._write(request, chunks))
+
+    @staticmethod
+    def _write(request: IRequest, chunks: Iterator[bytes]) -> Iterator[None]:
+        for chunk in chunks:
+            request.write(chunk)
+            yield None
+
+    def pauseProducing(self) -> None:
+        self._task.pause()
+
+    def resumeProducing(self) -> None:
+        self._task.resume()
+
+    def stopProducing(self) -> None:
+        try:
+            self._task.stop()
+        except TaskDone:
+            pass
+
+    def whenDone(self):
+        return self._task.whenDone()
+
+
+def _stream(request: IRequest, chunks: Iterator[bytes]):
+    producer = _ListingProducer(request, chunks)
+    request.registerProducer(producer, True)
+
+    def done(result):
+        request.unregisterProducer()
+        return None
+
+    def stopped(failure):
+        failure.trap(TaskStopped)  # the client disconnected
+        return None
+
+    return producer.whenDone().addCallbacks(done, stopped)

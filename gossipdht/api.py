@@ -14,8 +14,10 @@ from klein import Klein
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import TaskDone, TaskStopped, cooperate
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from gossipdht.coordinator import Coordinator
 from gossipdht.keys import InvalidKey, decode_path_segment
@@ -106,8 +108,11 @@ class RestAPI:
             raise ClientError(413, f"value larger than {self.max_value_bytes} bytes")
         return value, content_type
 
-    @app.route("/db", methods=["GET", "HEAD"])
+    @app.route("/db")
     def list_keys(self, request: IRequest):
+        # Every method routes here, or werkzeug would redirect DELETE /db to /db/.
+        if request.method not in (b"GET", b"HEAD"):
+            raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
         as_json = request.args.get(b"format") == [b"json"] or b"application/json" in b"".join(
             _header_values(request, b"accept")
         )
@@ -148,7 +153,7 @@ class RestAPI:
     def client_error(self, request: IRequest, failure) -> bytes:
         return _plain(request, failure.value.code, str(failure.value))
 
-    @app.handle_errors(NotFound)
+    @app.handle_errors(NotFound, RequestRedirect)
     def not_found(self, request: IRequest, failure) -> bytes:
         return _plain(request, 404, "no such resource")
 
@@ -225,12 +230,10 @@ def _stream(request: IRequest, chunks: Iterator[bytes]):
     producer = _ListingProducer(request, chunks)
     request.registerProducer(producer, True)
 
-    def done(result):
+    def finished(result):
         request.unregisterProducer()
+        if isinstance(result, Failure):
+            result.trap(TaskStopped)  # the client disconnected
         return None
 
-    def stopped(failure):
-        failure.trap(TaskStopped)  # the client disconnected
-        return None
-
-    return producer.whenDone().addCallbacks(done, stopped)
+    return producer.whenDone().addBoth(finished)

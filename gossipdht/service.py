@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
 
@@ -67,7 +68,10 @@ class NodeService(MultiService):
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
 
-    async def stopService(self) -> None:
+    def stopService(self) -> Deferred[None]:
+        return ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
         await super().stopService()
         if self.port is not None:
             await self.port.stopListening()

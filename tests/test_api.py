@@ -1,0 +1,238 @@
+"""The public REST API over real HTTP on loopback, for both storage engines."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest_twisted
+from twisted.logger import capturedLogs
+
+CRLF = b"\r\n"
+
+
+def header(headers, name):
+    values = headers.getRawHeaders(name)
+    return None if values is None else values[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_form_value_is_url_decoded_and_stored_as_text(http):
+    form = {b"content-type": [b"application/x-www-form-urlencoded"]}
+    status, headers, body = await http.request(b"PUT", b"/db/mykey", b"value=my+value%21", form)
+    assert (status, body) == (204, b"")
+    status, headers, body = await http.request(b"GET", b"/db/mykey")
+    assert (status, body) == (200, b"my value!")
+    assert header(headers, b"content-type") == b"text/plain; charset=utf-8"
+
+
+@pytest_twisted.ensureDeferred
+async def test_raw_body_is_stored_byte_for_byte_with_its_content_type(http):
+    value = bytes(range(256)) * 3
+    await http.request(b"PUT", b"/db/bin", value, {b"content-type": [b"image/x-test"]})
+    status, headers, body = await http.request(b"GET", b"/db/bin")
+    assert (status, body) == (200, value)
+    assert header(headers, b"content-type") == b"image/x-test"
+    assert header(headers, b"content-length") == b"%d" % len(value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_form_body_without_value_prefix_is_kept_as_is(http):
+    form = {b"content-type": [b"application/x-www-form-urlencoded"]}
+    await http.request(b"PUT", b"/db/k", b"value", form)
+    _, headers, body = await http.request(b"GET", b"/db/k")
+    assert body == b"value"
+    assert header(headers, b"content-type") == b"application/x-www-form-urlencoded"
+
+
+@pytest_twisted.ensureDeferred
+async def test_default_content_type_and_post_is_put(http):
+    status, _, _ = await http.request(b"POST", b"/db/p", b"posted")
+    assert status == 204
+    _, headers, body = await http.request(b"GET", b"/db/p")
+    assert body == b"posted"
+    assert header(headers, b"content-type") == b"application/octet-stream"
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_key_is_404_with_empty_body(http):
+    status, headers, body = await http.request(b"GET", b"/db/nothing")
+    assert (status, body) == (404, b"")
+    assert header(headers, b"content-type") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_tells_whether_a_key_exists(http):
+    await http.request(b"PUT", b"/db/there", b"12345")
+    status, headers, body = await http.request(b"HEAD", b"/db/there")
+    assert (status, body) == (200, b"")
+    assert header(headers, b"etag") is not None
+    status, _, _ = await http.request(b"HEAD", b"/db/absent")
+    assert status == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_is_idempotent_and_deleted_keys_read_as_missing(http):
+    await http.request(b"PUT", b"/db/gone", b"x")
+    assert (await http.request(b"DELETE", b"/db/gone"))[0] == 204
+    assert (await http.request(b"GET", b"/db/gone"))[0] == 404
+    assert (await http.request(b"DELETE", b"/db/gone"))[0] == 204
+    assert (await http.request(b"DELETE", b"/db/never-was"))[0] == 204
+    _, _, listing = await http.request(b"GET", b"/db")
+    assert listing == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_etag_follows_the_version_and_if_none_match_answers_304(http):
+    _, put_headers, _ = await http.request(b"PUT", b"/db/e", b"one")
+    _, get_headers, _ = await http.request(b"GET", b"/db/e")
+    tag = header(get_headers, b"etag")
+    assert tag == header(put_headers, b"etag") and tag.startswith(b'"')
+    status, _, body = await http.request(b"GET", b"/db/e", headers={b"if-none-match": [tag]})
+    assert (status, body) == (304, b"")
+    await http.request(b"PUT", b"/db/e", b"two")
+    status, headers, body = await http.request(b"GET", b"/db/e", headers={b"if-none-match": [tag]})
+    assert (status, body) == (200, b"two")
+    assert header(headers, b"etag") != tag
+
+
+@pytest_twisted.ensureDeferred
+async def test_keys_may_hold_slashes_and_any_utf8(http):
+    keys = {b"/db/a/b": "a/b", b"/db/a%2Fc": "a/c", b"/db/%C3%A5%C3%A4%C3%B6": "\u00e5\u00e4\u00f6",
+            b"/db/sp%20ace": "sp ace", b"/db/a//b/": "a//b/", b"/db/q%3Fx": "q?x"}
+    for path in keys:
+        assert (await http.request(b"PUT", path, path))[0] == 204
+    for path in keys:
+        assert (await http.request(b"GET", path))[2] == path
+    _, _, listing = await http.request(b"GET", b"/db?format=json")
+    assert json.loads(listing) == sorted(keys.values())
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_keys_get_400_with_one_line(http):
+    longest = b"k" * 1024
+    assert (await http.request(b"PUT", b"/db/" + longest, b"v"))[0] == 204
+    for path in [b"/db/", b"/db/" + longest + b"k", b"/db/%FF", b"/db/%zz", b"/db/abc%4", b"/db/%C3"]:
+        status, headers, body = await http.request(b"PUT", path, b"v")
+        assert status == 400, path
+        assert body.endswith(b"\n") and body.count(b"\n") == 1 and b"Traceback" not in body
+        assert (await http.request(b"GET", path))[0] == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_oversized_value_is_413_and_leaves_stored_data_alone(http):
+    await http.request(b"PUT", b"/db/big", b"small")
+    status, _, body = await http.request(b"PUT", b"/db/big", b"x" * 1001)
+    assert status == 413 and b"1000" in body
+    form = {b"content-type": [b"application/x-www-form-urlencoded"]}
+    assert (await http.request(b"PUT", b"/db/big", b"value=" + b"%41" * 1001, form))[0] == 413
+    assert (await http.request(b"PUT", b"/db/big", b"value=" + b"%41" * 1000, form))[0] == 204
+    assert (await http.request(b"GET", b"/db/big"))[2] == b"A" * 1000
+    assert (await http.request(b"PUT", b"/db/big", b"y" * 1000))[0] == 204
+
+
+@pytest_twisted.ensureDeferred
+async def test_unsupported_method_is_405_with_allow(http):
+    status, headers, body = await http.request(b"PATCH", b"/db/k", b"x")
+    assert status == 405
+    assert set(header(headers, b"allow").split(b", ")) == {b"GET", b"HEAD", b"PUT", b"POST", b"DELETE"}
+    status, headers, _ = await http.request(b"DELETE", b"/db")
+    assert status == 405 and set(header(headers, b"allow").split(b", ")) == {b"GET", b"HEAD"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_path_is_404_with_a_message(http):
+    status, _, body = await http.request(b"GET", b"/nope")
+    assert status == 404 and body == b"no such resource\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_listing_is_sorted_crlf_separated_and_json_on_request(http):
+    for key in [b"b", b"a", b"c", b"dead"]:
+        await http.request(b"PUT", b"/db/" + key, b"v")
+    await http.request(b"DELETE", b"/db/dead")
+    status, headers, body = await http.request(b"GET", b"/db")
+    assert (status, body) == (200, b"a\r\nb\r\nc")
+    assert header(headers, b"content-type") == b"text/plain; charset=utf-8"
+    _, headers, body = await http.request(b"GET", b"/db?format=json")
+    assert json.loads(body) == ["a", "b", "c"]
+    assert header(headers, b"content-type") == b"application/json"
+    _, _, body = await http.request(b"GET", b"/db", headers={b"accept": [b"application/json"]})
+    assert json.loads(body) == ["a", "b", "c"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_listing_spans_many_pages_in_order(node, http):
+    from gossipdht.storage import Record
+    from gossipdht.hlc import Version
+
+    keys = [f"key-{i:05d}" for i in range(2500)]
+    node.store.write([(k, Record(Version(1, "t"), b"v", "text/plain")) for k in keys])
+    _, _, body = await http.request(b"GET", b"/db")
+    assert body.split(CRLF) == [k.encode() for k in keys]
+    _, _, body = await http.request(b"GET", b"/db?format=json")
+    assert json.loads(body) == keys
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_that_disconnects_mid_listing_is_not_an_error(node):
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+    from twisted.internet.protocol import Protocol
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    from gossipdht.storage import Record
+    from gossipdht.hlc import Version
+
+    node.store.write([(f"k{i:06d}", Record(Version(1, "t"), b"v", "text/plain")) for i in range(100_000)])
+    closed = Deferred()
+
+    class HangUp(Protocol):
+        def dataReceived(self, data):
+            self.transport.abortConnection()
+
+        def connectionLost(self, reason):
+            closed.callback(None)
+
+    with capturedLogs() as events:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", node.port.getHost().port)
+        protocol = await connectProtocol(endpoint, HangUp())
+        protocol.transport.write(b"GET /db HTTP/1.1\r\nHost: x\r\n\r\n")
+        await closed
+        # The server notices the hang-up on its next reactor turns.
+        for _ in range(5):
+            await deferLater(reactor, 0.01)
+    failures = [e for e in events if "log_failure" in e or e.get("log_level") is not None and e["log_level"].name in ("error", "critical")]
+    assert failures == []
+
+
+def deferLater(reactor, seconds):
+    from twisted.internet.task import deferLater as later
+
+    return later(reactor, seconds, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_peers_and_health(node, http):
+    status, _, body = await http.request(b"GET", b"/dht/peers")
+    assert (status, body) == (200, b"test-node")
+    status, _, body = await http.request(b"GET", b"/health")
+    assert (status, body) == (200, b"OK")
+
+
+@pytest_twisted.ensureDeferred
+async def test_random_requests_never_get_a_5xx_nor_damage_data(http):
+    rng = random.Random(7)
+    await http.request(b"PUT", b"/db/keep", b"precious")
+    alphabet = [b"%", b"%2", b"%FF", b"%C3%A5", b"/", b"a", b"?", b"#", b"%00", b"..", b"keep", b"~", b";", b"="]
+    methods = [b"GET", b"HEAD", b"PUT", b"POST", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"FOO"]
+    prefixes = [b"/db/", b"/db", b"/dht/", b"/health", b"/", b"//db/"]
+    for _ in range(300):
+        path = rng.choice(prefixes) + b"".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+        if path.rstrip(b"/") == b"/db/keep" or path.startswith(b"/db/keep?"):
+            continue
+        body = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        content_type = rng.choice([b"application/x-www-form-urlencoded", b"text/plain", b"\xff\xfe"])
+        status, _, _ = await http.request(rng.choice(methods), path, body, {b"content-type": [content_type]})
+        assert status < 500, path
+    assert (await http.request(b"GET", b"/db/keep"))[2] == b"precious"

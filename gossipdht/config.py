@@ -84,7 +84,7 @@ def read_config_file(path: str) -> dict[str, Any]:
             values = tomllib.load(f)
     except OSError as e:
         raise ConfigError(f"--config: cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"--config: {path} is not valid TOML: {e}") from None
     for key in values:
         if key not in SETTINGS:
@@ -124,6 +124,8 @@ def build_config(
     join = merged["join"]
     if isinstance(join, str):
         join = [join]
+    if not isinstance(join, (list, tuple)):
+        raise ConfigError(f"--join: {join!r} is not a list of HOST:PORT")
     return NodeConfig(
         name=name,
         port=port,

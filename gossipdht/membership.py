@@ -1,0 +1,630 @@
+"""SWIM membership with Lifeguard, as a pure state machine (sans-IO).
+
+The machine never reads a clock, opens a socket or draws from global randomness: the
+caller passes the time into every call, gives it a seeded ``random.Random``, hands it
+each datagram that arrives, and sends what it returns.  ``next_deadline()`` says when
+``tick`` must run next.  The same code therefore runs in a ``twistd`` node and, by the
+thousand, in the deterministic simulator.
+
+The rules follow HashiCorp memberlist: incarnation numbers order the claims about a
+member, a member refutes a suspicion of itself with a higher incarnation, dead and
+left members are only brought back by a higher incarnation, and updates are
+piggybacked on probes and gossiped to a few random members a limited number of times.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable, NamedTuple, Optional, Union
+
+from gossipdht.broadcasts import BroadcastQueue
+from gossipdht.lifeguard import LocalHealth, Suspicion
+from gossipdht.wire import (
+    MAX_DATAGRAM, Ack, Alive, Dead, Left, Message, Nack, Ping, PingReq, Suspect, WireError,
+    datagram_overhead, pack_datagram, pack_message, unpack_datagram,
+)
+
+
+class State(str, Enum):
+    ALIVE = "alive"
+    SUSPECT = "suspect"
+    DEAD = "dead"
+    LEFT = "left"
+
+
+LIVE = (State.ALIVE, State.SUSPECT)
+
+
+@dataclass(frozen=True)
+class SwimConfig:
+    """Timing and fan-out; times in seconds.  See README.rst for how they were chosen."""
+
+    probe_interval: float = 1.0
+    probe_timeout: float = 0.25
+    indirect_checks: int = 3
+    gossip_interval: float = 0.2
+    gossip_fanout: int = 3
+    gossip_to_dead: float = 30.0
+    retransmit_mult: int = 4
+    suspicion_mult: float = 1.5
+    suspicion_max_mult: float = 6.0
+    suspicion_confirmations: int = 3
+    awareness_max: int = 8
+    push_pull_interval: float = 30.0
+    mismatch_grace: float = 1.0
+    reap_after: float = 300.0
+    max_datagram: int = MAX_DATAGRAM
+
+
+@dataclass
+class Member:
+    name: str
+    host: str
+    port: int
+    incarnation: int
+    state: State
+    since: float  # when the state last changed
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+class Datagram(NamedTuple):
+    """Send ``data`` over UDP to ``address``."""
+
+    address: tuple[str, int]
+    data: bytes
+
+
+class SyncRequest(NamedTuple):
+    """Exchange full state (push/pull, over TCP) with the member at ``address``."""
+
+    address: tuple[str, int]
+
+
+class StreamPing(NamedTuple):
+    """Ping ``target`` over TCP, and call ``stream_ack(seq)`` if it answers in time.
+
+    memberlist's fallback: a member that UDP loss hides is still reachable this way,
+    which spares it a false suspicion."""
+
+    address: tuple[str, int]
+    target: str
+    seq: int
+
+
+Outgoing = Union[Datagram, SyncRequest, StreamPing]
+
+
+class MemberEvent(NamedTuple):
+    member: Member
+    previous: Optional[State]  # None for a member seen for the first time
+
+
+@dataclass
+class _Probe:
+    seq: int
+    target: str
+    timeout_at: float
+    end_at: float
+    acked: bool = False
+    indirect: bool = False  # the ping-req phase has begun
+    helpers: int = 0
+    nacks: int = 0
+
+
+@dataclass
+class _Relay:
+    """A ping-req this node carries out for another member."""
+
+    requester: tuple[str, int]
+    seq: int
+    nack_at: float
+    expires_at: float
+    nacked: bool = False
+
+
+@dataclass
+class Stats:
+    received: int = 0
+    refused: int = 0
+    sent: int = 0
+    bytes_sent: int = 0
+    refutations: int = 0
+    name_conflicts: int = 0
+    syncs: int = 0
+    stalls_noticed: int = 0
+    counts: dict = field(default_factory=dict)
+
+
+class Membership:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        now: float,
+        rng: random.Random,
+        config: SwimConfig = SwimConfig(),
+        incarnation: int = 0,
+        log: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.stats = Stats()
+        self._rng = rng
+        self._log = log
+        self._me = Member(name, host, port, incarnation, State.ALIVE, now)
+        self.members: dict[str, Member] = {name: self._me}
+        self.listeners: list[Callable[[MemberEvent], None]] = []
+        self._queue = BroadcastQueue()
+        self._suspicions: dict[str, Suspicion] = {}
+        self._health = LocalHealth(config.awareness_max)
+        self._seq = 0
+        self._probe: Optional[_Probe] = None
+        self._probe_order: list[str] = []
+        self._probe_index = 0
+        self._relays: dict[int, _Relay] = {}
+        self._gossip_order: list[str] = []
+        self._checksum = 0
+        self._contributions: dict[str, int] = {}
+        self._mismatch_since: Optional[float] = None
+        self._leaving = False
+        self._next_probe = now + rng.uniform(0, config.probe_interval)
+        self._next_gossip = now + rng.uniform(0, config.gossip_interval)
+        self._next_push_pull = now + rng.uniform(0, config.push_pull_interval)  # staggered
+        self._next_reap = now + config.reap_after
+        self._now = now
+        self._last_deadline = now
+        self._overhead = datagram_overhead(name)
+        self._touch(self._me)
+        self._broadcast(Alive(name, incarnation, host, port))
+
+    # -- queries ---------------------------------------------------------------------
+
+    @property
+    def incarnation(self) -> int:
+        return self._me.incarnation
+
+    @property
+    def health(self) -> int:
+        return self._health.score
+
+    def live_members(self) -> list[Member]:
+        return [m for m in self.members.values() if m.state in LIVE]
+
+    def checksum(self) -> int:
+        """Of the live members' names, addresses and incarnations: equal on converged
+        nodes.  An XOR of one hash per member, so each change updates it in O(1)."""
+        return self._checksum
+
+    def _touch(self, member: Member) -> None:
+        """Account for a change of ``member`` in the checksum."""
+        contribution = 0
+        if member.state in LIVE:
+            contribution = zlib.crc32(f"{member.name} {member.host} {member.port} {member.incarnation}".encode())
+        self._checksum ^= self._contributions.pop(member.name, 0) ^ contribution
+        if contribution:
+            self._contributions[member.name] = contribution
+
+    def next_deadline(self) -> float:
+        deadlines = [self._next_push_pull, self._next_reap]
+        if len(self._queue):
+            deadlines.append(self._next_gossip)
+        if self._probe is None:
+            deadlines.append(self._next_probe)
+        else:  # the next probe waits for this one to be judged
+            deadlines.append(self._probe.end_at if self._probe.indirect else self._probe.timeout_at)
+        deadlines.extend(r.expires_at if r.nacked else r.nack_at for r in self._relays.values())
+        deadlines.extend(s.deadline for s in self._suspicions.values())
+        # A deadline already past (gossip waiting for news) means "now", not a stall.
+        self._last_deadline = max(self._now, min(deadlines))
+        return self._last_deadline
+
+    # -- input -------------------------------------------------------------------------
+
+    def receive(self, now: float, source: tuple[str, int], data: bytes) -> list[Outgoing]:
+        """Handle one datagram; garbage is counted in ``stats.refused`` and dropped."""
+        try:
+            sender, checksum, messages = unpack_datagram(data)
+        except WireError:
+            self.stats.refused += 1
+            return []
+        self._now = now
+        self.stats.received += 1
+        out: list[Outgoing] = []
+        for message in messages:
+            self._handle(now, source, sender, message, out)
+        self._compare_checksum(now, sender, checksum, out)
+        return out
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Run whatever is due at ``now``."""
+        self._now = now
+        out: list[Outgoing] = []
+        # Timers that fire far too late mean this process was stalled: its missing acks
+        # may be waiting unread, so it gives them a moment before it accuses anyone.
+        stalled = now - self._last_deadline > self.config.probe_timeout
+        if stalled:
+            self.stats.stalls_noticed += 1
+            self._health.adjust(1)
+        self._tick_probe(now, stalled, out)
+        self._tick_relays(now, out)
+        self._tick_suspicions(now, stalled)
+        if now >= self._next_gossip:
+            self._gossip(now, out)
+            self._next_gossip = now + self.config.gossip_interval
+        if now >= self._next_push_pull:
+            self._next_push_pull = now + self._push_pull_interval() * self._rng.uniform(0.5, 1.5)
+            target = self._random_members(1, include_dead=True)
+            if target:
+                out.append(SyncRequest(target[0].address))
+        if now >= self._next_reap:
+            self._reap(now)
+        return out
+
+    # -- full-state exchange (push/pull) ----------------------------------------------
+
+    def local_state(self) -> list[Message]:
+        """Every member as the update that describes it, for push/pull."""
+        return [self._describe(m) for m in self.members.values()]
+
+    def merge_state(self, now: float, remote: list[Message], broadcast: bool = True) -> None:
+        """Apply a peer's full state.  A remote "dead" only makes us suspect: the member
+        gets its chance to refute, as in memberlist.  ``broadcast=False`` builds an
+        already converged node (the simulator's starting point): nothing is news."""
+        self._now = now
+        self.stats.syncs += 1
+        self._mismatch_since = None
+        for update in remote:
+            if isinstance(update, Dead):
+                update = Suspect(update.name, update.incarnation, update.accuser)
+            self._apply(now, update)
+        if not broadcast:
+            self._queue.clear()
+
+    def conflicts_with(self, update: Alive) -> Optional[Member]:
+        """The live member that already holds ``update``'s name at another address."""
+        current = self.members.get(update.name)
+        if current is not None and current.state in LIVE and current.address != (update.host, update.port):
+            return current
+        return None
+
+    # -- leaving -------------------------------------------------------------------------
+
+    def leave(self, now: float) -> None:
+        """Announce a graceful leave: state ``left`` with a higher incarnation."""
+        self._leaving = True
+        self._set_state(now, self._me, State.LEFT, self._me.incarnation + 1)
+        self._broadcast(Left(self.name, self._me.incarnation))
+
+    def pending_broadcasts(self) -> int:
+        return len(self._queue)
+
+    # -- handling messages -----------------------------------------------------------------
+
+    def _handle(self, now: float, source, sender: str, message: Message, out: list[Outgoing]) -> None:
+        kind = type(message)
+        if kind is Ping:
+            if message.target == self.name:
+                self._send(out, source, [pack_message(Ack(message.seq))])
+            else:
+                self.stats.refused += 1
+        elif kind is Ack:
+            self._on_ack(message.seq, out)
+        elif kind is Nack:
+            if self._probe is not None and self._probe.seq == message.seq:
+                self._probe.nacks += 1
+        elif kind is PingReq:
+            seq = self._next_seq()
+            self._relays[seq] = _Relay(source, message.seq, now + self.config.probe_timeout * 0.8,
+                                       now + self.config.probe_interval)
+            self._send(out, (message.host, message.port), [pack_message(Ping(seq, message.target))])
+        else:
+            self._apply(now, message)
+
+    def stream_ack(self, now: float, seq: int) -> None:
+        """The member probed by ``StreamPing`` ``seq`` answered over TCP."""
+        self._now = now
+        if self._probe is not None and self._probe.seq == seq:
+            self._probe.acked = True
+
+    def _on_ack(self, seq: int, out: list[Outgoing]) -> None:
+        if self._probe is not None and self._probe.seq == seq:
+            self._probe.acked = True
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._send(out, relay.requester, [pack_message(Ack(relay.seq))])
+
+    def _apply(self, now: float, update: Message) -> None:
+        kind = type(update)
+        if kind is Alive:
+            self._on_alive(now, update)
+        elif kind is Suspect:
+            self._on_suspect(now, update)
+        elif kind is Dead or kind is Left:
+            self._on_gone(now, update)
+
+    def _on_alive(self, now: float, update: Alive) -> None:
+        if update.name == self.name:
+            if (update.host, update.port) != self._me.address:
+                self._conflict(update, self._me)
+            elif update.incarnation > self._me.incarnation:
+                self._refute(update.incarnation)  # a claim from an earlier life of this node
+            return
+        current = self.members.get(update.name)
+        if current is None:
+            member = Member(update.name, update.host, update.port, update.incarnation, State.ALIVE, now)
+            self.members[update.name] = member
+            self._added(member)
+            self._broadcast(update)
+            self._touch(member)
+            self._emit(member, None)
+            return
+        if update.incarnation <= current.incarnation:
+            return
+        if self.conflicts_with(update):
+            self._conflict(update, current)
+            return
+        current.host, current.port = update.host, update.port
+        self._suspicions.pop(update.name, None)
+        self._broadcast(update)
+        self._set_state(now, current, State.ALIVE, update.incarnation)
+
+    def _on_suspect(self, now: float, update: Suspect) -> None:
+        current = self.members.get(update.name)
+        if current is None or update.incarnation < current.incarnation:
+            return
+        if update.name == self.name:
+            if not self._leaving:
+                self._refute(update.incarnation)
+            return
+        if current.state is State.SUSPECT:
+            suspicion = self._suspicions.get(update.name)
+            if suspicion is not None and suspicion.confirm(update.accuser):
+                self._broadcast(update)  # others count confirmations too
+            return
+        if current.state is not State.ALIVE:
+            return
+        self._suspicions[update.name] = self._new_suspicion(now, update.accuser)
+        self._broadcast(update)
+        self._set_state(now, current, State.SUSPECT, update.incarnation)
+
+    def _on_gone(self, now: float, update: Union[Dead, Left]) -> None:
+        current = self.members.get(update.name)
+        if current is None or update.incarnation < current.incarnation:
+            return
+        new_state = State.LEFT if isinstance(update, Left) else State.DEAD
+        if current.state is new_state or current.state is State.LEFT:
+            return
+        if update.name == self.name:
+            if not self._leaving:
+                self._refute(update.incarnation)
+            return
+        self._suspicions.pop(update.name, None)
+        self._broadcast(update)
+        self._set_state(now, current, new_state, update.incarnation)
+
+    def _conflict(self, update: Alive, holder: Member) -> None:
+        self.stats.name_conflicts += 1
+        self._log(f"refused {update.name} at {update.host}:{update.port}: "
+                  f"that name belongs to the live member at {holder.host}:{holder.port}")
+
+    def _refute(self, incarnation: int) -> None:
+        self.stats.refutations += 1
+        self._health.adjust(1)
+        self._me.incarnation = max(self._me.incarnation, incarnation) + 1
+        self._touch(self._me)
+        self._broadcast(self._describe(self._me))
+
+    # -- probing ---------------------------------------------------------------------------
+
+    def _tick_probe(self, now: float, stalled: bool, out: list[Outgoing]) -> None:
+        probe = self._probe
+        if probe is not None and not probe.acked and not probe.indirect and now >= probe.timeout_at:
+            target = self.members.get(probe.target)
+            helpers = [m for m in self._random_members(self.config.indirect_checks + 1) if m.name != probe.target]
+            helpers = helpers[: self.config.indirect_checks]
+            if target is not None:
+                request = pack_message(PingReq(probe.seq, target.name, target.host, target.port))
+                for helper in helpers:
+                    self._send(out, helper.address, [request])
+                out.append(StreamPing(target.address, target.name, probe.seq))
+            probe.indirect = True
+            probe.helpers = len(helpers)
+            if stalled:  # give a late ack a chance to be read before the probe is judged
+                probe.end_at = max(probe.end_at, now + self.config.probe_timeout)
+        if probe is not None and (probe.acked or now >= probe.end_at):
+            self._judge_probe(now, probe, stalled)
+        if self._probe is None and now >= self._next_probe:
+            self._start_probe(now, out)
+
+    def _judge_probe(self, now: float, probe: _Probe, stalled: bool) -> None:
+        if stalled and not probe.acked:
+            probe.end_at = now + self.config.probe_timeout
+            return
+        self._probe = None
+        if probe.acked:
+            self._health.adjust(-1)
+            return
+        # Helpers that did not even nack point at this node's own network or load;
+        # with no helpers there is no evidence either way (memberlist's rule).
+        self._health.adjust(probe.helpers - probe.nacks if probe.helpers else 1)
+        target = self.members.get(probe.target)
+        if target is not None and target.state in LIVE:
+            self._on_suspect(now, Suspect(target.name, target.incarnation, self.name))
+
+    def _start_probe(self, now: float, out: list[Outgoing]) -> None:
+        interval = self._health.scale(self.config.probe_interval)
+        self._next_probe = now + interval
+        target = self._next_probe_target()
+        if target is None:
+            return
+        seq = self._next_seq()
+        self._probe = _Probe(seq, target.name, now + self._health.scale(self.config.probe_timeout), now + interval)
+        self._send(out, target.address, [pack_message(Ping(seq, target.name))])
+
+    def _next_probe_target(self) -> Optional[Member]:
+        """Round-robin over a shuffled list, reshuffled on each pass (SWIM's bound on detection time)."""
+        for _ in range(2):
+            while self._probe_index < len(self._probe_order):
+                member = self.members.get(self._probe_order[self._probe_index])
+                self._probe_index += 1
+                if member is not None and member.state in LIVE and member.name != self.name:
+                    return member
+            self._probe_order = [n for n, m in self.members.items() if m.state in LIVE and n != self.name]
+            self._rng.shuffle(self._probe_order)
+            self._probe_index = 0
+        return None
+
+    def _added(self, member: Member) -> None:
+        # A new member goes to a random place among those not yet probed in this pass.
+        order = self._probe_order
+        order.append(member.name)
+        position = self._rng.randint(self._probe_index, len(order) - 1)
+        order[position], order[-1] = order[-1], order[position]
+
+    def _tick_relays(self, now: float, out: list[Outgoing]) -> None:
+        for seq, relay in list(self._relays.items()):
+            if now >= relay.expires_at:
+                del self._relays[seq]
+            elif not relay.nacked and now >= relay.nack_at:
+                relay.nacked = True
+                self._send(out, relay.requester, [pack_message(Nack(relay.seq))])
+
+    # -- suspicion -----------------------------------------------------------------------
+
+    def _new_suspicion(self, now: float, accuser: str) -> Suspicion:
+        """Lifeguard's timeout: ``max`` shrinking to ``min`` after ``k`` confirmations.
+
+        min = mult x max(2, log10 N) x probe interval: 3 s up to 100 members, 4.5 s at
+        1,000.  A small cluster cannot wait for confirmations it cannot get (k = 0)."""
+        n = len(self._contributions)  # live members
+        k = self.config.suspicion_confirmations
+        if n - 2 < k:
+            k = 0
+        minimum = self.config.suspicion_mult * max(2.0, math.log10(max(n, 1))) * self.config.probe_interval
+        return Suspicion(now, accuser, k, minimum, minimum * self.config.suspicion_max_mult)
+
+    def _tick_suspicions(self, now: float, stalled: bool) -> None:
+        for name, suspicion in list(self._suspicions.items()):
+            if now < suspicion.deadline:
+                continue
+            if stalled:  # a refutation may be waiting unread
+                suspicion.start += now + self.config.probe_timeout - suspicion.deadline
+                continue
+            member = self.members[name]
+            self._on_gone(now, Dead(name, member.incarnation, self.name))
+
+    # -- gossip --------------------------------------------------------------------------
+
+    def _gossip(self, now: float, out: list[Outgoing]) -> None:
+        if not len(self._queue):
+            return
+        for member in self._gossip_targets(now):
+            updates = self._queue.take(self.config.max_datagram - self._overhead, self._retransmit_limit())
+            if not updates:
+                break
+            self._send(out, member.address, updates, piggyback=False)
+
+    def _gossip_targets(self, now: float) -> list[Member]:
+        """Members for this round, round-robin over a shuffled list so that successive
+        rounds reach distinct members; recently dead ones too, so they can refute."""
+        targets: list[Member] = []
+        passes = 0
+        while len(targets) < self.config.gossip_fanout and passes < 2:
+            if not self._gossip_order:
+                passes += 1
+                self._gossip_order = [n for n in self.members if n != self.name]
+                self._rng.shuffle(self._gossip_order)
+                if not self._gossip_order:
+                    break
+            member = self.members.get(self._gossip_order.pop())
+            if member is not None and self._gossip_worthy(now, member) and member not in targets:
+                targets.append(member)
+        return targets
+
+    def _gossip_worthy(self, now: float, member: Member) -> bool:
+        if member.state in LIVE:
+            return True
+        return member.state is State.DEAD and now - member.since < self.config.gossip_to_dead
+
+    def _retransmit_limit(self) -> int:
+        return self.config.retransmit_mult * math.ceil(math.log10(len(self.members) + 1))
+
+    def _broadcast(self, update: Message) -> None:
+        self._queue.push(update.name, update)
+
+    def _send(self, out: list[Outgoing], address, messages: list[bytes], piggyback: bool = True) -> None:
+        if piggyback:
+            budget = self.config.max_datagram - self._overhead - sum(map(len, messages))
+            messages = messages + self._queue.take(budget, self._retransmit_limit())
+        data = pack_datagram(self.name, self.checksum(), messages)
+        self.stats.sent += 1
+        self.stats.bytes_sent += len(data)
+        out.append(Datagram(address, data))
+
+    # -- anti-entropy ----------------------------------------------------------------------
+
+    def _compare_checksum(self, now: float, sender: str, checksum: int, out: list[Outgoing]) -> None:
+        if checksum == self.checksum():
+            self._mismatch_since = None
+            return
+        if self._mismatch_since is None:
+            self._mismatch_since = now
+            return
+        member = self.members.get(sender)
+        if now - self._mismatch_since >= self.config.mismatch_grace and member is not None and member.state in LIVE:
+            self._mismatch_since = None
+            out.append(SyncRequest(member.address))
+
+    def _push_pull_interval(self) -> float:
+        """memberlist's scaling: more members, rarer full syncs (same total load)."""
+        n = len(self.members)
+        scale = max(1, math.ceil(math.log2(n) - math.log2(32)) + 1) if n > 32 else 1
+        return self.config.push_pull_interval * scale
+
+    def _reap(self, now: float) -> None:
+        self._next_reap = now + self.config.reap_after / 10
+        for name, member in list(self.members.items()):
+            if member.state not in LIVE and name != self.name and now - member.since >= self.config.reap_after:
+                del self.members[name]
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _set_state(self, now: float, member: Member, state: State, incarnation: int) -> None:
+        previous = member.state
+        member.state = state
+        member.incarnation = incarnation
+        self._touch(member)
+        if previous is not state:
+            member.since = now
+            self._emit(member, previous)
+
+    def _emit(self, member: Member, previous: Optional[State]) -> None:
+        for listener in self.listeners:
+            listener(MemberEvent(member, previous))
+
+    def _describe(self, member: Member) -> Message:
+        if member.state is State.ALIVE:
+            return Alive(member.name, member.incarnation, member.host, member.port)
+        if member.state is State.SUSPECT:
+            return Suspect(member.name, member.incarnation, self.name)
+        if member.state is State.DEAD:
+            return Dead(member.name, member.incarnation, self.name)
+        return Left(member.name, member.incarnation)
+
+    def _random_members(self, count: int, include_dead: bool = False) -> list[Member]:
+        states = (State.ALIVE, State.SUSPECT, State.DEAD) if include_dead else (State.ALIVE,)
+        candidates = [m for m in self.members.values() if m.state in states and m.name != self.name]
+        return self._rng.sample(candidates, min(count, len(candidates)))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq

@@ -1,0 +1,333 @@
+"""The SWIM core, driven by hand with explicit times (no reactor, no sockets)."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from gossipdht.lifeguard import LocalHealth, Suspicion
+from gossipdht.membership import Datagram, Membership, State, StreamPing, SwimConfig, SyncRequest
+from gossipdht.wire import (
+    MAX_DATAGRAM, Ack, Alive, Dead, Left, Nack, Ping, PingReq, Suspect,
+    pack_datagram, pack_message, unpack_datagram,
+)
+
+CONFIG = SwimConfig()
+
+
+def core(name="me", now=0.0, incarnation=0, port=1, seed=1, **kw):
+    return Membership(name, "10.0.0.1", port, now=now, rng=random.Random(seed), incarnation=incarnation, **kw)
+
+
+def datagram(sender, *messages, checksum=0):
+    return pack_datagram(sender, checksum, [pack_message(m) for m in messages])
+
+
+def messages_to(out, address=None):
+    """Decoded messages of the datagrams in ``out`` (to ``address`` if given)."""
+    found = []
+    for item in out:
+        if isinstance(item, Datagram) and (address is None or item.address == address):
+            found.extend(unpack_datagram(item.data)[2])
+    return found
+
+
+def with_members(m, *names, now=0.0):
+    m.merge_state(now, [Alive(n, 1, "10.0.1.%d" % i, 7000 + i) for i, n in enumerate(names)], broadcast=False)
+    return m
+
+
+class MergeRuleTests(SynchronousTestCase):
+    def setUp(self):
+        self.m = with_members(core(), "x")
+        self.events = []
+        self.m.listeners.append(lambda e: self.events.append((e.member.name, e.previous, e.member.state)))
+
+    def state(self, name="x"):
+        member = self.m.members[name]
+        return member.state, member.incarnation
+
+    def test_suspect_then_higher_alive_refutes(self):
+        self.m.merge_state(1, [Suspect("x", 1, "y")])
+        self.assertEqual(self.state(), (State.SUSPECT, 1))
+        self.m.merge_state(2, [Alive("x", 2, "10.0.1.0", 7000)])
+        self.assertEqual(self.state(), (State.ALIVE, 2))
+        self.assertEqual(self.events, [("x", State.ALIVE, State.SUSPECT), ("x", State.SUSPECT, State.ALIVE)])
+
+    def test_stale_alive_never_resurrects_dead_or_left(self):
+        self.m.receive(1, ("h", 1), datagram("y", Dead("x", 3, "y")))
+        self.m.receive(2, ("h", 1), datagram("y", Alive("x", 3, "10.0.1.0", 7000), Alive("x", 2, "10.0.1.0", 7000)))
+        self.assertEqual(self.state(), (State.DEAD, 3))
+        self.m.receive(3, ("h", 1), datagram("y", Left("x", 4)))
+        self.m.receive(4, ("h", 1), datagram("y", Alive("x", 4, "10.0.1.0", 7000), Dead("x", 4, "y")))
+        self.assertEqual(self.state(), (State.LEFT, 4))
+        self.m.receive(5, ("h", 1), datagram("y", Alive("x", 5, "10.0.1.0", 7000)))
+        self.assertEqual(self.state(), (State.ALIVE, 5))
+
+    def test_suspicion_of_self_is_refuted_with_a_higher_incarnation(self):
+        out = self.m.receive(1, ("h", 1), datagram("x", Suspect("me", 0, "x")))
+        self.assertEqual(self.m.incarnation, 1)
+        self.assertEqual(self.m.stats.refutations, 1)
+        out = self.m.tick(self.m.next_deadline())  # the refutation rides on what is sent next
+        sent = messages_to(out) or messages_to(self.m.tick(self.m.next_deadline()))
+        self.assertIn(Alive("me", 1, "10.0.0.1", 1), sent)
+
+    def test_restarted_node_beats_its_old_dead_record(self):
+        # The cluster remembers "me" dead at incarnation 7; the new life started at 0.
+        self.m.merge_state(1, [Dead("me", 7, "x")])
+        self.assertEqual(self.m.incarnation, 8)
+        self.assertEqual(self.m.members["me"].state, State.ALIVE)
+
+    def test_name_conflict_from_another_address_is_refused_and_logged(self):
+        lines = []
+        m = with_members(core(log=lines.append), "x")
+        m.receive(1, ("h", 1), datagram("z", Alive("x", 9, "10.9.9.9", 1)))
+        self.assertEqual(m.members["x"].address, ("10.0.1.0", 7000))
+        self.assertEqual(m.stats.name_conflicts, 1)
+        self.assertIn("refused x at 10.9.9.9:1", lines[0])
+        self.assertIs(m.conflicts_with(Alive("x", 9, "10.9.9.9", 1)), m.members["x"])
+
+    def test_a_dead_member_may_come_back_at_a_new_address(self):
+        self.m.merge_state(1, [Dead("x", 1, "y")])  # a remote "dead" only makes us suspect
+        self.assertEqual(self.state(), (State.SUSPECT, 1))
+        self.m.receive(1, ("h", 1), datagram("y", Dead("x", 1, "y")))
+        self.m.receive(2, ("h", 1), datagram("y", Alive("x", 2, "10.9.9.9", 1)))
+        self.assertEqual((self.state(), self.m.members["x"].address), ((State.ALIVE, 2), ("10.9.9.9", 1)))
+
+    def test_leave_is_not_a_failure(self):
+        leaver = with_members(core("x", port=7000), "me")
+        leaver.leave(5)
+        self.assertEqual((leaver.members["x"].state, leaver.incarnation), (State.LEFT, 1))
+        out = leaver.tick(leaver.next_deadline())
+        for item in out:
+            self.m.receive(6, ("h", 1), item.data)
+        self.assertEqual(self.state(), (State.LEFT, 1))
+        # a leaving node does not refute what it hears about itself
+        leaver.receive(7, ("h", 1), datagram("me", Dead("x", 1, "me")))
+        self.assertEqual(leaver.incarnation, 1)
+
+
+updates = st.lists(
+    st.tuples(st.sampled_from(["alive", "suspect", "dead", "left"]), st.integers(0, 5)), max_size=25
+)
+
+
+@settings(max_examples=300)
+@given(updates)
+def test_merge_rules_keep_their_invariants(sequence):
+    m = with_members(core(), "x")
+    kinds = {
+        "alive": lambda i: Alive("x", i, "10.0.1.0", 7000),
+        "suspect": lambda i: Suspect("x", i, "y"),
+        "dead": lambda i: Dead("x", i, "y"),
+        "left": lambda i: Left("x", i),
+    }
+    for t, (kind, incarnation) in enumerate(sequence):
+        before = m.members["x"].state, m.members["x"].incarnation
+        m.receive(float(t), ("h", 1), datagram("y", kinds[kind](incarnation)))
+        state, inc = m.members["x"].state, m.members["x"].incarnation
+        assert inc >= before[1]  # incarnations never go back
+        if before[0] in (State.DEAD, State.LEFT) and state in (State.ALIVE, State.SUSPECT):
+            assert kind == "alive" and inc > before[1]  # only a newer alive resurrects
+        if before[0] is State.LEFT:
+            assert state is not State.DEAD
+        if state is State.SUSPECT and before[0] is not State.SUSPECT:
+            assert before[0] is State.ALIVE
+    # the checksum counts exactly the live members
+    live = [n for n, mem in m.members.items() if mem.state in (State.ALIVE, State.SUSPECT)]
+    fresh = with_members(core(), "x")
+    if "x" not in live:
+        fresh.receive(0, ("h", 1), datagram("y", Left("x", 99)))
+    else:
+        fresh.receive(0, ("h", 1), datagram("y", Alive("x", m.members["x"].incarnation, "10.0.1.0", 7000)))
+    assert fresh.checksum() == m.checksum()
+
+
+class ProbeTests(SynchronousTestCase):
+    def setUp(self):
+        self.m = with_members(core(), "a", "b", "c", "d")
+
+    def first_probe(self):
+        """Run timers until the next probe goes out: (its time, (address, Ping))."""
+        for _ in range(500):
+            now = self.m.next_deadline()
+            out = self.m.tick(now)
+            pings = [(item.address, msg) for item in out for msg in messages_to([item]) if isinstance(msg, Ping)]
+            if pings:
+                (ping,) = pings
+                return now, ping
+        self.fail("no probe was sent")
+
+    def test_ack_answers_ping_and_piggybacks_news(self):
+        out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", Ping(5, "me")))
+        self.assertIn(Ack(5), messages_to(out, ("10.0.1.0", 7000)))
+        out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", Ping(6, "someone-else")))
+        self.assertEqual(out, [])
+        self.assertEqual(self.m.stats.refused, 1)
+
+    def test_unanswered_probe_goes_indirect_then_suspects(self):
+        start, (address, ping) = self.first_probe()
+        target = ping.target
+        now = self.m.next_deadline()
+        self.assertAlmostEqual(now - start, CONFIG.probe_timeout)
+        out = self.m.tick(now)
+        requests = [msg for msg in messages_to(out) if isinstance(msg, PingReq)]
+        self.assertEqual(len(requests), 3)
+        self.assertTrue(all(r.target == target for r in requests))
+        self.assertIn(StreamPing(address, target, ping.seq), out)
+        now = self.m.next_deadline()
+        self.assertAlmostEqual(now - start, CONFIG.probe_interval)
+        self.m.tick(now)
+        self.assertEqual(self.m.members[target].state, State.SUSPECT)
+        self.assertEqual(self.m.health, 3)  # no helper even nacked: suspect ourselves first
+
+    def test_ack_through_a_helper_or_tcp_prevents_suspicion(self):
+        for answer in ("helper", "tcp"):
+            start, (address, ping) = self.first_probe()
+            self.m.tick(self.m.next_deadline())
+            if answer == "helper":
+                self.m.receive(self.m.next_deadline() - 0.1, ("10.0.1.3", 7003), datagram("d", Ack(ping.seq)))
+            else:
+                self.m.stream_ack(self.m.next_deadline() - 0.1, ping.seq)
+            self.m.tick(self.m.next_deadline())
+            self.assertEqual(self.m.members[ping.target].state, State.ALIVE)
+
+    def test_nacks_show_the_network_is_fine_here(self):
+        start, (address, ping) = self.first_probe()
+        self.m.tick(self.m.next_deadline())
+        for helper in ("a", "b", "c"):
+            self.m.receive(start + 0.5, ("h", 1), datagram(helper, Nack(ping.seq)))
+        self.m.tick(self.m.next_deadline())
+        self.assertEqual(self.m.health, 0)
+        self.assertEqual(self.m.members[ping.target].state, State.SUSPECT)
+
+    def test_relays_ping_req_and_forwards_the_ack_or_nacks(self):
+        out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", PingReq(42, "b", "10.0.1.1", 7001)))
+        (ping,) = messages_to(out, ("10.0.1.1", 7001))
+        out = self.m.receive(0.01, ("10.0.1.1", 7001), datagram("b", Ack(ping.seq)))
+        self.assertIn(Ack(42), messages_to(out, ("10.0.1.0", 7000)))
+        out = self.m.receive(1, ("10.0.1.0", 7000), datagram("a", PingReq(43, "c", "10.0.1.2", 7002)))
+        nacks = []
+        for _ in range(3):
+            nacks += messages_to(self.m.tick(self.m.next_deadline()), ("10.0.1.0", 7000))
+        self.assertIn(Nack(43), nacks)
+
+    def test_stalled_node_does_not_accuse(self):
+        start, (address, ping) = self.first_probe()
+        # The process was stalled: its timers run 3 s late.
+        self.m.tick(start + 3)
+        self.m.tick(start + 3.01)
+        self.assertEqual(self.m.members[ping.target].state, State.ALIVE)
+        self.assertGreaterEqual(self.m.stats.stalls_noticed, 1)
+        # the ack that waited in the socket buffer is read in time
+        self.m.receive(start + 3.02, address, datagram(ping.target, Ack(ping.seq)))
+        self.m.tick(self.m.next_deadline())
+        self.assertEqual(self.m.members[ping.target].state, State.ALIVE)
+
+    def test_poor_local_health_slows_probing(self):
+        m = with_members(core(), *["n%d" % i for i in range(30)])  # nobody ever answers
+        probes_sent_at = []
+        for _ in range(60):
+            now = m.next_deadline()
+            if any(isinstance(msg, Ping) for msg in messages_to(m.tick(now))):
+                probes_sent_at.append(now)
+        gaps = [b - a for a, b in zip(probes_sent_at, probes_sent_at[1:])]
+        self.assertAlmostEqual(gaps[0], CONFIG.probe_interval)
+        self.assertAlmostEqual(gaps[-1], CONFIG.probe_interval * CONFIG.awareness_max)
+        self.assertEqual(m.health, CONFIG.awareness_max - 1)
+
+    def test_deadline_is_never_before_the_latest_input(self):
+        self.m.tick(self.m.next_deadline())
+        self.m.merge_state(50.0, [Alive("news", 1, "10.9.9.9", 1)])
+        self.assertGreaterEqual(self.m.next_deadline(), 50.0)
+        self.m.stream_ack(60.0, 12345)
+        self.assertGreaterEqual(self.m.next_deadline(), 60.0)
+
+    def test_deadline_always_moves_forward(self):
+        now = 0.0
+        for _ in range(200):
+            self.m.tick(now)
+            deadline = self.m.next_deadline()
+            self.assertGreater(deadline, now)
+            now = deadline
+
+
+class DisseminationTests(SynchronousTestCase):
+    def test_datagrams_stay_under_the_limit_with_many_pending_updates(self):
+        m = core()
+        m.merge_state(0, [Alive("member-%04d-%s" % (i, "x" * 30), 1, "10.1.2.3", 7000 + i) for i in range(400)])
+        sizes = []
+        for _ in range(20):
+            out = m.tick(m.next_deadline())
+            sizes += [len(item.data) for item in out if isinstance(item, Datagram)]
+        self.assertTrue(sizes)
+        self.assertLessEqual(max(sizes), MAX_DATAGRAM)
+        self.assertGreater(max(sizes), MAX_DATAGRAM - 100)  # compound: packed full
+
+    def test_each_update_is_sent_a_limited_number_of_times(self):
+        m = with_members(core(), *["n%d" % i for i in range(20)])
+        m.receive(0, ("h", 1), datagram("n1", Alive("news", 1, "10.5.5.5", 1)))
+        sent = 0
+        for _ in range(200):
+            sent += sum(1 for msg in messages_to(m.tick(m.next_deadline())) if msg == Alive("news", 1, "10.5.5.5", 1))
+        self.assertEqual(sent, CONFIG.retransmit_mult * 2)  # ceil(log10(22 + 1)) = 2
+
+    def test_persistent_checksum_mismatch_asks_for_a_full_sync(self):
+        m = with_members(core(), "a")
+        self.assertEqual(m.receive(0, ("10.0.1.0", 7000), datagram("a", checksum=m.checksum() + 1)), [])
+        out = m.receive(CONFIG.mismatch_grace, ("10.0.1.0", 7000), datagram("a", checksum=m.checksum() + 1))
+        self.assertEqual(out, [SyncRequest(("10.0.1.0", 7000))])
+        # a match in between resets the grace
+        m.receive(10, ("h", 1), datagram("a", checksum=m.checksum() + 1))
+        m.receive(10.5, ("h", 1), datagram("a", checksum=m.checksum()))
+        self.assertEqual(m.receive(11.2, ("h", 1), datagram("a", checksum=m.checksum() + 1)), [])
+
+    def test_converged_members_agree_on_the_checksum(self):
+        a, b = core("a", port=1), core("b", port=2)
+        a.merge_state(0, b.local_state())
+        b.merge_state(0, a.local_state())
+        self.assertEqual(a.checksum(), b.checksum())
+
+    def test_dead_members_are_reaped(self):
+        m = with_members(core(), "x")
+        m.receive(0, ("h", 1), datagram("y", Dead("x", 1, "y")))
+        now = 0.0
+        while now < CONFIG.reap_after * 0.9:
+            now = m.next_deadline()
+            m.tick(now)
+        self.assertEqual(m.members["x"].state, State.DEAD)
+        while now < CONFIG.reap_after * 1.2:
+            now = m.next_deadline()
+            m.tick(now)
+        self.assertNotIn("x", m.members)
+
+    def test_garbage_is_counted_and_dropped(self):
+        m = core()
+        for data in (b"", b"\x01", b"\x00garbage", b"\x01\x93", bytes(2000)):
+            self.assertEqual(m.receive(0, ("h", 1), data), [])
+        self.assertEqual((m.stats.refused, m.stats.received), (5, 0))
+
+
+class LifeguardTests(SynchronousTestCase):
+    def test_suspicion_shrinks_with_independent_confirmations(self):
+        s = Suspicion(10.0, "a", k=3, min_timeout=3.0, max_timeout=18.0)
+        timeouts = [s.timeout]
+        for accuser in ("b", "b", "c", "d", "e"):
+            s.confirm(accuser)
+            timeouts.append(s.timeout)
+        self.assertEqual(timeouts[0], 18.0)
+        self.assertEqual(timeouts[1], timeouts[2])  # the same accuser twice counts once
+        self.assertTrue(timeouts[2] > timeouts[3] > timeouts[4] == 3.0 == timeouts[5])
+        self.assertEqual(s.deadline, 13.0)
+
+    def test_without_confirmations_to_wait_for_the_minimum_applies(self):
+        self.assertEqual(Suspicion(0, "a", k=0, min_timeout=2, max_timeout=12).timeout, 2)
+
+    def test_local_health_is_bounded_and_scales_timeouts(self):
+        h = LocalHealth(8)
+        h.adjust(-3)
+        self.assertEqual(h.score, 0)
+        h.adjust(20)
+        self.assertEqual((h.score, h.scale(0.5)), (7, 4.0))

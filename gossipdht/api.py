@@ -19,6 +19,8 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
+from gossipdht.cluster import Cluster, ClusterError
+from gossipdht.config import ConfigError, parse_seeds
 from gossipdht.coordinator import Coordinator
 from gossipdht.keys import InvalidKey, decode_path_segment
 from gossipdht.storage import Record
@@ -50,8 +52,9 @@ class RestAPI:
     app.url_map.merge_slashes = False
     log = Logger()
 
-    def __init__(self, coordinator: Coordinator, max_value_bytes: int) -> None:
+    def __init__(self, coordinator: Coordinator, cluster: Cluster, max_value_bytes: int) -> None:
         self.coordinator = coordinator
+        self.cluster = cluster
         self.max_value_bytes = max_value_bytes
 
     def resource(self):
@@ -140,7 +143,41 @@ class RestAPI:
     @app.route("/dht/peers", methods=["GET", "HEAD"])
     def peers(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return "\r\n".join(self.coordinator.members()).encode()
+        return "\r\n".join(self.cluster.peers()).encode()
+
+    @app.route("/dht/members", methods=["GET", "HEAD"])
+    def members(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(self.cluster.members()).encode()
+
+    @app.route("/dht/join", methods=["POST", "PUT"])
+    async def join(self, request: IRequest) -> bytes:
+        try:
+            seeds = parse_seeds(request.content.read().decode("utf-8"))
+        except (ConfigError, UnicodeDecodeError) as e:
+            raise ClientError(400, f"bad join request: {e}") from None
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (await self.cluster.join(seeds)).encode() + b"\n"
+
+    @app.route("/dht/leave", methods=["GET", "POST"])
+    async def leave(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        if request.method == b"HEAD":  # HEAD must not act
+            return b""
+        return (await self.cluster.leave()).encode() + b"\n"
+
+    # -- between nodes -------------------------------------------------------------
+
+    @app.route("/internal/pushpull", methods=["POST"])
+    def push_pull(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"application/msgpack")
+        return self.cluster.answer_push_pull(request.content.read())
+
+    @app.route("/internal/ping/<name>", methods=["GET"])
+    def ping(self, request: IRequest, name: str) -> bytes:
+        if name != self.cluster.name:
+            raise ClientError(404, f"this node is not {name}")
+        return b""
 
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
@@ -149,7 +186,7 @@ class RestAPI:
 
     # -- errors --------------------------------------------------------------------
 
-    @app.handle_errors(ClientError)
+    @app.handle_errors(ClientError, ClusterError)
     def client_error(self, request: IRequest, failure) -> bytes:
         return _plain(request, failure.value.code, str(failure.value))
 

@@ -40,6 +40,7 @@ class Address:
 class NodeConfig:
     name: str
     port: int
+    gossip_port: int
     bind: str
     advertise: str
     data_dir: str
@@ -55,7 +56,8 @@ class NodeConfig:
         """The effective configuration, on one line, for the start-up log."""
         seeds = ",".join(map(str, self.join)) or "none"
         return (
-            f"name={self.name} http={Address(self.bind, self.port)} advertise={self.advertise} "
+            f"name={self.name} http={Address(self.bind, self.port)} gossip-udp={self.gossip_port} "
+            f"advertise={self.advertise} "
             f"storage={self.storage} data-dir={self.data_dir} replicas={self.replicas} "
             f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
             f"max-value-bytes={self.max_value_bytes} join={seeds} log-format={self.log_format}"
@@ -63,7 +65,7 @@ class NodeConfig:
 
 
 SETTINGS = (
-    "name", "port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
+    "name", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format",
 )
 DEFAULTS: Mapping[str, Any] = {
@@ -129,6 +131,7 @@ def build_config(
     return NodeConfig(
         name=name,
         port=port,
+        gossip_port=_integer(merged, "gossip-port", 1, 65535, port),
         bind=bind,
         advertise=advertise,
         data_dir=str(merged.get("data-dir") or os.path.join("gossipdht-data", name)),
@@ -150,6 +153,24 @@ def parse_address(text: Any, setting: str) -> Address:
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError(f"--{setting}: {text!r} is not HOST:PORT")
     return Address(host, int(port))
+
+
+def parse_seeds(text: str) -> list[Address]:
+    """Lines of ``host:port`` or ``name:host:port`` (the name is informative only)."""
+    seeds = []
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
+        line = line.strip()
+        if not line:
+            continue
+        rest, _, port = line.rpartition(":")
+        host = rest[rest.rfind("["):] if rest.endswith("]") else rest.rpartition(":")[2]
+        try:
+            seeds.append(parse_address(f"{host}:{port}", "join"))
+        except ConfigError:
+            raise ConfigError(f"line {number}: {line!r} is not HOST:PORT or NAME:HOST:PORT") from None
+    if not seeds:
+        raise ConfigError("no seeds given: send lines of HOST:PORT")
+    return seeds
 
 
 def _integer(values: Mapping[str, Any], setting: str, low: int, high: int, default: Optional[int] = None) -> int:

@@ -44,9 +44,5 @@ class Coordinator:
         """A page of the keys this node answers for, in order."""
         return self._store.keys(after, limit)
 
-    def members(self) -> list[str]:
-        """Names of the cluster's members, this node first."""
-        return [self.name]
-
     def _next_version(self) -> Version:
         return Version(self._clock.now(), self.name)

@@ -64,7 +64,8 @@ class SwimConfig:
 class Member:
     name: str
     host: str
-    port: int
+    port: int  # gossip (UDP)
+    api_port: int  # HTTP (TCP)
     incarnation: int
     state: State
     since: float  # when the state last changed
@@ -72,6 +73,10 @@ class Member:
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
+
+    @property
+    def api_address(self) -> tuple[str, int]:
+        return (self.host, self.api_port)
 
 
 class Datagram(NamedTuple):
@@ -82,13 +87,13 @@ class Datagram(NamedTuple):
 
 
 class SyncRequest(NamedTuple):
-    """Exchange full state (push/pull, over TCP) with the member at ``address``."""
+    """Exchange full state (push/pull, over TCP) with the API at ``address``."""
 
     address: tuple[str, int]
 
 
 class StreamPing(NamedTuple):
-    """Ping ``target`` over TCP, and call ``stream_ack(seq)`` if it answers in time.
+    """Ping ``target``'s API over TCP; call ``stream_ack(seq)`` if it answers in time.
 
     memberlist's fallback: a member that UDP loss hides is still reachable this way,
     which spares it a false suspicion."""
@@ -148,6 +153,7 @@ class Membership:
         name: str,
         host: str,
         port: int,
+        api_port: int,
         now: float,
         rng: random.Random,
         config: SwimConfig = SwimConfig(),
@@ -159,7 +165,7 @@ class Membership:
         self.stats = Stats()
         self._rng = rng
         self._log = log
-        self._me = Member(name, host, port, incarnation, State.ALIVE, now)
+        self._me = Member(name, host, port, api_port, incarnation, State.ALIVE, now)
         self.members: dict[str, Member] = {name: self._me}
         self.listeners: list[Callable[[MemberEvent], None]] = []
         self._queue = BroadcastQueue()
@@ -183,7 +189,7 @@ class Membership:
         self._last_deadline = now
         self._overhead = datagram_overhead(name)
         self._touch(self._me)
-        self._broadcast(Alive(name, incarnation, host, port))
+        self._broadcast(self._describe(self._me))
 
     # -- queries ---------------------------------------------------------------------
 
@@ -263,7 +269,7 @@ class Membership:
             self._next_push_pull = now + self._push_pull_interval() * self._rng.uniform(0.5, 1.5)
             target = self._random_members(1, include_dead=True)
             if target:
-                out.append(SyncRequest(target[0].address))
+                out.append(SyncRequest(target[0].api_address))
         if now >= self._next_reap:
             self._reap(now)
         return out
@@ -294,6 +300,12 @@ class Membership:
         if current is not None and current.state in LIVE and current.address != (update.host, update.port):
             return current
         return None
+
+    def time_left(self, seq: int, now: float) -> float:
+        """How long the probe ``seq`` still waits for an answer (0 when judged)."""
+        if self._probe is None or self._probe.seq != seq:
+            return 0.0
+        return max(0.0, self._probe.end_at - now)
 
     # -- leaving -------------------------------------------------------------------------
 
@@ -360,7 +372,8 @@ class Membership:
             return
         current = self.members.get(update.name)
         if current is None:
-            member = Member(update.name, update.host, update.port, update.incarnation, State.ALIVE, now)
+            member = Member(update.name, update.host, update.port, update.api_port, update.incarnation,
+                            State.ALIVE, now)
             self.members[update.name] = member
             self._added(member)
             self._broadcast(update)
@@ -372,7 +385,7 @@ class Membership:
         if self.conflicts_with(update):
             self._conflict(update, current)
             return
-        current.host, current.port = update.host, update.port
+        current.host, current.port, current.api_port = update.host, update.port, update.api_port
         self._suspicions.pop(update.name, None)
         self._broadcast(update)
         self._set_state(now, current, State.ALIVE, update.incarnation)
@@ -435,7 +448,7 @@ class Membership:
                 request = pack_message(PingReq(probe.seq, target.name, target.host, target.port))
                 for helper in helpers:
                     self._send(out, helper.address, [request])
-                out.append(StreamPing(target.address, target.name, probe.seq))
+                out.append(StreamPing(target.api_address, target.name, probe.seq))
             probe.indirect = True
             probe.helpers = len(helpers)
             if stalled:  # give a late ack a chance to be read before the probe is judged
@@ -582,7 +595,7 @@ class Membership:
         member = self.members.get(sender)
         if now - self._mismatch_since >= self.config.mismatch_grace and member is not None and member.state in LIVE:
             self._mismatch_since = None
-            out.append(SyncRequest(member.address))
+            out.append(SyncRequest(member.api_address))
 
     def _push_pull_interval(self) -> float:
         """memberlist's scaling: more members, rarer full syncs (same total load)."""
@@ -613,7 +626,7 @@ class Membership:
 
     def _describe(self, member: Member) -> Message:
         if member.state is State.ALIVE:
-            return Alive(member.name, member.incarnation, member.host, member.port)
+            return Alive(member.name, member.incarnation, member.host, member.port, member.api_port)
         if member.state is State.SUSPECT:
             return Suspect(member.name, member.incarnation, self.name)
         if member.state is State.DEAD:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import socket
+
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
 
 import gossipdht
 from gossipdht.api import RestAPI
+from gossipdht.cluster import Cluster, ClusterError
 from gossipdht.committer import GroupCommitter
 from gossipdht.config import Address, NodeConfig
 from gossipdht.coordinator import Coordinator
 from gossipdht.hlc import HybridLogicalClock
+from gossipdht.peer import PeerClient
 from gossipdht.request import Site
 from gossipdht.storage import open_store
+
+#: Start-up joins retry with exponential backoff, up to this many seconds apart.
+MAX_JOIN_BACKOFF = 30.0
 
 
 class StartupError(SystemExit):
@@ -41,9 +49,17 @@ class NodeService(MultiService):
         self.coordinator = Coordinator(
             config.name, self.store, self.committer, HybridLogicalClock(reactor.seconds)
         )
-        self.site = Site(RestAPI(self.coordinator, config.max_value_bytes).resource(),
+        self.peers = PeerClient(reactor)
+        try:
+            advertised_ip = socket.getaddrinfo(config.advertise, None)[0][4][0]
+        except OSError as e:
+            raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
+        self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers)
+        self.site = Site(RestAPI(self.coordinator, self.cluster, config.max_value_bytes).resource(),
                          max_body_bytes=config.max_value_bytes)
         self.port = None
+        self.udp = None
+        self._joining: Deferred | None = None
 
     def setServiceParent(self, parent) -> None:
         # twistd starts logging after it built the application: a log observer set as
@@ -61,19 +77,52 @@ class NodeService(MultiService):
             raise StartupError(
                 f"--port: cannot listen on {Address(self.config.bind, self.config.port)}: {e.socketError}"
             ) from None
+        try:
+            self.udp = self._reactor.listenUDP(self.config.gossip_port, self.cluster.protocol,
+                                               interface=self.config.bind)
+        except CannotListenError as e:
+            self.port.stopListening()
+            raise StartupError(
+                f"--gossip-port: cannot listen on UDP {Address(self.config.bind, self.config.gossip_port)}: "
+                f"{e.socketError}"
+            ) from None
         super().privilegedStartService()
 
     def startService(self) -> None:
         super().startService()
+        self.cluster.start()
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
+        if self.config.join:
+            self._joining = ensureDeferred(self._join_at_start())
+
+    async def _join_at_start(self) -> None:
+        """Join through the seeds, retrying with backoff until one answers."""
+        delay = 0.5
+        while self.running:
+            try:
+                message = await self.cluster.join(list(self.config.join))
+            except ClusterError as e:
+                self.log.warn("join through {seeds} failed ({error}); retrying in {delay:.1f} s",
+                              seeds=", ".join(map(str, self.config.join)), error=e, delay=delay)
+                await deferLater(self._reactor, delay, lambda: None)
+                delay = min(delay * 2, MAX_JOIN_BACKOFF)
+            else:
+                self.log.info("{message}", message=message)
+                return
 
     def stopService(self) -> Deferred[None]:
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
         await super().stopService()
+        if self._joining is not None:
+            self._joining.cancel()
+        self.cluster.stop()
+        if self.udp is not None:
+            await self.udp.stopListening()
         if self.port is not None:
             await self.port.stopListening()
+        await self.peers.close()
         self.committer.flush()
         self.store.close()

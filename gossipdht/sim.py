@@ -96,7 +96,7 @@ class Simulation:
 
     def add_node(self, name: str) -> SimNode:
         address = (f"10.0.{len(self.nodes) // 250}.{len(self.nodes) % 250 + 1}", 7946)
-        core = Membership(name, *address, now=self.now, rng=random.Random(self.rng.random()),
+        core = Membership(name, *address, address[1], now=self.now, rng=random.Random(self.rng.random()),
                           config=self.config, incarnation=0)
         core.listeners.append(lambda event, knower=name: self._observe(knower, event))
         node = SimNode(core, address)
@@ -253,7 +253,7 @@ def own_record(core: Membership):
 
 
 def state_size(state) -> int:
-    return len(pack_state(state))
+    return len(pack_state("node", state))
 
 
 def percentile_times(times: list[float], total: int, start: float) -> dict:

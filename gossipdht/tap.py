@@ -17,6 +17,7 @@ class Options(usage.Options):
         ["config", "c", None, "TOML file with settings (same names as these options)"],
         ["name", None, None, "node name, unique in a cluster [default: ADVERTISE:PORT]"],
         ["port", "p", None, "TCP port of the HTTP API [default: 8080]"],
+        ["gossip-port", None, None, "UDP port for gossip [default: PORT]"],
         ["bind", None, None, "interface to listen on [default: 127.0.0.1]"],
         ["advertise", None, None, "address other nodes use to reach this one [default: BIND]"],
         ["data-dir", "d", None, "where this node keeps its data [default: ./gossipdht-data/NAME]"],

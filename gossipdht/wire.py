@@ -49,7 +49,8 @@ class Alive(NamedTuple):
     name: str
     incarnation: int
     host: str
-    port: int
+    port: int  # gossip, over UDP
+    api_port: int  # the HTTP API: push/pull, TCP probes, and data
 
 
 class Suspect(NamedTuple):
@@ -102,21 +103,24 @@ def datagram_overhead(sender: str) -> int:
     return 1 + 3 + len(msgpack.packb(sender)) + 9
 
 
-def pack_state(state: Sequence[Message]) -> bytes:
-    """A full member list, for push/pull over TCP (no size limit)."""
-    return bytes([VERSION]) + msgpack.packb([(_CODE[type(m)], *m) for m in state])
+def pack_state(sender: str, state: Sequence[Message]) -> bytes:
+    """A sender's full member list, for push/pull over TCP (no size limit)."""
+    return bytes([VERSION]) + msgpack.packb([sender, [(_CODE[type(m)], *m) for m in state]])
 
 
-def unpack_state(data: bytes, max_members: int = 100_000) -> list[Message]:
+def unpack_state(data: bytes, max_members: int = 100_000) -> tuple[str, list[Message]]:
     if not data or data[0] != VERSION:
         raise WireError("unknown wire version")
     try:
         body = msgpack.unpackb(data[1:], use_list=True, raw=False, max_array_len=max_members * 6)
     except Exception as e:
         raise WireError(f"not msgpack: {type(e).__name__}") from None
-    if not isinstance(body, list) or len(body) > max_members:
+    if not isinstance(body, list) or len(body) != 2 or not isinstance(body[0], str) or not body[0]:
         raise WireError("not a member list")
-    return [_message(raw) for raw in body]
+    sender, raw_state = body
+    if not isinstance(raw_state, list) or len(raw_state) > max_members:
+        raise WireError("not a member list")
+    return sender, [_message(raw) for raw in raw_state]
 
 
 def unpack_datagram(data: bytes) -> tuple[str, int, list[Message]]:

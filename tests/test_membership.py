@@ -18,7 +18,7 @@ CONFIG = SwimConfig()
 
 
 def core(name="me", now=0.0, incarnation=0, port=1, seed=1, **kw):
-    return Membership(name, "10.0.0.1", port, now=now, rng=random.Random(seed), incarnation=incarnation, **kw)
+    return Membership(name, "10.0.0.1", port, port, now=now, rng=random.Random(seed), incarnation=incarnation, **kw)
 
 
 def datagram(sender, *messages, checksum=0):
@@ -35,7 +35,7 @@ def messages_to(out, address=None):
 
 
 def with_members(m, *names, now=0.0):
-    m.merge_state(now, [Alive(n, 1, "10.0.1.%d" % i, 7000 + i) for i, n in enumerate(names)], broadcast=False)
+    m.merge_state(now, [Alive(n, 1, "10.0.1.%d" % i, 7000 + i, 7000 + i) for i, n in enumerate(names)], broadcast=False)
     return m
 
 
@@ -52,18 +52,18 @@ class MergeRuleTests(SynchronousTestCase):
     def test_suspect_then_higher_alive_refutes(self):
         self.m.merge_state(1, [Suspect("x", 1, "y")])
         self.assertEqual(self.state(), (State.SUSPECT, 1))
-        self.m.merge_state(2, [Alive("x", 2, "10.0.1.0", 7000)])
+        self.m.merge_state(2, [Alive("x", 2, "10.0.1.0", 7000, 7000)])
         self.assertEqual(self.state(), (State.ALIVE, 2))
         self.assertEqual(self.events, [("x", State.ALIVE, State.SUSPECT), ("x", State.SUSPECT, State.ALIVE)])
 
     def test_stale_alive_never_resurrects_dead_or_left(self):
         self.m.receive(1, ("h", 1), datagram("y", Dead("x", 3, "y")))
-        self.m.receive(2, ("h", 1), datagram("y", Alive("x", 3, "10.0.1.0", 7000), Alive("x", 2, "10.0.1.0", 7000)))
+        self.m.receive(2, ("h", 1), datagram("y", Alive("x", 3, "10.0.1.0", 7000, 7000), Alive("x", 2, "10.0.1.0", 7000, 7000)))
         self.assertEqual(self.state(), (State.DEAD, 3))
         self.m.receive(3, ("h", 1), datagram("y", Left("x", 4)))
-        self.m.receive(4, ("h", 1), datagram("y", Alive("x", 4, "10.0.1.0", 7000), Dead("x", 4, "y")))
+        self.m.receive(4, ("h", 1), datagram("y", Alive("x", 4, "10.0.1.0", 7000, 7000), Dead("x", 4, "y")))
         self.assertEqual(self.state(), (State.LEFT, 4))
-        self.m.receive(5, ("h", 1), datagram("y", Alive("x", 5, "10.0.1.0", 7000)))
+        self.m.receive(5, ("h", 1), datagram("y", Alive("x", 5, "10.0.1.0", 7000, 7000)))
         self.assertEqual(self.state(), (State.ALIVE, 5))
 
     def test_suspicion_of_self_is_refuted_with_a_higher_incarnation(self):
@@ -72,7 +72,7 @@ class MergeRuleTests(SynchronousTestCase):
         self.assertEqual(self.m.stats.refutations, 1)
         out = self.m.tick(self.m.next_deadline())  # the refutation rides on what is sent next
         sent = messages_to(out) or messages_to(self.m.tick(self.m.next_deadline()))
-        self.assertIn(Alive("me", 1, "10.0.0.1", 1), sent)
+        self.assertIn(Alive("me", 1, "10.0.0.1", 1, 1), sent)
 
     def test_restarted_node_beats_its_old_dead_record(self):
         # The cluster remembers "me" dead at incarnation 7; the new life started at 0.
@@ -83,17 +83,17 @@ class MergeRuleTests(SynchronousTestCase):
     def test_name_conflict_from_another_address_is_refused_and_logged(self):
         lines = []
         m = with_members(core(log=lines.append), "x")
-        m.receive(1, ("h", 1), datagram("z", Alive("x", 9, "10.9.9.9", 1)))
+        m.receive(1, ("h", 1), datagram("z", Alive("x", 9, "10.9.9.9", 1, 1)))
         self.assertEqual(m.members["x"].address, ("10.0.1.0", 7000))
         self.assertEqual(m.stats.name_conflicts, 1)
         self.assertIn("refused x at 10.9.9.9:1", lines[0])
-        self.assertIs(m.conflicts_with(Alive("x", 9, "10.9.9.9", 1)), m.members["x"])
+        self.assertIs(m.conflicts_with(Alive("x", 9, "10.9.9.9", 1, 1)), m.members["x"])
 
     def test_a_dead_member_may_come_back_at_a_new_address(self):
         self.m.merge_state(1, [Dead("x", 1, "y")])  # a remote "dead" only makes us suspect
         self.assertEqual(self.state(), (State.SUSPECT, 1))
         self.m.receive(1, ("h", 1), datagram("y", Dead("x", 1, "y")))
-        self.m.receive(2, ("h", 1), datagram("y", Alive("x", 2, "10.9.9.9", 1)))
+        self.m.receive(2, ("h", 1), datagram("y", Alive("x", 2, "10.9.9.9", 1, 1)))
         self.assertEqual((self.state(), self.m.members["x"].address), ((State.ALIVE, 2), ("10.9.9.9", 1)))
 
     def test_leave_is_not_a_failure(self):
@@ -119,7 +119,7 @@ updates = st.lists(
 def test_merge_rules_keep_their_invariants(sequence):
     m = with_members(core(), "x")
     kinds = {
-        "alive": lambda i: Alive("x", i, "10.0.1.0", 7000),
+        "alive": lambda i: Alive("x", i, "10.0.1.0", 7000, 7000),
         "suspect": lambda i: Suspect("x", i, "y"),
         "dead": lambda i: Dead("x", i, "y"),
         "left": lambda i: Left("x", i),
@@ -141,7 +141,7 @@ def test_merge_rules_keep_their_invariants(sequence):
     if "x" not in live:
         fresh.receive(0, ("h", 1), datagram("y", Left("x", 99)))
     else:
-        fresh.receive(0, ("h", 1), datagram("y", Alive("x", m.members["x"].incarnation, "10.0.1.0", 7000)))
+        fresh.receive(0, ("h", 1), datagram("y", Alive("x", m.members["x"].incarnation, "10.0.1.0", 7000, 7000)))
     assert fresh.checksum() == m.checksum()
 
 
@@ -240,7 +240,7 @@ class ProbeTests(SynchronousTestCase):
 
     def test_deadline_is_never_before_the_latest_input(self):
         self.m.tick(self.m.next_deadline())
-        self.m.merge_state(50.0, [Alive("news", 1, "10.9.9.9", 1)])
+        self.m.merge_state(50.0, [Alive("news", 1, "10.9.9.9", 1, 1)])
         self.assertGreaterEqual(self.m.next_deadline(), 50.0)
         self.m.stream_ack(60.0, 12345)
         self.assertGreaterEqual(self.m.next_deadline(), 60.0)
@@ -257,7 +257,7 @@ class ProbeTests(SynchronousTestCase):
 class DisseminationTests(SynchronousTestCase):
     def test_datagrams_stay_under_the_limit_with_many_pending_updates(self):
         m = core()
-        m.merge_state(0, [Alive("member-%04d-%s" % (i, "x" * 30), 1, "10.1.2.3", 7000 + i) for i in range(400)])
+        m.merge_state(0, [Alive("member-%04d-%s" % (i, "x" * 30), 1, "10.1.2.3", 7000 + i, 7000 + i) for i in range(400)])
         sizes = []
         for _ in range(20):
             out = m.tick(m.next_deadline())
@@ -268,10 +268,10 @@ class DisseminationTests(SynchronousTestCase):
 
     def test_each_update_is_sent_a_limited_number_of_times(self):
         m = with_members(core(), *["n%d" % i for i in range(20)])
-        m.receive(0, ("h", 1), datagram("n1", Alive("news", 1, "10.5.5.5", 1)))
+        m.receive(0, ("h", 1), datagram("n1", Alive("news", 1, "10.5.5.5", 1, 1)))
         sent = 0
         for _ in range(200):
-            sent += sum(1 for msg in messages_to(m.tick(m.next_deadline())) if msg == Alive("news", 1, "10.5.5.5", 1))
+            sent += sum(1 for msg in messages_to(m.tick(m.next_deadline())) if msg == Alive("news", 1, "10.5.5.5", 1, 1))
         self.assertEqual(sent, CONFIG.retransmit_mult * 2)  # ceil(log10(22 + 1)) = 2
 
     def test_persistent_checksum_mismatch_asks_for_a_full_sync(self):

@@ -13,7 +13,7 @@ names = st.text(min_size=1, max_size=40)
 ints = st.integers(0, (1 << 63) - 1)
 messages = st.one_of(
     st.builds(Ping, ints, names), st.builds(Ack, ints), st.builds(PingReq, ints, names, names, ints),
-    st.builds(Nack, ints), st.builds(Alive, names, ints, names, ints),
+    st.builds(Nack, ints), st.builds(Alive, names, ints, names, ints, ints),
     st.builds(Suspect, names, ints, names), st.builds(Dead, names, ints, names), st.builds(Left, names, ints),
 )
 
@@ -25,9 +25,9 @@ def test_datagrams_round_trip(sender, checksum, batch):
         assert unpack_datagram(data) == (sender, checksum, batch)
 
 
-@given(st.lists(messages, max_size=50))
-def test_state_round_trips(state):
-    assert unpack_state(pack_state(state)) == state
+@given(names, st.lists(messages, max_size=50))
+def test_state_round_trips(sender, state):
+    assert unpack_state(pack_state(sender, state)) == (sender, state)
 
 
 @given(st.binary(max_size=200))
@@ -57,7 +57,7 @@ def test_mutated_datagrams_raise_wire_error_only(batch, data):
     pack_datagram("a", 1, [b"\x92\x63\x01"]),  # unknown kind 99
     pack_datagram("a", 1, [pack_message(Ack(1))])[:-1],  # truncated
     pack_datagram("", 1, []),  # empty sender
-    pack_datagram("a", 1, [b"\x95\x04\xa1x\xff\xa1h\x01"]),  # Alive with incarnation -1
+    pack_datagram("a", 1, [b"\x96\x04\xa1x\xff\xa1h\x01\x01"]),  # Alive with incarnation -1
 ])
 def test_malformed(data):
     with pytest.raises(WireError):
@@ -65,7 +65,7 @@ def test_malformed(data):
 
 
 def test_oversized_datagram_is_refused():
-    big = pack_datagram("a", 1, [pack_message(Alive("x" * 50, 1, "h", 1))] * 40)
+    big = pack_datagram("a", 1, [pack_message(Alive("x" * 50, 1, "h", 1, 1))] * 40)
     assert len(big) > MAX_DATAGRAM
     with pytest.raises(WireError, match="over"):
         unpack_datagram(big)

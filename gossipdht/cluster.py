@@ -1,0 +1,278 @@
+"""A node's place in the cluster: the membership core wired to the reactor and network.
+
+``Cluster`` runs the core's timers on the reactor, sends its datagrams over UDP, carries
+its push/pull exchanges and TCP probes over HTTP, and orchestrates the operator's
+``join`` and ``leave``, which answer only once the rest of the cluster agrees.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Optional
+
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from gossipdht.config import Address
+from gossipdht.gossip import GossipProtocol
+from gossipdht.membership import Datagram, Member, Membership, Outgoing, StreamPing, SwimConfig, SyncRequest
+from gossipdht.peer import PeerClient, PeerError
+from gossipdht.wire import Alive, WireError, pack_state, unpack_state
+
+POLL_SECONDS = 0.05
+SYNC_TIMEOUT = 5.0
+
+
+class ClusterError(Exception):
+    """A join or leave that cannot be done; ``code`` is the HTTP status to answer."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Cluster:
+    log = Logger()
+
+    def __init__(self, name: str, host: str, gossip_port: int, api_port: int, reactor,
+                 peers: PeerClient, config: SwimConfig = SwimConfig(), settle_seconds: float = 10.0) -> None:
+        self.name = name
+        self._address = (host, gossip_port, api_port)
+        self._reactor = reactor
+        self._peers = peers
+        self._config = config
+        self._rng = random.Random()
+        self._settle_seconds = settle_seconds
+        self._call: Optional[IDelayedCall] = None
+        self._busy: Optional[str] = None
+        self.protocol = GossipProtocol(self._received)
+        #: Called with no arguments whenever the member list changes.
+        self.on_change: list[Callable[[], None]] = []
+        self.core = self._new_core(int(reactor.seconds()))
+
+    # -- the core and its timers ----------------------------------------------------------
+
+    def _new_core(self, incarnation: int) -> Membership:
+        core = Membership(self.name, *self._address, now=self._reactor.seconds(), rng=self._rng,
+                          config=self._config, incarnation=incarnation,
+                          log=lambda line: self.log.warn("{line}", line=line))
+        core.listeners.append(self._changed)
+        return core
+
+    def _changed(self, event) -> None:
+        member = event.member
+        self.log.info("member {name} ({host}:{port}) is now {state}", name=member.name,
+                      host=member.host, port=member.api_port, state=member.state.value)
+        for listener in self.on_change:
+            listener()
+
+    def start(self) -> None:
+        self._reschedule()
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _reschedule(self) -> None:
+        deadline = self.core.next_deadline()
+        delay = max(0.0, deadline - self._reactor.seconds())
+        if self._call is not None and self._call.active():
+            self._call.reset(delay)
+        else:
+            self._call = self._reactor.callLater(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._call = None
+        self._dispatch(self.core.tick(self._reactor.seconds()))
+
+    def _received(self, data: bytes, source: tuple[str, int]) -> None:
+        self._dispatch(self.core.receive(self._reactor.seconds(), source, data))
+
+    def _dispatch(self, outgoing: list[Outgoing]) -> None:
+        for item in outgoing:
+            if isinstance(item, Datagram):
+                try:
+                    self.protocol.send(item.data, item.address)
+                except OSError as e:
+                    self.log.debug("cannot send to {address}: {error}", address=item.address, error=e)
+            elif isinstance(item, SyncRequest):
+                ensureDeferred(self._background_sync(item.address))
+            elif isinstance(item, StreamPing):
+                ensureDeferred(self._stream_ping(item))
+        self._reschedule()
+
+    async def _background_sync(self, address: tuple[str, int]) -> None:
+        try:
+            await self.push_pull(address)
+        except (PeerError, WireError) as e:
+            self.log.debug("push/pull with {address} failed: {error}", address=Address(*address), error=e)
+
+    async def _stream_ping(self, ping: StreamPing) -> None:
+        core = self.core
+        timeout = core.time_left(ping.seq, self._reactor.seconds())
+        if timeout <= 0:
+            return
+        try:
+            answered = await self._peers.ping(ping.address, ping.target, timeout)
+        except PeerError:
+            return
+        if answered and core is self.core:
+            core.stream_ack(self._reactor.seconds(), ping.seq)
+            self._reschedule()
+
+    # -- push/pull ------------------------------------------------------------------------
+
+    async def push_pull(self, address: tuple[str, int]) -> None:
+        """Exchange full state with the node whose API is at ``address``."""
+        body = await self._peers.push_pull(address, pack_state(self.name, self.core.local_state()), SYNC_TIMEOUT)
+        _, state = unpack_state(body)
+        self.core.merge_state(self._reactor.seconds(), state)
+        self._reschedule()
+
+    def answer_push_pull(self, body: bytes) -> bytes:
+        """The other side of ``push_pull``; refuses a sender whose name is taken."""
+        try:
+            sender, state = unpack_state(body)
+        except WireError as e:
+            raise ClusterError(400, f"bad member list: {e}") from None
+        claim = next((m for m in state if isinstance(m, Alive) and m.name == sender), None)
+        holder = self.core.conflicts_with(claim) if claim is not None else None
+        if holder is not None:
+            self.log.warn("refused {sender} from {host}:{port}: the name belongs to {holder_host}:{holder_port}",
+                          sender=sender, host=claim.host, port=claim.api_port,
+                          holder_host=holder.host, holder_port=holder.api_port)
+            raise ClusterError(409, f"the name {sender} belongs to the live member at {holder.host}:{holder.api_port}")
+        self.core.merge_state(self._reactor.seconds(), state)
+        self._reschedule()
+        return pack_state(self.name, self.core.local_state())
+
+    # -- what the API shows -------------------------------------------------------------
+
+    def live_members(self) -> list[Member]:
+        return self.core.live_members()
+
+    def peers(self) -> list[str]:
+        """Live member names (suspects included), this node first, the others sorted."""
+        others = sorted(m.name for m in self.core.live_members() if m.name != self.name)
+        return [self.name] + others
+
+    def members(self) -> list[dict]:
+        now = self._reactor.seconds()
+        ordered = sorted(self.core.members.values(), key=lambda m: (m.name != self.name, m.name))
+        return [
+            {"name": m.name, "address": m.host, "port": m.api_port, "gossip_port": m.port,
+             "state": m.state.value, "incarnation": m.incarnation,
+             "since_seconds": round(now - m.since, 3)}
+            for m in ordered
+        ]
+
+    def stats(self) -> dict:
+        s = self.core.stats
+        return {"datagrams_received": s.received, "datagrams_refused": s.refused, "datagrams_sent": s.sent,
+                "bytes_sent": s.bytes_sent, "refutations": s.refutations, "name_conflicts": s.name_conflicts,
+                "syncs": s.syncs, "stalls_noticed": s.stalls_noticed, "local_health": self.core.health}
+
+    # -- join and leave ---------------------------------------------------------------------
+
+    async def join(self, seeds: list[Address]) -> str:
+        """Join the cluster of ``seeds``; answer once every member lists this node."""
+        self._claim("join")
+        try:
+            if not self._in_cluster_of(seeds) and len(self.core.live_members()) > 1:
+                await self._leave()
+            await self._sync_with_any(seeds)
+            await self._until(self._everyone_lists_me, "members still missing this node")
+            return f"joined a cluster of {len(self.peers())} members"
+        finally:
+            self._busy = None
+
+    async def leave(self) -> str:
+        """Leave cooperatively; answer once nobody lists this node and it stands alone."""
+        self._claim("leave")
+        try:
+            if len(self.core.live_members()) <= 1:
+                return "alone already"
+            await self._leave()
+            return "left the cluster; alone now"
+        finally:
+            self._busy = None
+
+    def _claim(self, what: str) -> None:
+        if self._busy is not None:
+            raise ClusterError(409, f"a {self._busy} is already in progress")
+        self._busy = what
+
+    def _in_cluster_of(self, seeds: list[Address]) -> bool:
+        addresses = {m.api_address for m in self.core.live_members()}
+        return any((seed.host, seed.port) in addresses for seed in seeds)
+
+    async def _sync_with_any(self, seeds: list[Address]) -> None:
+        failures = []
+        for seed in seeds:
+            try:
+                await self.push_pull((seed.host, seed.port))
+                return
+            except PeerError as e:
+                if e.status == 409:
+                    raise ClusterError(409, f"{seed} refused this node: {e}") from None
+                failures.append((seed, e))
+            except WireError as e:
+                failures.append((seed, PeerError(f"{seed} sent a bad member list: {e}")))
+        timed_out = all(e.timed_out for _, e in failures)
+        raise ClusterError(504 if timed_out else 502,
+                           "could not reach any seed: " + "; ".join(str(e) for _, e in failures))
+
+    async def _leave(self) -> None:
+        others = [m for m in self.core.live_members() if m.name != self.name]
+        old_incarnation = self.core.incarnation
+        self.core.leave(self._reactor.seconds())
+        self._reschedule()
+        # Tell a few members directly; gossip carries it to the rest.
+        for member in self._rng.sample(others, min(3, len(others))):
+            try:
+                await self.push_pull(member.api_address)
+            except (PeerError, WireError):
+                pass
+        await self._until(lambda: self._nobody_lists_me(others), "members still listing this node")
+        self.core = self._new_core(max(int(self._reactor.seconds()), old_incarnation + 2))
+        self._reschedule()
+        for listener in self.on_change:
+            listener()
+
+    async def _until(self, condition, failure: str) -> None:
+        deadline = self._reactor.seconds() + self._settle_seconds
+        while True:
+            missing = await condition()
+            if not missing:
+                return
+            if self._reactor.seconds() >= deadline:
+                raise ClusterError(504, f"timed out: {failure}: {', '.join(sorted(missing))}")
+            await deferLater(self._reactor, POLL_SECONDS, lambda: None)
+
+    async def _everyone_lists_me(self) -> list[str]:
+        """Members that do not yet list this node, or list someone this node does not."""
+        mine = set(self.peers())
+        missing = []
+        for member in self.core.live_members():
+            if member.name == self.name:
+                continue
+            try:
+                theirs = set(await self._peers.peers(member.api_address, 1.0))
+            except PeerError:
+                theirs = set()
+            if self.name not in theirs or not theirs <= mine:
+                missing.append(member.name)
+        return missing
+
+    async def _nobody_lists_me(self, others: list[Member]) -> list[str]:
+        still = []
+        for member in others:
+            try:
+                if self.name in await self._peers.peers(member.api_address, 1.0):
+                    still.append(member.name)
+            except PeerError:
+                pass  # unreachable: it cannot list anyone
+        return still

@@ -1,0 +1,78 @@
+"""The HTTP client a node uses to reach other nodes' APIs: one pool per process.
+
+treq's ``timeout`` only covers the wait for response headers, so each body read gets
+its own deadline.  Internal requests are idempotent, so one that fails on a pooled
+connection the peer already closed is retried once on a fresh connection.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+from urllib.parse import quote
+
+import treq
+from treq.client import HTTPClient
+from twisted.internet.defer import CancelledError, TimeoutError as DeferTimeout
+from twisted.internet.error import ConnectError, TimeoutError as ConnectTimeout
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived
+
+from gossipdht.config import Address
+
+#: Below twisted.web's 60 s idle timeout, so the client closes idle connections first.
+IDLE_SECONDS = 50
+
+
+class PeerError(Exception):
+    """A peer could not be asked; ``timed_out`` tells a slow peer from a refusal."""
+
+    def __init__(self, message: str, timed_out: bool = False, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+        self.status = status
+
+
+class PeerClient:
+    def __init__(self, reactor) -> None:
+        self._reactor = reactor
+        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool.maxPersistentPerHost = 8
+        self._pool.cachedConnectionTimeout = IDLE_SECONDS
+        self._http = HTTPClient(Agent(reactor, pool=self._pool, connectTimeout=5))
+
+    async def request(self, method: str, address: tuple[str, int], path: str, timeout: float,
+                      body: Optional[bytes] = None) -> tuple[int, bytes]:
+        """(status, body) of one request to the peer's API."""
+        url = f"http://{Address(*address)}{path}"
+        for attempt in (1, 2):
+            try:
+                response = await self._http.request(method, url, data=body, timeout=timeout)
+                content = await treq.content(response).addTimeout(timeout, self._reactor)
+                return response.code, content
+            except ResponseNeverReceived:
+                if attempt == 2:
+                    raise PeerError(f"{Address(*address)} closed the connection") from None
+            except (CancelledError, DeferTimeout, ConnectTimeout):
+                raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
+            except (ConnectError, ResponseFailed) as e:
+                reason = getattr(e, "osError", None) or type(e).__name__
+                raise PeerError(f"{Address(*address)}: {reason}") from None
+        raise AssertionError("unreachable")
+
+    async def push_pull(self, address: tuple[str, int], state: bytes, timeout: float) -> bytes:
+        status, body = await self.request("POST", address, "/internal/pushpull", timeout, state)
+        if status != 200:
+            raise PeerError(body.decode("utf-8", "replace").strip(), status=status)
+        return body
+
+    async def ping(self, address: tuple[str, int], name: str, timeout: float) -> bool:
+        status, _ = await self.request("GET", address, "/internal/ping/" + quote(name, safe=""), timeout)
+        return status == 200
+
+    async def peers(self, address: tuple[str, int], timeout: float) -> list[str]:
+        status, body = await self.request("GET", address, "/dht/peers", timeout)
+        if status != 200:
+            raise PeerError(f"{Address(*address)} answered {status}", status=status)
+        return body.decode().split("\r\n")
+
+    def close(self):
+        return self._pool.closeCachedConnections()

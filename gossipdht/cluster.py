@@ -22,7 +22,6 @@ from gossipdht.peer import PeerClient, PeerError
 from gossipdht.wire import Alive, WireError, pack_state, unpack_state
 
 POLL_SECONDS = 0.05
-SYNC_TIMEOUT = 5.0
 
 
 class ClusterError(Exception):
@@ -37,7 +36,8 @@ class Cluster:
     log = Logger()
 
     def __init__(self, name: str, host: str, gossip_port: int, api_port: int, reactor,
-                 peers: PeerClient, config: SwimConfig = SwimConfig(), settle_seconds: float = 10.0) -> None:
+                 peers: PeerClient, config: SwimConfig = SwimConfig(), settle_seconds: float = 10.0,
+                 sync_timeout: float = 5.0) -> None:
         self.name = name
         self._address = (host, gossip_port, api_port)
         self._reactor = reactor
@@ -45,6 +45,7 @@ class Cluster:
         self._config = config
         self._rng = random.Random()
         self._settle_seconds = settle_seconds
+        self._sync_timeout = sync_timeout
         self._call: Optional[IDelayedCall] = None
         self._busy: Optional[str] = None
         self.protocol = GossipProtocol(self._received)
@@ -127,7 +128,7 @@ class Cluster:
 
     async def push_pull(self, address: tuple[str, int]) -> None:
         """Exchange full state with the node whose API is at ``address``."""
-        body = await self._peers.push_pull(address, pack_state(self.name, self.core.local_state()), SYNC_TIMEOUT)
+        body = await self._peers.push_pull(address, pack_state(self.name, self.core.local_state()), self._sync_timeout)
         _, state = unpack_state(body)
         self.core.merge_state(self._reactor.seconds(), state)
         self._reschedule()

@@ -43,19 +43,21 @@ LIVE = (State.ALIVE, State.SUSPECT)
 class SwimConfig:
     """Timing and fan-out; times in seconds.  See README.rst for how they were chosen."""
 
-    probe_interval: float = 1.0
-    probe_timeout: float = 0.25
+    probe_interval: float = 0.5  # a new probe starts this often...
+    probe_timeout: float = 0.25  # ...waits this long for a direct ack, then asks helpers and TCP...
+    probe_window: float = 1.0  # ...and is judged this long after it started (probes overlap)
     indirect_checks: int = 3
     gossip_interval: float = 0.2
     gossip_fanout: int = 3
     gossip_to_dead: float = 30.0
     retransmit_mult: int = 4
-    suspicion_mult: float = 1.5
+    suspicion_mult: float = 1.5  # min timeout: this many seconds x max(2, log10 N)
     suspicion_max_mult: float = 6.0
     suspicion_confirmations: int = 3
     awareness_max: int = 8
     push_pull_interval: float = 30.0
     mismatch_grace: float = 1.0
+    mismatch_sync_interval: float = 10.0
     reap_after: float = 300.0
     max_datagram: int = MAX_DATAGRAM
 
@@ -118,9 +120,10 @@ class _Probe:
     timeout_at: float
     end_at: float
     acked: bool = False
+    direct: bool = False  # the target itself acked before the timeout
     indirect: bool = False  # the ping-req phase has begun
     helpers: int = 0
-    nacks: int = 0
+    responses: int = 0  # acks relayed and nacks, from helpers
 
 
 @dataclass
@@ -172,7 +175,7 @@ class Membership:
         self._suspicions: dict[str, Suspicion] = {}
         self._health = LocalHealth(config.awareness_max)
         self._seq = 0
-        self._probe: Optional[_Probe] = None
+        self._probes: dict[int, _Probe] = {}  # by seq
         self._probe_order: list[str] = []
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
@@ -180,6 +183,7 @@ class Membership:
         self._checksum = 0
         self._contributions: dict[str, int] = {}
         self._mismatch_since: Optional[float] = None
+        self._last_mismatch_sync = -math.inf
         self._leaving = False
         self._next_probe = now + rng.uniform(0, config.probe_interval)
         self._next_gossip = now + rng.uniform(0, config.gossip_interval)
@@ -219,13 +223,11 @@ class Membership:
             self._contributions[member.name] = contribution
 
     def next_deadline(self) -> float:
-        deadlines = [self._next_push_pull, self._next_reap]
+        deadlines = [self._next_push_pull, self._next_reap, self._next_probe]
         if len(self._queue):
             deadlines.append(self._next_gossip)
-        if self._probe is None:
-            deadlines.append(self._next_probe)
-        else:  # the next probe waits for this one to be judged
-            deadlines.append(self._probe.end_at if self._probe.indirect else self._probe.timeout_at)
+        # A probe is looked at when its direct wait ends, and again when it is judged.
+        deadlines.extend(p.end_at if p.indirect and not p.acked else p.timeout_at for p in self._probes.values())
         deadlines.extend(r.expires_at if r.nacked else r.nack_at for r in self._relays.values())
         deadlines.extend(s.deadline for s in self._suspicions.values())
         # A deadline already past (gossip waiting for news) means "now", not a stall.
@@ -303,9 +305,8 @@ class Membership:
 
     def time_left(self, seq: int, now: float) -> float:
         """How long the probe ``seq`` still waits for an answer (0 when judged)."""
-        if self._probe is None or self._probe.seq != seq:
-            return 0.0
-        return max(0.0, self._probe.end_at - now)
+        probe = self._probes.get(seq)
+        return 0.0 if probe is None else max(0.0, probe.end_at - now)
 
     # -- leaving -------------------------------------------------------------------------
 
@@ -328,14 +329,15 @@ class Membership:
             else:
                 self.stats.refused += 1
         elif kind is Ack:
-            self._on_ack(message.seq, out)
+            self._on_ack(message.seq, source, out)
         elif kind is Nack:
-            if self._probe is not None and self._probe.seq == message.seq:
-                self._probe.nacks += 1
+            probe = self._probes.get(message.seq)
+            if probe is not None:
+                probe.responses += 1
         elif kind is PingReq:
             seq = self._next_seq()
             self._relays[seq] = _Relay(source, message.seq, now + self.config.probe_timeout * 0.8,
-                                       now + self.config.probe_interval)
+                                       now + self.config.probe_window)
             self._send(out, (message.host, message.port), [pack_message(Ping(seq, message.target))])
         else:
             self._apply(now, message)
@@ -343,12 +345,19 @@ class Membership:
     def stream_ack(self, now: float, seq: int) -> None:
         """The member probed by ``StreamPing`` ``seq`` answered over TCP."""
         self._now = now
-        if self._probe is not None and self._probe.seq == seq:
-            self._probe.acked = True
+        probe = self._probes.get(seq)
+        if probe is not None:
+            probe.acked = True
 
-    def _on_ack(self, seq: int, out: list[Outgoing]) -> None:
-        if self._probe is not None and self._probe.seq == seq:
-            self._probe.acked = True
+    def _on_ack(self, seq: int, source, out: list[Outgoing]) -> None:
+        probe = self._probes.get(seq)
+        if probe is not None:
+            target = self.members.get(probe.target)
+            if not probe.indirect:
+                probe.direct = True
+            elif target is None or source != target.address:
+                probe.responses += 1  # relayed by a helper
+            probe.acked = True
             return
         relay = self._relays.pop(seq, None)
         if relay is not None:
@@ -406,6 +415,9 @@ class Membership:
         if current.state is not State.ALIVE:
             return
         self._suspicions[update.name] = self._new_suspicion(now, update.accuser)
+        if update.accuser != self.name:
+            # Probe it next: an independent check confirms the suspicion (or not) sooner.
+            self._probe_order.insert(self._probe_index, update.name)
         self._broadcast(update)
         self._set_state(now, current, State.SUSPECT, update.incarnation)
 
@@ -435,12 +447,18 @@ class Membership:
         self._me.incarnation = max(self._me.incarnation, incarnation) + 1
         self._touch(self._me)
         self._broadcast(self._describe(self._me))
+        self._next_gossip = min(self._next_gossip, self._now)  # urgent: do not wait for the round
 
     # -- probing ---------------------------------------------------------------------------
 
     def _tick_probe(self, now: float, stalled: bool, out: list[Outgoing]) -> None:
-        probe = self._probe
-        if probe is not None and not probe.acked and not probe.indirect and now >= probe.timeout_at:
+        for probe in list(self._probes.values()):
+            self._advance_probe(now, probe, stalled, out)
+        if now >= self._next_probe:
+            self._start_probe(now, out)
+
+    def _advance_probe(self, now: float, probe: _Probe, stalled: bool, out: list[Outgoing]) -> None:
+        if not probe.acked and not probe.indirect and now >= probe.timeout_at:
             target = self.members.get(probe.target)
             helpers = [m for m in self._random_members(self.config.indirect_checks + 1) if m.name != probe.target]
             helpers = helpers[: self.config.indirect_checks]
@@ -453,34 +471,39 @@ class Membership:
             probe.helpers = len(helpers)
             if stalled:  # give a late ack a chance to be read before the probe is judged
                 probe.end_at = max(probe.end_at, now + self.config.probe_timeout)
-        if probe is not None and (probe.acked or now >= probe.end_at):
+        if now >= probe.end_at or (probe.acked and now >= probe.timeout_at):
             self._judge_probe(now, probe, stalled)
-        if self._probe is None and now >= self._next_probe:
-            self._start_probe(now, out)
 
     def _judge_probe(self, now: float, probe: _Probe, stalled: bool) -> None:
         if stalled and not probe.acked:
             probe.end_at = now + self.config.probe_timeout
             return
-        self._probe = None
-        if probe.acked:
+        del self._probes[probe.seq]
+        # Lifeguard's evidence about this node itself.  A direct ack is good health.
+        # Silence from every helper (no relayed ack, no nack) points at this node's own
+        # network or load, even if the probe got through by TCP in the end; a single
+        # missed nack does not, since loss on the way explains it.
+        if probe.direct:
             self._health.adjust(-1)
+        elif probe.helpers and not probe.responses:
+            self._health.adjust(probe.helpers)
+        elif not probe.helpers and not probe.acked:
+            self._health.adjust(1)
+        if probe.acked:
             return
-        # Helpers that did not even nack point at this node's own network or load;
-        # with no helpers there is no evidence either way (memberlist's rule).
-        self._health.adjust(probe.helpers - probe.nacks if probe.helpers else 1)
         target = self.members.get(probe.target)
         if target is not None and target.state in LIVE:
             self._on_suspect(now, Suspect(target.name, target.incarnation, self.name))
 
     def _start_probe(self, now: float, out: list[Outgoing]) -> None:
-        interval = self._health.scale(self.config.probe_interval)
-        self._next_probe = now + interval
+        scale = self._health.scale
+        self._next_probe = now + scale(self.config.probe_interval)
         target = self._next_probe_target()
         if target is None:
             return
         seq = self._next_seq()
-        self._probe = _Probe(seq, target.name, now + self._health.scale(self.config.probe_timeout), now + interval)
+        self._probes[seq] = _Probe(seq, target.name, now + scale(self.config.probe_timeout),
+                                   now + scale(self.config.probe_window))
         self._send(out, target.address, [pack_message(Ping(seq, target.name))])
 
     def _next_probe_target(self) -> Optional[Member]:
@@ -522,7 +545,7 @@ class Membership:
         k = self.config.suspicion_confirmations
         if n - 2 < k:
             k = 0
-        minimum = self.config.suspicion_mult * max(2.0, math.log10(max(n, 1))) * self.config.probe_interval
+        minimum = self.config.suspicion_mult * max(2.0, math.log10(max(n, 1)))
         return Suspicion(now, accuser, k, minimum, minimum * self.config.suspicion_max_mult)
 
     def _tick_suspicions(self, now: float, stalled: bool) -> None:
@@ -593,8 +616,11 @@ class Membership:
             self._mismatch_since = now
             return
         member = self.members.get(sender)
-        if now - self._mismatch_since >= self.config.mismatch_grace and member is not None and member.state in LIVE:
+        if (now - self._mismatch_since >= self.config.mismatch_grace
+                and now - self._last_mismatch_sync >= self.config.mismatch_sync_interval
+                and member is not None and member.state in LIVE):
             self._mismatch_since = None
+            self._last_mismatch_sync = now
             out.append(SyncRequest(member.api_address))
 
     def _push_pull_interval(self) -> float:

@@ -48,8 +48,10 @@ class PeerClient:
                 response = await self._http.request(method, url, data=body, timeout=timeout)
                 content = await treq.content(response).addTimeout(timeout, self._reactor)
                 return response.code, content
-            except ResponseNeverReceived:
-                if attempt == 2:
+            except ResponseNeverReceived as e:
+                if any(reason.check(CancelledError, DeferTimeout) for reason in e.reasons):
+                    raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
+                if attempt == 2:  # a pooled connection the peer had closed: retried once
                     raise PeerError(f"{Address(*address)} closed the connection") from None
             except (CancelledError, DeferTimeout, ConnectTimeout):
                 raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None

@@ -160,6 +160,11 @@ class ProbeTests(SynchronousTestCase):
                 return now, ping
         self.fail("no probe was sent")
 
+    def run_until(self, end):
+        """Run every timer due up to ``end``."""
+        while self.m.next_deadline() <= end:
+            self.m.tick(self.m.next_deadline())
+
     def test_ack_answers_ping_and_piggybacks_news(self):
         out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", Ping(5, "me")))
         self.assertIn(Ack(5), messages_to(out, ("10.0.1.0", 7000)))
@@ -177,30 +182,32 @@ class ProbeTests(SynchronousTestCase):
         self.assertEqual(len(requests), 3)
         self.assertTrue(all(r.target == target for r in requests))
         self.assertIn(StreamPing(address, target, ping.seq), out)
-        now = self.m.next_deadline()
-        self.assertAlmostEqual(now - start, CONFIG.probe_interval)
-        self.m.tick(now)
+        self.run_until(start + CONFIG.probe_window - 0.01)
+        self.assertEqual(self.m.members[target].state, State.ALIVE)
+        self.run_until(start + CONFIG.probe_window)
         self.assertEqual(self.m.members[target].state, State.SUSPECT)
-        self.assertEqual(self.m.health, 3)  # no helper even nacked: suspect ourselves first
+        self.assertGreaterEqual(self.m.health, 3)  # no helper even nacked: suspect ourselves first
 
     def test_ack_through_a_helper_or_tcp_prevents_suspicion(self):
         for answer in ("helper", "tcp"):
             start, (address, ping) = self.first_probe()
-            self.m.tick(self.m.next_deadline())
+            self.run_until(start + CONFIG.probe_timeout)  # the indirect phase begins
+            late = start + CONFIG.probe_window - 0.1
             if answer == "helper":
-                self.m.receive(self.m.next_deadline() - 0.1, ("10.0.1.3", 7003), datagram("d", Ack(ping.seq)))
+                self.m.receive(late, ("10.0.1.3", 7003), datagram("d", Ack(ping.seq)))
             else:
-                self.m.stream_ack(self.m.next_deadline() - 0.1, ping.seq)
-            self.m.tick(self.m.next_deadline())
+                self.m.stream_ack(late, ping.seq)
+            self.run_until(start + CONFIG.probe_window + 0.01)
             self.assertEqual(self.m.members[ping.target].state, State.ALIVE)
 
     def test_nacks_show_the_network_is_fine_here(self):
         start, (address, ping) = self.first_probe()
-        self.m.tick(self.m.next_deadline())
+        self.run_until(start + CONFIG.probe_timeout)
         for helper in ("a", "b", "c"):
             self.m.receive(start + 0.5, ("h", 1), datagram(helper, Nack(ping.seq)))
-        self.m.tick(self.m.next_deadline())
-        self.assertEqual(self.m.health, 0)
+        health = self.m.health  # other probes, also unanswered, may have run meanwhile
+        self.run_until(start + CONFIG.probe_window)
+        self.assertLessEqual(self.m.health, health)
         self.assertEqual(self.m.members[ping.target].state, State.SUSPECT)
 
     def test_relays_ping_req_and_forwards_the_ack_or_nacks(self):

@@ -1,0 +1,212 @@
+"""Membership over real UDP and HTTP: several nodes in this process, one reactor."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import replace
+
+import pytest
+import pytest_twisted
+from twisted.logger import capturedLogs
+
+from conftest import HTTP, node_config
+from gossipdht.nodeprocess import free_port
+
+
+@pytest.fixture
+def cluster_nodes(tmp_path):
+    """A function making started nodes (memory storage) on free ports; all stopped after."""
+    from twisted.internet import reactor
+
+    from gossipdht.service import NodeService
+
+    services = []
+
+    def make(name=None):
+        port = free_port()
+        config = replace(node_config(tmp_path / f"n{len(services)}", storage="memory"),
+                         name=name or f"node-{port}", port=port, gossip_port=port)
+        service = NodeService(config, reactor)
+        service.cluster._sync_timeout = 1.0
+        service.privilegedStartService()
+        service.startService()
+        services.append(service)
+        return service, HTTP(reactor, port)
+
+    yield make
+    for service in services:
+        pytest_twisted.blockon(service.stopService())
+
+
+async def peers(http):
+    return (await http.request(b"GET", b"/dht/peers"))[2].decode().split("\r\n")
+
+
+async def eventually(check, seconds=15.0):
+    """Poll ``check`` (async, returns bool) until true, with a deadline."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    deadline = reactor.seconds() + seconds
+    while not await check():
+        assert reactor.seconds() < deadline, "condition not reached in time"
+        await deferLater(reactor, 0.05, lambda: None)
+
+
+def seed_line(service):
+    return f"127.0.0.1:{service.config.port}".encode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_join_lists_everyone_everywhere_self_first(cluster_nodes):
+    nodes = [cluster_nodes() for _ in range(3)]
+    names = sorted(s.config.name for s, _ in nodes)
+    for service, http in nodes[1:]:
+        status, _, body = await http.request(b"POST", b"/dht/join", seed_line(nodes[0][0]))
+        assert status == 200, body
+    for service, http in nodes:  # join answered only once all agreed
+        listed = await peers(http)
+        assert listed[0] == service.config.name
+        assert listed[1:] == sorted(n for n in names if n != service.config.name)
+    _, headers, body = await nodes[0][1].request(b"GET", b"/dht/members")
+    members = json.loads(body)
+    assert [m["name"] for m in members][0] == nodes[0][0].config.name
+    assert {m["state"] for m in members} == {"alive"}
+    assert set(members[0]) == {"name", "address", "port", "gossip_port", "state", "incarnation", "since_seconds"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_join_accepts_name_host_port_lines_and_put(cluster_nodes):
+    (a, _), (b, http_b) = cluster_nodes(), cluster_nodes()
+    body = b"\r\n" + a.config.name.encode() + b":" + seed_line(a) + b"\n\n"
+    status, _, _ = await http_b.request(b"PUT", b"/dht/join", body)
+    assert status == 200
+    assert len(await peers(http_b)) == 2
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("body", [b"", b"\n\n", b"nohost", b"host:notaport", b"\xff\xfe:1", b"a:99999"])
+async def test_malformed_join_is_400(cluster_nodes, body):
+    _, http = cluster_nodes()
+    status, _, text = await http.request(b"POST", b"/dht/join", body)
+    assert status == 400 and text.count(b"\n") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreachable_seed_is_502_naming_it(cluster_nodes):
+    _, http = cluster_nodes()
+    dead = free_port()
+    status, _, text = await http.request(b"POST", b"/dht/join", b"127.0.0.1:%d" % dead)
+    assert status == 502 and b"127.0.0.1:%d" % dead in text
+    assert len(await peers(http)) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_seed_is_504_and_a_second_join_meanwhile_is_409(cluster_nodes):
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred, ensureDeferred
+    from twisted.internet.protocol import Factory, Protocol
+
+    reached = Deferred()
+
+    class Silent(Factory):  # accepts connections, never answers
+        def buildProtocol(self, addr):
+            if not reached.called:
+                reached.callback(None)
+            return Protocol()
+
+    silent = reactor.listenTCP(0, Silent(), interface="127.0.0.1")
+    try:
+        _, http = cluster_nodes()
+        seed = b"127.0.0.1:%d" % silent.getHost().port
+        first = ensureDeferred(http.request(b"POST", b"/dht/join", seed))
+        await reached  # the first join is waiting on the seed now
+        status, _, text = await http.request(b"POST", b"/dht/join", seed)
+        assert status == 409 and b"in progress" in text
+        status, _, text = await first
+        assert status == 504 and seed in text
+    finally:
+        await silent.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_leave_hands_back_a_lone_node_and_rejoin_works(cluster_nodes):
+    nodes = [cluster_nodes() for _ in range(3)]
+    for _, http in nodes[1:]:
+        await http.request(b"POST", b"/dht/join", seed_line(nodes[0][0]))
+    leaver, http_leaver = nodes[2]
+    status, _, text = await http_leaver.request(b"GET", b"/dht/leave")
+    assert status == 200, text
+    assert await peers(http_leaver) == [leaver.config.name]
+    for _, http in nodes[:2]:
+        assert leaver.config.name not in await peers(http)
+    states = {m["name"]: m["state"] for m in json.loads((await nodes[0][1].request(b"GET", b"/dht/members"))[2])}
+    assert states[leaver.config.name] == "left"  # a leave, not a failure
+    status, _, _ = await http_leaver.request(b"POST", b"/dht/leave")
+    assert status == 200  # alone: nothing to do
+    status, _, _ = await http_leaver.request(b"POST", b"/dht/join", seed_line(nodes[0][0]))
+    assert status == 200
+    for _, http in nodes:
+        assert len(await peers(http)) == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_joining_another_cluster_leaves_the_first(cluster_nodes):
+    (a, http_a), (b, http_b), (c, http_c) = [cluster_nodes() for _ in range(3)]
+    await http_b.request(b"POST", b"/dht/join", seed_line(a))
+    status, _, _ = await http_b.request(b"POST", b"/dht/join", seed_line(c))
+    assert status == 200
+    assert sorted(await peers(http_b)) == sorted([b.config.name, c.config.name])
+    await eventually(lambda: _alone(http_a, a.config.name))
+
+
+async def _alone(http, name):
+    return await peers(http) == [name]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_taken_name_is_refused_on_both_sides(cluster_nodes):
+    (a, _), (b, http_b) = cluster_nodes("same"), cluster_nodes()
+    await http_b.request(b"POST", b"/dht/join", seed_line(a))
+    impostor, http_impostor = cluster_nodes("same")
+    with capturedLogs() as events:
+        status, _, text = await http_impostor.request(b"POST", b"/dht/join", seed_line(b))
+    assert status == 409 and b"same" in text and b"127.0.0.1:%d" % a.config.port in text
+    refusals = [e for e in events if str(e.get("log_format", "")).startswith("refused {sender}")]
+    assert refusals and refusals[0]["sender"] == "same"
+    assert await peers(http_impostor) == ["same"]
+    assert sorted(await peers(http_b)) == sorted(["same", b.config.name])
+
+
+@pytest_twisted.ensureDeferred
+async def test_internal_endpoints_refuse_garbage(cluster_nodes):
+    service, http = cluster_nodes()
+    status, _, text = await http.request(b"POST", b"/internal/pushpull", b"\x01garbage")
+    assert status == 400 and text.startswith(b"bad member list")
+    assert (await http.request(b"GET", b"/internal/ping/" + service.config.name.encode()))[0] == 200
+    assert (await http.request(b"GET", b"/internal/ping/somebody-else"))[0] == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_garbage_datagrams_are_counted_not_fatal(cluster_nodes):
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    service, http = cluster_nodes()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for junk in (b"", b"\x01", b"\x01\xff\xff", b"\x07hello", bytes(3000)):
+            udp.sendto(junk, ("127.0.0.1", service.config.gossip_port))
+    async def counted():
+        return service.cluster.stats()["datagrams_refused"] >= 4
+    await eventually(counted)
+    assert (await http.request(b"GET", b"/health"))[0] == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_membership_changes_notify_subscribers(cluster_nodes):
+    (a, _), (b, http_b) = cluster_nodes(), cluster_nodes()
+    calls = []
+    a.cluster.on_change.append(lambda: calls.append([m.name for m in a.cluster.live_members()]))
+    await http_b.request(b"POST", b"/dht/join", seed_line(a))
+    assert calls and sorted(calls[-1]) == sorted([a.config.name, b.config.name])

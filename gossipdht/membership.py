@@ -226,8 +226,9 @@ class Membership:
         deadlines = [self._next_push_pull, self._next_reap, self._next_probe]
         if len(self._queue):
             deadlines.append(self._next_gossip)
-        # A probe is looked at when its direct wait ends, and again when it is judged.
-        deadlines.extend(p.end_at if p.indirect and not p.acked else p.timeout_at for p in self._probes.values())
+        # A probe is looked at when its direct wait ends; once it went indirect, it is
+        # judged at the end of its window, after the helpers had their time to answer.
+        deadlines.extend(p.end_at if p.indirect else p.timeout_at for p in self._probes.values())
         deadlines.extend(r.expires_at if r.nacked else r.nack_at for r in self._relays.values())
         deadlines.extend(s.deadline for s in self._suspicions.values())
         # A deadline already past (gossip waiting for news) means "now", not a stall.
@@ -471,7 +472,7 @@ class Membership:
             probe.helpers = len(helpers)
             if stalled:  # give a late ack a chance to be read before the probe is judged
                 probe.end_at = max(probe.end_at, now + self.config.probe_timeout)
-        if now >= probe.end_at or (probe.acked and now >= probe.timeout_at):
+        if now >= probe.end_at or (probe.acked and not probe.indirect and now >= probe.timeout_at):
             self._judge_probe(now, probe, stalled)
 
     def _judge_probe(self, now: float, probe: _Probe, stalled: bool) -> None:

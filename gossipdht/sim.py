@@ -15,6 +15,7 @@ import heapq
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Results:
     bytes_per_node_per_s: float = 0.0
     syncs: int = 0
     refutations: int = 0
+    runs: int = 1
+    detection_summary: Optional[dict] = None
     wall_seconds: float = 0.0
 
 
@@ -323,6 +326,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stall-seconds", type=float, default=0.0)
     parser.add_argument("--stall-every", type=float, default=30.0,
                         help="mean seconds between the stalls of a stalling node")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat with seeds SEED.. SEED+RUNS-1 and combine (worst percentiles, all detections)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.duration is None:
@@ -331,13 +336,49 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("need --nodes >= 2, 0 <= --loss < 1, 0 <= --stall-fraction <= 1")
     if args.scenario == "crash" and not 1 <= args.crash < args.nodes:
         parser.error("--crash must be between 1 and nodes - 1")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     return args
 
 
+def combine(runs: list[Results]) -> Results:
+    """Several seeds as one result: the worst join percentiles, every detection, summed
+    false positives, mean traffic."""
+    total = runs[0]
+    for other in runs[1:]:
+        if total.informed_at is not None:
+            total.informed_at = {
+                k: None if v is None or other.informed_at[k] is None else max(v, other.informed_at[k])
+                for k, v in total.informed_at.items()
+            }
+        if total.detection is not None:
+            total.detection = total.detection + other.detection
+        total.false_positives += other.false_positives
+        total.syncs += other.syncs
+        total.refutations += other.refutations
+        total.wall_seconds = round(total.wall_seconds + other.wall_seconds, 2)
+    total.msgs_per_node_per_s = round(sum(r.msgs_per_node_per_s for r in runs) / len(runs), 2)
+    total.bytes_per_node_per_s = round(sum(r.bytes_per_node_per_s for r in runs) / len(runs), 1)
+    total.runs = len(runs)
+    if total.detection is not None:
+        dead = [d["all_dead"] for d in total.detection]
+        seen = sorted(t for t in dead if t is not None)
+        total.detection_summary = {
+            "crashes": len(dead), "undetected": dead.count(None),
+            "median_all_dead": statistics.median(seen) if seen else None,
+            "max_all_dead": seen[-1] if seen else None,
+        }
+    return total
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    results = run(parse_args(sys.argv[1:] if argv is None else argv))
-    data = {k: v for k, v in vars(results).items()}
-    if "--json" in (sys.argv[1:] if argv is None else argv):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    runs = []
+    for seed in range(args.seed, args.seed + args.runs):
+        args.seed = seed
+        runs.append(run(args))
+    data = vars(combine(runs))
+    if args.json:
         print(json.dumps(data))
     else:
         for key, value in data.items():

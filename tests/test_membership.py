@@ -210,6 +210,18 @@ class ProbeTests(SynchronousTestCase):
         self.assertLessEqual(self.m.health, health)
         self.assertEqual(self.m.members[ping.target].state, State.SUSPECT)
 
+    def test_a_tcp_rescue_waits_for_the_helpers_before_judging_health(self):
+        start, (address, ping) = self.first_probe()
+        self.run_until(start + CONFIG.probe_timeout)
+        health = self.m.health
+        self.m.stream_ack(start + CONFIG.probe_timeout + 0.01, ping.seq)  # TCP answers at once
+        self.run_until(start + CONFIG.probe_timeout + 0.1)
+        for helper in ("a", "b", "c"):  # the helpers' nacks come later
+            self.m.receive(start + 0.6, ("h", 1), datagram(helper, Nack(ping.seq)))
+        self.run_until(start + CONFIG.probe_window)
+        self.assertEqual(self.m.members[ping.target].state, State.ALIVE)
+        self.assertLessEqual(self.m.health, health)
+
     def test_relays_ping_req_and_forwards_the_ack_or_nacks(self):
         out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", PingReq(42, "b", "10.0.1.1", 7001)))
         (ping,) = messages_to(out, ("10.0.1.1", 7001))

@@ -20,7 +20,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from gossipdht.cluster import Cluster, ClusterError
-from gossipdht.config import ConfigError, parse_seeds
+from gossipdht.config import Address, ConfigError, parse_seeds
 from gossipdht.coordinator import Coordinator
 from gossipdht.keys import InvalidKey, decode_path_segment
 from gossipdht.storage import Record
@@ -32,6 +32,7 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_CONTENT_TYPE_LENGTH = 256
 LISTING_PAGE = 1000
 KEY_PREFIX = b"/db/"
+OWNERS_PREFIX = b"/dht/owners/"
 
 
 class ClientError(Exception):
@@ -52,10 +53,11 @@ class RestAPI:
     app.url_map.merge_slashes = False
     log = Logger()
 
-    def __init__(self, coordinator: Coordinator, cluster: Cluster, max_value_bytes: int) -> None:
+    def __init__(self, coordinator: Coordinator, cluster: Cluster, max_value_bytes: int, replicas: int) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
         self.max_value_bytes = max_value_bytes
+        self.replicas = replicas
 
     def resource(self):
         return self.app.resource()
@@ -90,9 +92,9 @@ class RestAPI:
         request.setHeader(b"content-length", b"%d" % len(record.value))
         return record.value
 
-    def _key(self, request: IRequest) -> str:
+    def _key(self, request: IRequest, prefix: bytes = KEY_PREFIX) -> str:
         try:
-            return decode_path_segment(request.path[len(KEY_PREFIX) :])
+            return decode_path_segment(request.path[len(prefix) :])
         except InvalidKey as e:
             raise ClientError(400, str(e)) from None
 
@@ -116,10 +118,7 @@ class RestAPI:
         # Every method routes here, or werkzeug would redirect DELETE /db to /db/.
         if request.method not in (b"GET", b"HEAD"):
             raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
-        as_json = request.args.get(b"format") == [b"json"] or b"application/json" in b"".join(
-            _header_values(request, b"accept")
-        )
-        if as_json:
+        if _wants_json(request):
             request.setHeader(b"content-type", b"application/json")
             chunks = _json_listing(self._pages())
         else:
@@ -149,6 +148,26 @@ class RestAPI:
     def members(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(self.cluster.members()).encode()
+
+    @app.route("/dht/ring", methods=["GET", "HEAD"])
+    def ring(self, request: IRequest) -> bytes:
+        ring = self.cluster.ring
+        shares = ring.shares()
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({
+            "checksum": ring.checksum, "vnodes": ring.vnodes,
+            "members": [{"name": name, "share": round(shares[name], 6)} for name in ring.members],
+        }).encode()
+
+    @app.route("/dht/owners/", branch=True, methods=["GET", "HEAD"])
+    def owners(self, request: IRequest) -> bytes:
+        """The "Owns" operation: the key's preference list, in order."""
+        owners = self.cluster.owners(self._key(request, OWNERS_PREFIX), self.replicas)
+        if _wants_json(request):
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners]).encode()
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return "\r\n".join(f"{m.name} {Address(m.host, m.api_port)}" for m in owners).encode()
 
     @app.route("/dht/join", methods=["POST", "PUT"])
     async def join(self, request: IRequest) -> bytes:
@@ -214,6 +233,13 @@ def _plain(request: IRequest, code: int, message: str) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     return message.encode() + b"\n"
+
+
+def _wants_json(request: IRequest) -> bool:
+    """``?format=json``, or JSON named in ``Accept``."""
+    return request.args.get(b"format") == [b"json"] or b"application/json" in b"".join(
+        _header_values(request, b"accept")
+    )
 
 
 def _header_values(request: IRequest, name: bytes) -> list[bytes]:

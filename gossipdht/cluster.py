@@ -19,6 +19,7 @@ from gossipdht.config import Address
 from gossipdht.gossip import GossipProtocol
 from gossipdht.membership import Datagram, Member, Membership, Outgoing, StreamPing, SwimConfig, SyncRequest
 from gossipdht.peer import PeerClient, PeerError
+from gossipdht.ring import Ring
 from gossipdht.wire import Alive, WireError, pack_state, unpack_state
 
 POLL_SECONDS = 0.05
@@ -49,9 +50,10 @@ class Cluster:
         self._call: Optional[IDelayedCall] = None
         self._busy: Optional[str] = None
         self.protocol = GossipProtocol(self._received)
-        #: Called with no arguments whenever the member list changes.
+        #: Called with no arguments whenever the member list (and so the ring) changes.
         self.on_change: list[Callable[[], None]] = []
         self.core = self._new_core(int(reactor.seconds()))
+        self.ring = Ring([name])
 
     # -- the core and its timers ----------------------------------------------------------
 
@@ -66,6 +68,13 @@ class Cluster:
         member = event.member
         self.log.info("member {name} ({host}:{port}) is now {state}", name=member.name,
                       host=member.host, port=member.api_port, state=member.state.value)
+        self._membership_changed()
+
+    def _membership_changed(self) -> None:
+        """Recompute the ring from the live members alone, then tell the subscribers."""
+        live = sorted(m.name for m in self.core.live_members())
+        if live != self.ring.members:
+            self.ring = Ring(live)
         for listener in self.on_change:
             listener()
 
@@ -155,6 +164,10 @@ class Cluster:
     def live_members(self) -> list[Member]:
         return self.core.live_members()
 
+    def owners(self, key: str, n: int) -> list[Member]:
+        """The key's preference list: the first ``n`` distinct live members on the ring."""
+        return [self.core.members[name] for name in self.ring.preference_list(key, n)]
+
     def peers(self) -> list[str]:
         """Live member names (suspects included), this node first, the others sorted."""
         others = sorted(m.name for m in self.core.live_members() if m.name != self.name)
@@ -240,8 +253,7 @@ class Cluster:
         await self._until(lambda: self._nobody_lists_me(others), "members still listing this node")
         self.core = self._new_core(max(int(self._reactor.seconds()), old_incarnation + 2))
         self._reschedule()
-        for listener in self.on_change:
-            listener()
+        self._membership_changed()
 
     async def _until(self, condition, failure: str) -> None:
         deadline = self._reactor.seconds() + self._settle_seconds

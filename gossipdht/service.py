@@ -55,7 +55,8 @@ class NodeService(MultiService):
         except OSError as e:
             raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
         self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers)
-        self.site = Site(RestAPI(self.coordinator, self.cluster, config.max_value_bytes).resource(),
+        api = RestAPI(self.coordinator, self.cluster, config.max_value_bytes, config.replicas)
+        self.site = Site(api.resource(),
                          max_body_bytes=config.max_value_bytes)
         self.port = None
         self.udp = None

@@ -210,3 +210,23 @@ async def test_membership_changes_notify_subscribers(cluster_nodes):
     a.cluster.on_change.append(lambda: calls.append([m.name for m in a.cluster.live_members()]))
     await http_b.request(b"POST", b"/dht/join", seed_line(a))
     assert calls and sorted(calls[-1]) == sorted([a.config.name, b.config.name])
+
+
+@pytest_twisted.ensureDeferred
+async def test_ring_and_owners_agree_on_every_node(cluster_nodes):
+    nodes = [cluster_nodes() for _ in range(3)]
+    _, _, lone = await nodes[0][1].request(b"GET", b"/dht/ring")
+    for _, http in nodes[1:]:
+        await http.request(b"POST", b"/dht/join", seed_line(nodes[0][0]))
+    rings = [json.loads((await http.request(b"GET", b"/dht/ring"))[2]) for _, http in nodes]
+    assert len({r["checksum"] for r in rings}) == 1
+    assert rings[0]["checksum"] != json.loads(lone)["checksum"]  # recomputed on the joins
+    assert sorted(m["name"] for m in rings[0]["members"]) == sorted(s.config.name for s, _ in nodes)
+    assert abs(sum(m["share"] for m in rings[0]["members"]) - 1) < 1e-3
+    owners = [json.loads((await http.request(b"GET", b"/dht/owners/a%2Fkey?format=json"))[2]) for _, http in nodes]
+    assert owners[0] == owners[1] == owners[2]
+    assert len({o["name"] for o in owners[0]}) == 3
+    status, _, text = await nodes[0][1].request(b"GET", b"/dht/owners/a%2Fkey")
+    first = text.decode().split("\r\n")[0]
+    assert first == f"{owners[0][0]['name']} {owners[0][0]['host']}:{owners[0][0]['port']}"
+    assert (await nodes[0][1].request(b"GET", b"/dht/owners/%FF"))[0] == 400

@@ -1,0 +1,55 @@
+"""The consistent-hash ring: deterministic, balanced, distinct replicas, small moves."""
+
+import random
+from collections import Counter
+
+from hypothesis import given, strategies as st
+
+from gossipdht.ring import Ring
+
+NODES = [f"127.0.0.1:{8000 + i}" for i in range(10)]
+
+
+def test_same_members_in_any_order_give_the_same_ring():
+    shuffled = NODES[:]
+    random.Random(3).shuffle(shuffled)
+    a, b = Ring(NODES), Ring(shuffled + NODES[:2])  # duplicates do not count
+    assert a.checksum == b.checksum
+    assert all(a.preference_list(f"k{i}", 3) == b.preference_list(f"k{i}", 3) for i in range(500))
+    assert Ring(NODES[:9]).checksum != a.checksum
+
+
+@given(st.text(), st.integers(1, 12))
+def test_preference_lists_hold_distinct_members(key, n):
+    owners = Ring(NODES, vnodes=64).preference_list(key, n)
+    assert len(owners) == min(n, len(NODES)) == len(set(owners))
+
+
+def test_balance_of_primaries_and_replicas_over_100000_keys():
+    ring = Ring(NODES)
+    rng = random.Random(11)
+    primaries, replicas = Counter(), Counter()
+    for _ in range(100_000):
+        owners = ring.preference_list(f"key-{rng.getrandbits(64)}", 3)
+        primaries[owners[0]] += 1
+        replicas.update(owners)
+    assert max(primaries.values()) <= 1.10 * 100_000 / 10
+    assert max(replicas.values()) <= 1.10 * 300_000 / 10
+
+
+def test_shares_cover_the_key_space():
+    shares = Ring(NODES).shares()
+    assert abs(sum(shares.values()) - 1) < 1e-9
+    assert max(shares.values()) < 0.11
+
+
+def test_a_new_member_takes_only_its_share():
+    before, after = Ring(NODES), Ring(NODES + ["127.0.0.1:9999"])
+    keys = [f"key-{i}" for i in range(20_000)]
+    moved = [k for k in keys if before.preference_list(k, 1) != after.preference_list(k, 1)]
+    assert all(after.preference_list(k, 1) == ["127.0.0.1:9999"] for k in moved)
+    assert len(moved) < 1.3 * len(keys) / 11
+
+
+def test_empty_ring():
+    assert Ring([]).preference_list("k", 3) == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, NamedTuple, Optional, Union
 
@@ -147,7 +147,6 @@ class Stats:
     name_conflicts: int = 0
     syncs: int = 0
     stalls_noticed: int = 0
-    counts: dict = field(default_factory=dict)
 
 
 class Membership:
@@ -316,9 +315,6 @@ class Membership:
         self._leaving = True
         self._set_state(now, self._me, State.LEFT, self._me.incarnation + 1)
         self._broadcast(Left(self.name, self._me.incarnation))
-
-    def pending_broadcasts(self) -> int:
-        return len(self._queue)
 
     # -- handling messages -----------------------------------------------------------------
 

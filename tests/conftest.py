@@ -1,4 +1,4 @@
-"""Fixtures for tests that serve the API on loopback inside the test process.
+"""Fixtures: nodes served inside the test process, and real node processes.
 
 The reactor is imported inside fixtures, never at module level: pytest-twisted
 installs it first.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from io import BytesIO
+from pathlib import Path
+from typing import Iterator, Optional, Union
 
 import pytest
 import pytest_twisted
 
 from gossipdht.config import build_config
+from gossipdht.nodeprocess import NodeProcess
 
 
 def node_config(tmp_path, **overrides):
@@ -63,3 +66,28 @@ def http(node):
     from twisted.internet import reactor
 
     return HTTP(reactor, node.port.getHost().port)
+
+
+@pytest.fixture
+def node_factory(tmp_path: Path) -> Iterator:
+    """A function that makes (and by default starts) nodes; all are stopped afterwards.
+
+    ``node_factory(*args, name="node1", port=None, start=True, data_dir=None)`` returns a
+    :class:`NodeProcess` in ``tmp_path/name``.  Cleanup runs even when the test
+    fails: every node is stopped with SIGTERM, then SIGKILL if it hangs.
+    """
+    nodes: list[NodeProcess] = []
+
+    def make(*args: str, name: Optional[str] = None, port: Optional[int] = None,
+             start: bool = True, data_dir: Union[str, Path, None] = None) -> NodeProcess:
+        node = NodeProcess(tmp_path / (name or f"node{len(nodes) + 1}"), port=port)
+        nodes.append(node)
+        if start:
+            node.start(*args, data_dir=data_dir)
+        return node
+
+    try:
+        yield make
+    finally:
+        for node in nodes:
+            node.stop(timeout=5.0)

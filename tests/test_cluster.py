@@ -78,7 +78,7 @@ async def test_join_lists_everyone_everywhere_self_first(cluster_nodes):
 
 @pytest_twisted.ensureDeferred
 async def test_join_accepts_name_host_port_lines_and_put(cluster_nodes):
-    (a, _), (b, http_b) = cluster_nodes(), cluster_nodes()
+    (a, _), (_, http_b) = cluster_nodes(), cluster_nodes()
     body = b"\r\n" + a.config.name.encode() + b":" + seed_line(a) + b"\n\n"
     status, _, _ = await http_b.request(b"PUT", b"/dht/join", body)
     assert status == 200
@@ -190,9 +190,6 @@ async def test_internal_endpoints_refuse_garbage(cluster_nodes):
 
 @pytest_twisted.ensureDeferred
 async def test_garbage_datagrams_are_counted_not_fatal(cluster_nodes):
-    from twisted.internet import reactor
-    from twisted.internet.task import deferLater
-
     service, http = cluster_nodes()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         for junk in (b"", b"\x01", b"\x01\xff\xff", b"\x07hello", bytes(3000)):

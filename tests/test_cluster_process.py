@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from processes import node_factory  # noqa: F401  (fixture)
-
 from gossipdht.localcluster import join, peers, wait_for
 from gossipdht.nodeprocess import free_port
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from processes import TWISTD
+from gossipdht.nodeprocess import TWISTD
 
 from gossipdht.config import SETTINGS, build_config, read_config_file
 from gossipdht.tap import Options

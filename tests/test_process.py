@@ -1,7 +1,7 @@
 """The node as an operator runs it: real ``twistd gossipdht`` processes.
 
 Crash durability (``kill -9``), versions across restarts, log formats, start-up errors,
-the config file, and the packaged plugin.  Synchronous tests; see ``processes.py``.
+the config file, and the packaged plugin.  Synchronous tests; see the node_factory fixture in conftest.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from processes import NodeProcess, node_factory, run_twistd  # noqa: F401 (fixture)
+from gossipdht.nodeprocess import NodeProcess, run_twistd
 
 import gossipdht
 from gossipdht.hlc import COUNTER_BITS, Version

@@ -23,10 +23,11 @@ def cluster_nodes(tmp_path):
 
     services = []
 
-    def make(name=None):
+    def make(name=None, separate_gossip_port=False):
         port = free_port()
+        gossip_port = free_port() if separate_gossip_port else port
         config = replace(node_config(tmp_path / f"n{len(services)}", storage="memory"),
-                         name=name or f"node-{port}", port=port, gossip_port=port)
+                         name=name or f"node-{port}", port=port, gossip_port=gossip_port)
         service = NodeService(config, reactor)
         service.cluster._sync_timeout = 1.0
         service.privilegedStartService()
@@ -227,3 +228,17 @@ async def test_ring_and_owners_agree_on_every_node(cluster_nodes):
     first = text.decode().split("\r\n")[0]
     assert first == f"{owners[0][0]['name']} {owners[0][0]['host']}:{owners[0][0]['port']}"
     assert (await nodes[0][1].request(b"GET", b"/dht/owners/%FF"))[0] == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_gossip_on_its_own_port(cluster_nodes):
+    (a, http_a), (b, http_b) = cluster_nodes(separate_gossip_port=True), cluster_nodes(separate_gossip_port=True)
+    assert a.config.gossip_port != a.config.port
+    assert (await http_b.request(b"POST", b"/dht/join", seed_line(a)))[0] == 200
+    members = {m["name"]: m for m in json.loads((await http_a.request(b"GET", b"/dht/members"))[2])}
+    assert members[b.config.name]["gossip_port"] == b.config.gossip_port
+    assert members[b.config.name]["port"] == b.config.port
+
+    async def gossiped():  # pings and acks flow over UDP between the two gossip ports
+        return a.cluster.stats()["datagrams_received"] > 2 and b.cluster.stats()["datagrams_received"] > 2
+    await eventually(gossiped)

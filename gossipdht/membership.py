@@ -37,6 +37,7 @@ class State(str, Enum):
 
 
 LIVE = (State.ALIVE, State.SUSPECT)
+_PROBE_KINDS = (Ping, Ack, PingReq, Nack)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,8 @@ class Membership:
         self._now = now
         self.stats.received += 1
         out: list[Outgoing] = []
+        # News first, so that an ack already carries what it changed (a refutation, say).
+        messages.sort(key=lambda m: type(m) in _PROBE_KINDS)
         for message in messages:
             self._handle(now, source, sender, message, out)
         self._compare_checksum(now, sender, checksum, out)
@@ -501,7 +504,12 @@ class Membership:
         seq = self._next_seq()
         self._probes[seq] = _Probe(seq, target.name, now + scale(self.config.probe_timeout),
                                    now + scale(self.config.probe_window))
-        self._send(out, target.address, [pack_message(Ping(seq, target.name))])
+        messages = [pack_message(Ping(seq, target.name))]
+        if target.state is State.SUSPECT:
+            # Lifeguard's buddy system: tell a suspect it is suspected, so that it can
+            # refute at once, in its ack.
+            messages.append(pack_message(Suspect(target.name, target.incarnation, self.name)))
+        self._send(out, target.address, messages)
 
     def _next_probe_target(self) -> Optional[Member]:
         """Round-robin over a shuffled list, reshuffled on each pass (SWIM's bound on detection time)."""

@@ -210,6 +210,25 @@ class ProbeTests(SynchronousTestCase):
         self.assertLessEqual(self.m.health, health)
         self.assertEqual(self.m.members[ping.target].state, State.SUSPECT)
 
+    def test_a_suspect_is_told_in_the_ping_and_refutes_in_its_ack(self):
+        for name in ("a", "b", "c", "d"):
+            self.m.receive(0, ("h", 1), datagram("z", Suspect(name, 1, "z")))
+        for _ in range(50):
+            now = self.m.next_deadline()
+            probes = [item for item in self.m.tick(now) if any(isinstance(m, Ping) for m in messages_to([item]))]
+            if probes:
+                break
+        (probe,) = probes
+        ping = next(m for m in messages_to([probe]) if isinstance(m, Ping))
+        self.assertIn(Suspect(ping.target, 1, "me"), messages_to([probe]))  # the buddy system
+        target = self.m.members[ping.target]
+        suspect = Membership(ping.target, target.host, target.port, target.port, now=0, rng=random.Random(2),
+                             incarnation=1)
+        reply = suspect.receive(now, ("10.0.0.1", 1), probe.data)
+        self.assertEqual(suspect.incarnation, 2)  # refuted at once...
+        self.m.receive(now + 0.01, probe.address, reply[0].data)  # ...in its ack
+        self.assertEqual(self.m.members[ping.target].state, State.ALIVE)
+
     def test_a_tcp_rescue_waits_for_the_helpers_before_judging_health(self):
         start, (address, ping) = self.first_probe()
         self.run_until(start + CONFIG.probe_timeout)

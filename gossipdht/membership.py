@@ -415,9 +415,6 @@ class Membership:
         if current.state is not State.ALIVE:
             return
         self._suspicions[update.name] = self._new_suspicion(now, update.accuser)
-        if update.accuser != self.name:
-            # Probe it next: an independent check confirms the suspicion (or not) sooner.
-            self._probe_order.insert(self._probe_index, update.name)
         self._broadcast(update)
         self._set_state(now, current, State.SUSPECT, update.incarnation)
 

@@ -149,6 +149,11 @@ class RestAPI:
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(self.cluster.members()).encode()
 
+    @app.route("/dht/stats", methods=["GET", "HEAD"])
+    def stats(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"gossip": self.cluster.stats()}).encode()
+
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:
         ring = self.cluster.ring

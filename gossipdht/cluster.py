@@ -231,6 +231,7 @@ class Cluster:
                 return
             except PeerError as e:
                 if e.status == 409:
+                    self.log.warn("{seed} refused this node: {error}", seed=seed, error=e)
                     raise ClusterError(409, f"{seed} refused this node: {e}") from None
                 failures.append((seed, e))
             except WireError as e:

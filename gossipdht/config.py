@@ -50,6 +50,7 @@ class NodeConfig:
     write_quorum: int
     max_value_bytes: int
     log_format: str
+    reap_after: float = 300.0
     join: tuple[Address, ...] = field(default=())
 
     def describe(self) -> str:
@@ -60,13 +61,14 @@ class NodeConfig:
             f"advertise={self.advertise} "
             f"storage={self.storage} data-dir={self.data_dir} replicas={self.replicas} "
             f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
-            f"max-value-bytes={self.max_value_bytes} join={seeds} log-format={self.log_format}"
+            f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} join={seeds} "
+            f"log-format={self.log_format}"
         )
 
 
 SETTINGS = (
     "name", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
-    "read-quorum", "write-quorum", "max-value-bytes", "log-format",
+    "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -75,6 +77,7 @@ DEFAULTS: Mapping[str, Any] = {
     "replicas": 3,
     "max-value-bytes": 1 << 20,
     "log-format": "text",
+    "reap-after": 300,
     "join": [],
 }
 
@@ -141,6 +144,7 @@ def build_config(
         write_quorum=write_quorum,
         max_value_bytes=_integer(merged, "max-value-bytes", 1, 1 << 30),
         log_format=log_format,
+        reap_after=_integer(merged, "reap-after", 1, 30 * 86400),
         join=tuple(parse_address(seed, "join") for seed in join),
     )
 

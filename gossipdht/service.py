@@ -17,6 +17,7 @@ from gossipdht.committer import GroupCommitter
 from gossipdht.config import Address, NodeConfig
 from gossipdht.coordinator import Coordinator
 from gossipdht.hlc import HybridLogicalClock
+from gossipdht.membership import SwimConfig
 from gossipdht.peer import PeerClient
 from gossipdht.request import Site
 from gossipdht.storage import open_store
@@ -54,7 +55,8 @@ class NodeService(MultiService):
             advertised_ip = socket.getaddrinfo(config.advertise, None)[0][4][0]
         except OSError as e:
             raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
-        self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers)
+        self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers,
+                               SwimConfig(reap_after=config.reap_after))
         api = RestAPI(self.coordinator, self.cluster, config.max_value_bytes, config.replicas)
         self.site = Site(api.resource(),
                          max_body_bytes=config.max_value_bytes)

@@ -27,6 +27,7 @@ class Options(usage.Options):
         ["write-quorum", "W", None, "replicas that acknowledge a write [default: majority]"],
         ["max-value-bytes", None, None, "largest value accepted [default: 1048576]"],
         ["log-format", None, None, "text or json [default: text]"],
+        ["reap-after", None, None, "seconds before dead and left members are forgotten [default: 300]"],
     ]
 
     def __init__(self) -> None:

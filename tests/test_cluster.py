@@ -23,11 +23,11 @@ def cluster_nodes(tmp_path):
 
     services = []
 
-    def make(name=None, separate_gossip_port=False):
+    def make(name=None, separate_gossip_port=False, reap_after=300.0):
         port = free_port()
         gossip_port = free_port() if separate_gossip_port else port
         config = replace(node_config(tmp_path / f"n{len(services)}", storage="memory"),
-                         name=name or f"node-{port}", port=port, gossip_port=gossip_port)
+                         name=name or f"node-{port}", port=port, gossip_port=gossip_port, reap_after=reap_after)
         service = NodeService(config, reactor)
         service.cluster._sync_timeout = 1.0
         service.privilegedStartService()
@@ -175,7 +175,8 @@ async def test_a_taken_name_is_refused_on_both_sides(cluster_nodes):
         status, _, text = await http_impostor.request(b"POST", b"/dht/join", seed_line(b))
     assert status == 409 and b"same" in text and b"127.0.0.1:%d" % a.config.port in text
     refusals = [e for e in events if str(e.get("log_format", "")).startswith("refused {sender}")]
-    assert refusals and refusals[0]["sender"] == "same"
+    assert refusals and refusals[0]["sender"] == "same"  # logged by the seed...
+    assert any(str(e.get("log_format", "")) == "{seed} refused this node: {error}" for e in events)  # ...and here
     assert await peers(http_impostor) == ["same"]
     assert sorted(await peers(http_b)) == sorted(["same", b.config.name])
 
@@ -196,7 +197,8 @@ async def test_garbage_datagrams_are_counted_not_fatal(cluster_nodes):
         for junk in (b"", b"\x01", b"\x01\xff\xff", b"\x07hello", bytes(3000)):
             udp.sendto(junk, ("127.0.0.1", service.config.gossip_port))
     async def counted():
-        return service.cluster.stats()["datagrams_refused"] >= 4
+        stats = json.loads((await http.request(b"GET", b"/dht/stats"))[2])
+        return stats["gossip"]["datagrams_refused"] >= 4
     await eventually(counted)
     assert (await http.request(b"GET", b"/health"))[0] == 200
 
@@ -242,3 +244,15 @@ async def test_gossip_on_its_own_port(cluster_nodes):
     async def gossiped():  # pings and acks flow over UDP between the two gossip ports
         return a.cluster.stats()["datagrams_received"] > 2 and b.cluster.stats()["datagrams_received"] > 2
     await eventually(gossiped)
+
+
+@pytest_twisted.ensureDeferred
+async def test_left_members_are_forgotten_after_reap_after(cluster_nodes):
+    (a, http_a), (b, http_b) = cluster_nodes(reap_after=1), cluster_nodes()
+    await http_b.request(b"POST", b"/dht/join", seed_line(a))
+    await http_b.request(b"POST", b"/dht/leave")
+
+    async def forgotten():
+        members = json.loads((await http_a.request(b"GET", b"/dht/members"))[2])
+        return [m["name"] for m in members] == [a.config.name]
+    await eventually(forgotten)

@@ -45,6 +45,7 @@ def test_command_line_wins_over_file_which_wins_over_defaults(tmp_path):
         ({"join": ["nohost"]}, "--join"),
         ({"join": ["h:0"]}, "--join"),
         ({"name": "has space"}, "--name"),
+        ({"reap-after": "0"}, "--reap-after"),
     ],
 )
 def test_bad_values_name_the_option(values, option):

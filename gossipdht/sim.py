@@ -52,6 +52,7 @@ class Results:
     informed_at: Optional[dict] = None
     detection: Optional[list] = None
     false_positives: int = 0
+    false_positives_after_warmup: int = 0
     msgs_per_node_per_s: float = 0.0
     bytes_per_node_per_s: float = 0.0
     syncs: int = 0
@@ -246,8 +247,9 @@ class Simulation:
         return (sum(s.sent for s in stats), sum(s.bytes_sent for s in stats) + self.sync_bytes,
                 sum(s.syncs for s in stats), sum(s.refutations for s in stats))
 
-    def false_positives(self, healthy: set[str]) -> int:
-        return sum(1 for name in healthy if self.dead_marks.get(name))
+    def false_positives(self, healthy: set[str], since: float = 0.0) -> int:
+        """Healthy nodes that some node marked dead (at or after ``since``)."""
+        return sum(1 for name in healthy if any(t >= since for t in self.dead_marks.get(name, {}).values()))
 
 
 def own_record(core: Membership):
@@ -302,6 +304,7 @@ def run(args: argparse.Namespace) -> Results:
     else:
         sim.run_until(warmup + args.duration)
     results.false_positives = sim.false_positives(healthy)
+    results.false_positives_after_warmup = sim.false_positives(healthy, since=warmup)
     sent, sent_bytes, syncs, refutations = (now - then for now, then in zip(sim.totals(), base))
     node_seconds = args.duration * len(sim.nodes)
     results.msgs_per_node_per_s = round(sent / node_seconds, 2)
@@ -354,6 +357,7 @@ def combine(runs: list[Results]) -> Results:
         if total.detection is not None:
             total.detection = total.detection + other.detection
         total.false_positives += other.false_positives
+        total.false_positives_after_warmup += other.false_positives_after_warmup
         total.syncs += other.syncs
         total.refutations += other.refutations
         total.wall_seconds = round(total.wall_seconds + other.wall_seconds, 2)

@@ -17,7 +17,8 @@ from twisted.logger import Logger
 
 from gossipdht.config import Address
 from gossipdht.gossip import GossipProtocol
-from gossipdht.membership import Datagram, Member, Membership, Outgoing, StreamPing, SwimConfig, SyncRequest
+from gossipdht.membership import Membership
+from gossipdht.swim import Datagram, Member, Outgoing, StreamPing, SwimConfig, SyncRequest
 from gossipdht.peer import PeerClient, PeerError
 from gossipdht.ring import Ring
 from gossipdht.wire import Alive, WireError, pack_state, unpack_state

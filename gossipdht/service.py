@@ -17,7 +17,7 @@ from gossipdht.committer import GroupCommitter
 from gossipdht.config import Address, NodeConfig
 from gossipdht.coordinator import Coordinator
 from gossipdht.hlc import HybridLogicalClock
-from gossipdht.membership import SwimConfig
+from gossipdht.swim import SwimConfig
 from gossipdht.peer import PeerClient
 from gossipdht.request import Site
 from gossipdht.storage import open_store

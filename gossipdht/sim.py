@@ -21,9 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from gossipdht.membership import (
-    Datagram, Membership, MemberEvent, State, StreamPing, SwimConfig, SyncRequest,
-)
+from gossipdht.membership import Membership
+from gossipdht.swim import Datagram, MemberEvent, State, StreamPing, SwimConfig, SyncRequest
 from gossipdht.wire import pack_state
 
 TCP_RETRANSMIT = 0.2

@@ -248,7 +248,7 @@ async def test_gossip_on_its_own_port(cluster_nodes):
 
 @pytest_twisted.ensureDeferred
 async def test_left_members_are_forgotten_after_reap_after(cluster_nodes):
-    (a, http_a), (b, http_b) = cluster_nodes(reap_after=1), cluster_nodes()
+    (a, http_a), (_, http_b) = cluster_nodes(reap_after=1), cluster_nodes()
     await http_b.request(b"POST", b"/dht/join", seed_line(a))
     await http_b.request(b"POST", b"/dht/leave")
 

@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from gossipdht.lifeguard import LocalHealth, Suspicion
-from gossipdht.membership import Datagram, Membership, State, StreamPing, SwimConfig, SyncRequest
+from gossipdht.membership import Membership
+from gossipdht.swim import Datagram, State, StreamPing, SwimConfig, SyncRequest
 from gossipdht.wire import (
     MAX_DATAGRAM, Ack, Alive, Dead, Left, Nack, Ping, PingReq, Suspect,
     pack_datagram, pack_message, unpack_datagram,

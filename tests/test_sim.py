@@ -2,7 +2,7 @@
 
 import json
 
-from gossipdht.membership import State
+from gossipdht.swim import State
 from gossipdht.sim import Simulation, main, parse_args, run
 
 

@@ -82,6 +82,7 @@ class Simulation:
         self._order = 0
         self.nodes: dict[tuple[str, int], SimNode] = {}
         self.sync_bytes = 0
+        self._side: dict[tuple[str, int], int] = {}  # address -> side of a partition
         self.dead_marks: dict[str, dict[str, float]] = {}  # member -> {marker: when}
         self.suspected_at: dict[str, float] = {}
         self.alive_known: dict[str, dict[str, float]] = {}  # member -> {knower: when}
@@ -156,7 +157,7 @@ class Simulation:
         elif kind == _STREAM_PING:
             requester, target, seq = payload
             if target == node.core.name:
-                self._tcp(requester, _STREAM_ACK, seq)
+                self._tcp(node.address, requester, _STREAM_ACK, seq)
         elif kind == _STREAM_ACK:
             node.core.stream_ack(self.now, payload)
             self._reschedule(node)
@@ -166,11 +167,13 @@ class Simulation:
             if not is_reply:
                 reply = node.core.local_state()
                 self.sync_bytes += state_size(reply)
-                self._tcp(requester, _SYNC, (node.address, reply, True))
+                self._tcp(node.address, requester, _SYNC, (node.address, reply, True))
             self._reschedule(node)
 
     def _dispatch(self, node: SimNode, outgoing) -> None:
         for item in outgoing:
+            if self._cut(node.address, item.address):
+                continue
             if isinstance(item, Datagram):
                 if self.rng.random() >= self.loss:
                     delay = self.latency * (0.5 + self.rng.random())
@@ -178,13 +181,15 @@ class Simulation:
             elif isinstance(item, SyncRequest):
                 state = node.core.local_state()
                 self.sync_bytes += state_size(state)
-                self._tcp(item.address, _SYNC, (node.address, state, False))
+                self._tcp(node.address, item.address, _SYNC, (node.address, state, False))
             elif isinstance(item, StreamPing):
-                self._tcp(item.address, _STREAM_PING, (node.address, item.target, item.seq))
+                self._tcp(node.address, item.address, _STREAM_PING, (node.address, item.target, item.seq))
         self._reschedule(node)
 
-    def _tcp(self, target, kind: int, payload) -> None:
+    def _tcp(self, source, target, kind: int, payload) -> None:
         """Reliable, but each lost segment costs a retransmission timeout."""
+        if self._cut(source, target):
+            return
         delay = self.latency
         while self.rng.random() < self.loss:
             delay += TCP_RETRANSMIT
@@ -225,6 +230,16 @@ class Simulation:
         node = self.add_node(name)
         self._dispatch(node, [SyncRequest(seed)])
         return node
+
+    def partition(self, names: set[str]) -> None:
+        """Cut the named nodes off from all the others (both ways) until ``heal()``."""
+        self._side = {a: int(n.core.name in names) for a, n in self.nodes.items()}
+
+    def heal(self) -> None:
+        self._side = {}
+
+    def _cut(self, source, target) -> bool:
+        return bool(self._side) and self._side.get(source, 0) != self._side.get(target, 0)
 
     def restart(self, name: str) -> SimNode:
         """Bring a crashed node back as a fresh process (incarnation 0) that rejoins."""

@@ -63,3 +63,16 @@ def test_join_reports_percentiles():
     times = results.informed_at
     assert set(times) == {"50", "99", "99.99", "100"}
     assert times["50"] <= times["99"] <= times["99.99"] <= times["100"] < 6
+
+
+def test_a_healed_partition_merges_back():
+    sim = Simulation(30, seed=8, loss=0.05)
+    sim.run_until(2)
+    island = {f"node-{i:04d}" for i in range(10)}
+    sim.partition(island)
+    sim.run_until(40)  # long enough for each side to declare the other dead
+    mainland = next(n for n in sim.nodes.values() if n.core.name not in island)
+    assert all(mainland.core.members[name].state is State.DEAD for name in island)
+    sim.heal()
+    sim.run_until(130)
+    assert all(len(n.core.live_members()) == 30 for n in sim.nodes.values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Optional
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -252,10 +252,12 @@ class Cluster:
                 await self.push_pull(member.api_address)
             except (PeerError, WireError):
                 pass
-        await self._until(lambda: self._nobody_lists_me(others), "members still listing this node")
-        self.core = self._new_core(max(int(self._reactor.seconds()), old_incarnation + 2))
-        self._reschedule()
-        self._membership_changed()
+        try:
+            await self._until(lambda: self._nobody_lists_me(others), "members still listing this node")
+        finally:  # alone either way: the leave was announced and gossip carries it on
+            self.core = self._new_core(max(int(self._reactor.seconds()), old_incarnation + 2))
+            self._reschedule()
+            self._membership_changed()
 
     async def _until(self, condition, failure: str) -> None:
         deadline = self._reactor.seconds() + self._settle_seconds
@@ -267,27 +269,23 @@ class Cluster:
                 raise ClusterError(504, f"timed out: {failure}: {', '.join(sorted(missing))}")
             await deferLater(self._reactor, POLL_SECONDS, lambda: None)
 
+    async def _peer_lists(self, members: list[Member]) -> dict[str, Optional[set[str]]]:
+        """Each member's ``/dht/peers``, asked all at once; None where it did not answer."""
+        async def ask(member: Member) -> Optional[set[str]]:
+            try:
+                return set(await self._peers.peers(member.api_address, 1.0))
+            except PeerError:
+                return None
+        answers = await gatherResults([ensureDeferred(ask(m)) for m in members])
+        return {m.name: answer for m, answer in zip(members, answers)}
+
     async def _everyone_lists_me(self) -> list[str]:
         """Members that do not yet list this node, or list someone this node does not."""
         mine = set(self.peers())
-        missing = []
-        for member in self.core.live_members():
-            if member.name == self.name:
-                continue
-            try:
-                theirs = set(await self._peers.peers(member.api_address, 1.0))
-            except PeerError:
-                theirs = set()
-            if self.name not in theirs or not theirs <= mine:
-                missing.append(member.name)
-        return missing
+        others = [m for m in self.core.live_members() if m.name != self.name]
+        lists = await self._peer_lists(others)
+        return [name for name, theirs in lists.items() if theirs is None or self.name not in theirs or not theirs <= mine]
 
     async def _nobody_lists_me(self, others: list[Member]) -> list[str]:
-        still = []
-        for member in others:
-            try:
-                if self.name in await self._peers.peers(member.api_address, 1.0):
-                    still.append(member.name)
-            except PeerError:
-                pass  # unreachable: it cannot list anyone
-        return still
+        lists = await self._peer_lists(others)  # one that does not answer cannot list anyone
+        return [name for name, theirs in lists.items() if theirs is not None and self.name in theirs]

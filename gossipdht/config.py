@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
 from gossipdht.storage import ENGINES
 
 LOG_FORMATS = ("text", "json")
+MAX_SEEDS = 64
 MAX_NAME_LENGTH = 255
 
 
@@ -174,6 +175,8 @@ def parse_seeds(text: str) -> list[Address]:
             raise ConfigError(f"line {number}: {line!r} is not HOST:PORT or NAME:HOST:PORT") from None
     if not seeds:
         raise ConfigError("no seeds given: send lines of HOST:PORT")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"{len(seeds)} seeds; at most {MAX_SEEDS}")
     return seeds
 
 

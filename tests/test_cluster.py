@@ -87,7 +87,8 @@ async def test_join_accepts_name_host_port_lines_and_put(cluster_nodes):
 
 
 @pytest_twisted.ensureDeferred
-@pytest.mark.parametrize("body", [b"", b"\n\n", b"nohost", b"host:notaport", b"\xff\xfe:1", b"a:99999"])
+@pytest.mark.parametrize("body", [b"", b"\n\n", b"nohost", b"host:notaport", b"\xff\xfe:1", b"a:99999",
+                                  b"\n".join(b"h%d:1" % i for i in range(65))])
 async def test_malformed_join_is_400(cluster_nodes, body):
     _, http = cluster_nodes()
     status, _, text = await http.request(b"POST", b"/dht/join", body)
@@ -256,3 +257,36 @@ async def test_left_members_are_forgotten_after_reap_after(cluster_nodes):
         members = json.loads((await http_a.request(b"GET", b"/dht/members"))[2])
         return [m["name"] for m in members] == [a.config.name]
     await eventually(forgotten)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_leave_that_times_out_still_ends_alone(cluster_nodes):
+    from twisted.internet import reactor
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    from gossipdht.wire import Alive
+
+    service, http = cluster_nodes()
+    service.cluster._settle_seconds = 0.5
+
+    class Stubborn(Resource):  # a member that keeps listing the leaver, whatever happens
+        isLeaf = True
+
+        def render_GET(self, request):
+            return f"ghost\r\n{service.config.name}".encode()
+
+        def render_POST(self, request):
+            request.setResponseCode(500)
+            return b""
+
+    stub = reactor.listenTCP(0, Site(Stubborn()), interface="127.0.0.1")
+    try:
+        port = stub.getHost().port
+        service.cluster.core.merge_state(reactor.seconds(), [Alive("ghost", 1, "127.0.0.1", port, port)])
+        assert len(await peers(http)) == 2
+        status, _, text = await http.request(b"GET", b"/dht/leave")
+        assert status == 504 and b"ghost" in text
+        assert await peers(http) == [service.config.name]
+    finally:
+        await stub.stopListening()

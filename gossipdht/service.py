@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 from twisted.application.service import MultiService
@@ -20,6 +21,7 @@ from gossipdht.hlc import HybridLogicalClock
 from gossipdht.swim import SwimConfig
 from gossipdht.peer import PeerClient
 from gossipdht.request import Site
+from gossipdht.snapshot import Snapshot, load as load_snapshot
 from gossipdht.storage import open_store
 
 #: Start-up joins retry with exponential backoff, up to this many seconds apart.
@@ -60,6 +62,10 @@ class NodeService(MultiService):
         api = RestAPI(self.coordinator, self.cluster, config.max_value_bytes, config.replicas)
         self.site = Site(api.resource(),
                          max_body_bytes=config.max_value_bytes)
+        self.snapshot = None
+        if config.storage == "sqlite":  # a durable node remembers its cluster
+            self.snapshot = Snapshot(os.path.join(config.data_dir, "members.json"), self._other_members, reactor)
+            self.cluster.on_change.append(self.snapshot.changed)
         self.port = None
         self.udp = None
         self._joining: Deferred | None = None
@@ -96,18 +102,26 @@ class NodeService(MultiService):
         self.cluster.start()
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
-        if self.config.join:
-            self._joining = ensureDeferred(self._join_at_start())
+        seeds = list(self.config.join)
+        if not seeds and self.snapshot is not None:
+            seeds = load_snapshot(os.path.join(self.config.data_dir, "members.json"))
+            if seeds:
+                self.log.info("rejoining the {count} members this node knew before it stopped", count=len(seeds))
+        if seeds:
+            self._joining = ensureDeferred(self._join_at_start(seeds))
 
-    async def _join_at_start(self) -> None:
+    def _other_members(self):
+        return [(m.name, Address(m.host, m.api_port)) for m in self.cluster.live_members() if m.name != self.cluster.name]
+
+    async def _join_at_start(self, seeds: list[Address]) -> None:
         """Join through the seeds, retrying with backoff until one answers."""
         delay = 0.5
         while self.running:
             try:
-                message = await self.cluster.join(list(self.config.join))
+                message = await self.cluster.join(seeds)
             except ClusterError as e:
                 self.log.warn("join through {seeds} failed ({error}); retrying in {delay:.1f} s",
-                              seeds=", ".join(map(str, self.config.join)), error=e, delay=delay)
+                              seeds=", ".join(map(str, seeds)), error=e, delay=delay)
                 await deferLater(self._reactor, delay, lambda: None)
                 delay = min(delay * 2, MAX_JOIN_BACKOFF)
             else:
@@ -127,5 +141,7 @@ class NodeService(MultiService):
         if self.port is not None:
             await self.port.stopListening()
         await self.peers.close()
+        if self.snapshot is not None:
+            self.snapshot.write()
         self.committer.flush()
         self.store.close()

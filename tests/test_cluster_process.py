@@ -48,3 +48,24 @@ def test_graceful_leave_of_a_process(node_factory):
     assert status == 200, body
     assert peers(c) == [name(c)]
     assert name(c) not in peers(a) and name(c) not in peers(b)
+
+
+def test_a_restarted_node_rejoins_the_members_it_knew(node_factory):
+    a, b = node_factory(), node_factory()  # sqlite: durable nodes keep a member snapshot
+    join(b, a)
+    wait_for(lambda: (b.data_dir / "members.json").exists(), DEADLINE)
+    b.kill9()
+    b.start()  # no --join
+    assert "rejoining the 1 members this node knew" in b.log()
+    wait_for(lambda: sorted(peers(a)) == sorted(peers(b)) == sorted([name(a), name(b)]), DEADLINE)
+
+
+def test_after_a_graceful_leave_a_restart_stays_alone(node_factory):
+    a, b = node_factory(), node_factory()
+    join(b, a)
+    status, _, _ = b.request("GET", "/dht/leave")
+    assert status == 200
+    b.stop()
+    b.start()
+    assert "rejoining" not in b.log()
+    assert peers(b) == [name(b)]

@@ -197,7 +197,7 @@ class RestAPI:
         request.setHeader(b"content-type", b"application/msgpack")
         return self.cluster.answer_push_pull(request.content.read())
 
-    @app.route("/internal/ping/<name>", methods=["GET"])
+    @app.route("/internal/ping/<path:name>", methods=["GET"])
     def ping(self, request: IRequest, name: str) -> bytes:
         if name != self.cluster.name:
             raise ClientError(404, f"this node is not {name}")

@@ -192,6 +192,21 @@ async def test_internal_endpoints_refuse_garbage(cluster_nodes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_tcp_probe_reaches_a_node_whose_name_has_a_slash(cluster_nodes):
+    from twisted.internet import reactor
+
+    from gossipdht.peer import PeerClient
+
+    service, _ = cluster_nodes("rack-1/node-é")
+    client = PeerClient(reactor)
+    try:
+        assert await client.ping(("127.0.0.1", service.config.port), "rack-1/node-é", 2.0)
+        assert not await client.ping(("127.0.0.1", service.config.port), "rack-1/other", 2.0)
+    finally:
+        await client.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_garbage_datagrams_are_counted_not_fatal(cluster_nodes):
     service, http = cluster_nodes()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

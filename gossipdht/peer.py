@@ -14,12 +14,24 @@ import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, TimeoutError as DeferTimeout
 from twisted.internet.error import ConnectError, TimeoutError as ConnectTimeout
+from hyperlink import EncodedURL
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived
 
 from gossipdht.config import Address
 
 #: Below twisted.web's 60 s idle timeout, so the client closes idle connections first.
 IDLE_SECONDS = 50
+
+
+class _PlainURL(EncodedURL):
+    """An ASCII URL that treq must send as it is.
+
+    hyperlink's ``to_uri()`` runs IPv6 literals such as ``::1`` through IDNA and fails
+    (python-hyper/hyperlink#68 and #188, open); the URLs built here are plain ASCII
+    already, so there is nothing to convert."""
+
+    def to_uri(self) -> "EncodedURL":
+        return self
 
 
 class PeerError(Exception):
@@ -42,7 +54,7 @@ class PeerClient:
     async def request(self, method: str, address: tuple[str, int], path: str, timeout: float,
                       body: Optional[bytes] = None) -> tuple[int, bytes]:
         """(status, body) of one request to the peer's API."""
-        url = f"http://{Address(*address)}{path}"
+        url = _PlainURL.from_text(f"http://{Address(*address)}{path}")
         for attempt in (1, 2):
             try:
                 response = await self._http.request(method, url, data=body, timeout=timeout)

@@ -27,10 +27,10 @@ def node_config(tmp_path, **overrides):
 class HTTP:
     """Raw requests to a node: bytes URLs go out untouched, unlike treq's URL handling."""
 
-    def __init__(self, reactor, port: int) -> None:
+    def __init__(self, reactor, port: int, host: str = "127.0.0.1") -> None:
         from twisted.web.client import Agent, HTTPConnectionPool
 
-        self.base = b"http://127.0.0.1:%d" % port
+        self.base = b"http://%s:%d" % ((f"[{host}]" if ":" in host else host).encode(), port)
         self.agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
 
     async def request(self, method: bytes, path: bytes, body=None, headers=None):

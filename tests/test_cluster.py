@@ -23,17 +23,18 @@ def cluster_nodes(tmp_path):
 
     services = []
 
-    def make(name=None, separate_gossip_port=False, reap_after=300.0):
-        port = free_port()
-        gossip_port = free_port() if separate_gossip_port else port
+    def make(name=None, separate_gossip_port=False, reap_after=300.0, host="127.0.0.1"):
+        port = free_port(host)
+        gossip_port = free_port(host) if separate_gossip_port else port
         config = replace(node_config(tmp_path / f"n{len(services)}", storage="memory"),
-                         name=name or f"node-{port}", port=port, gossip_port=gossip_port, reap_after=reap_after)
+                         name=name or f"node-{port}", port=port, gossip_port=gossip_port, reap_after=reap_after,
+                         bind=host, advertise=host)
         service = NodeService(config, reactor)
         service.cluster._sync_timeout = 1.0
         service.privilegedStartService()
         service.startService()
         services.append(service)
-        return service, HTTP(reactor, port)
+        return service, HTTP(reactor, port, host)
 
     yield make
     for service in services:
@@ -305,3 +306,22 @@ async def test_a_leave_that_times_out_still_ends_alone(cluster_nodes):
         assert await peers(http) == [service.config.name]
     finally:
         await stub.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_ipv6_cluster(cluster_nodes):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 is not available here")
+    (a, http_a), (b, http_b) = cluster_nodes(host="::1"), cluster_nodes(host="::1")
+    status, _, text = await http_b.request(b"POST", b"/dht/join", b"[::1]:%d" % a.config.port)
+    assert status == 200, text
+    assert sorted(await peers(http_a)) == sorted([a.config.name, b.config.name])
+
+    async def gossiped():
+        return a.cluster.stats()["datagrams_received"] > 0
+    await eventually(gossiped)

@@ -19,9 +19,9 @@ from gossipdht.nodeprocess import NodeProcess
 
 
 def node_config(tmp_path, **overrides):
-    """A valid configuration on an ephemeral port (0, which only tests may use)."""
+    """A valid configuration on ephemeral TCP and UDP ports (0, which only tests may use)."""
     config = build_config({"name": "test-node", "data-dir": str(tmp_path / "data")})
-    return replace(config, port=0, **overrides)
+    return replace(config, port=0, gossip_port=0, **overrides)
 
 
 class HTTP:

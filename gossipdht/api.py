@@ -7,7 +7,7 @@ the answer into HTTP.  Every client mistake gets a 4xx with a one-line text body
 from __future__ import annotations
 
 import json
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 from urllib.parse import unquote_to_bytes
 
 from klein import Klein
@@ -21,9 +21,13 @@ from werkzeug.routing import RequestRedirect
 
 from gossipdht.cluster import Cluster, ClusterError
 from gossipdht.config import Address, ConfigError, parse_seeds
-from gossipdht.coordinator import Coordinator
+from gossipdht.coordinator import Coordinator, QuorumError
 from gossipdht.keys import InvalidKey, decode_path_segment
+from gossipdht.replica import LocalReplica
 from gossipdht.storage import Record
+from gossipdht.transfer import (
+    BadMessage, pack_digests, pack_records, pack_versions, unpack_keys, unpack_ranges, unpack_writes,
+)
 
 FORM = b"application/x-www-form-urlencoded"
 FORM_VALUE_PREFIX = b"value="
@@ -53,9 +57,12 @@ class RestAPI:
     app.url_map.merge_slashes = False
     log = Logger()
 
-    def __init__(self, coordinator: Coordinator, cluster: Cluster, max_value_bytes: int, replicas: int) -> None:
+    def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
+                 data_stats: Callable[[], dict], max_value_bytes: int, replicas: int) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
+        self.local = local
+        self.data_stats = data_stats
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
 
@@ -69,17 +76,18 @@ class RestAPI:
         key = self._key(request)
         if request.method in (b"GET", b"HEAD"):
             return await self._get(request, key)
+        w = self._quorum(request, b"w")
         if request.method == b"DELETE":
-            record = await self.coordinator.delete(key)
+            record = await self.coordinator.delete(key, w)
         else:
             value, content_type = self._value(request)
-            record = await self.coordinator.put(key, value, content_type)
+            record = await self.coordinator.put(key, value, content_type, w)
         request.setResponseCode(204)
         request.setHeader(b"etag", etag(record))
         return b""
 
     async def _get(self, request: IRequest, key: str) -> bytes:
-        record = await self.coordinator.get(key)
+        record = await self.coordinator.get(key, self._quorum(request, b"r"))
         if record is None:
             request.setResponseCode(404)
             return b""
@@ -91,6 +99,16 @@ class RestAPI:
         request.setHeader(b"content-type", record.content_type.encode("latin-1"))
         request.setHeader(b"content-length", b"%d" % len(record.value))
         return record.value
+
+    def _quorum(self, request: IRequest, name: bytes) -> Optional[int]:
+        """``?r=`` or ``?w=``: how many replicas must answer, 1..N; None for the default."""
+        values = request.args.get(name)
+        if not values:
+            return None
+        text = values[-1].decode("latin-1")
+        if not text.isdigit() or not 1 <= int(text) <= self.replicas:
+            raise ClientError(400, f"{name.decode()}={text} is not a whole number from 1 to N={self.replicas}")
+        return int(text)
 
     def _key(self, request: IRequest, prefix: bytes = KEY_PREFIX) -> str:
         try:
@@ -118,20 +136,24 @@ class RestAPI:
         # Every method routes here, or werkzeug would redirect DELETE /db to /db/.
         if request.method not in (b"GET", b"HEAD"):
             raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+        scope = request.args.get(b"scope", [b"primary"])[-1]
+        if scope not in (b"primary", b"replica"):
+            raise ClientError(400, "scope must be primary (the default) or replica")
+        pages = self._pages(primary_only=scope == b"primary")
         if _wants_json(request):
             request.setHeader(b"content-type", b"application/json")
-            chunks = _json_listing(self._pages())
+            chunks = _json_listing(pages)
         else:
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            chunks = _text_listing(self._pages())
+            chunks = _text_listing(pages)
         if request.method == b"HEAD":
             return b""
         return _stream(request, chunks)
 
-    def _pages(self) -> Iterator[list[str]]:
+    def _pages(self, primary_only: bool) -> Iterator[list[str]]:
         after: Optional[str] = None
         while True:
-            page = self.coordinator.keys(after, LISTING_PAGE)
+            page = self.coordinator.keys(after, LISTING_PAGE, primary_only)
             if not page:
                 return
             yield page
@@ -152,7 +174,7 @@ class RestAPI:
     @app.route("/dht/stats", methods=["GET", "HEAD"])
     def stats(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", b"application/json")
-        return json.dumps({"gossip": self.cluster.stats()}).encode()
+        return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats()}).encode()
 
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:
@@ -203,6 +225,25 @@ class RestAPI:
             raise ClientError(404, f"this node is not {name}")
         return b""
 
+    @app.route("/internal/write", methods=["POST"])
+    async def replica_write(self, request: IRequest) -> bytes:
+        await self.local.write(unpack_writes(request.content.read()))
+        return b""
+
+    @app.route("/internal/read", methods=["POST"])
+    def replica_read(self, request: IRequest) -> bytes:
+        keys = unpack_keys(request.content.read())
+        records = self.local.store.get_many(keys)
+        return pack_records([None if r is None else (k, r) for k, r in zip(keys, records)])
+
+    @app.route("/internal/digests", methods=["POST"])
+    def replica_digests(self, request: IRequest) -> bytes:
+        return pack_digests(self.local.store.digests(unpack_ranges(request.content.read())))
+
+    @app.route("/internal/versions", methods=["POST"])
+    def replica_versions(self, request: IRequest) -> bytes:
+        return pack_versions(self.local.store.versions(unpack_ranges(request.content.read())))
+
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -210,9 +251,13 @@ class RestAPI:
 
     # -- errors --------------------------------------------------------------------
 
-    @app.handle_errors(ClientError, ClusterError)
+    @app.handle_errors(ClientError, ClusterError, QuorumError)
     def client_error(self, request: IRequest, failure) -> bytes:
         return _plain(request, failure.value.code, str(failure.value))
+
+    @app.handle_errors(BadMessage)
+    def bad_message(self, request: IRequest, failure) -> bytes:
+        return _plain(request, 400, f"bad internal message: {failure.value}")
 
     @app.handle_errors(NotFound, RequestRedirect)
     def not_found(self, request: IRequest, failure) -> bytes:

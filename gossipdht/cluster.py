@@ -8,7 +8,7 @@ its push/pull exchanges and TCP probes over HTTP, and orchestrates the operator'
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional
+from typing import Awaitable, Callable, Optional
 
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
@@ -24,6 +24,10 @@ from gossipdht.ring import Ring
 from gossipdht.wire import Alive, WireError, pack_state, unpack_state
 
 POLL_SECONDS = 0.05
+
+
+async def _nothing(*args) -> None:
+    pass
 
 
 class ClusterError(Exception):
@@ -51,8 +55,13 @@ class Cluster:
         self._call: Optional[IDelayedCall] = None
         self._busy: Optional[str] = None
         self.protocol = GossipProtocol(self._received)
-        #: Called with no arguments whenever the member list (and so the ring) changes.
+        #: Called with no arguments whenever the member list changes, and when the ring changes.
         self.on_change: list[Callable[[], None]] = []
+        self.on_ring_change: list[Callable[[], None]] = []
+        #: Awaited by ``join`` once membership agrees (moves the data), and by ``leave``
+        #: with the names of the other members before leaving (hands the data off).
+        self.after_join: Callable[[], Awaitable[None]] = _nothing
+        self.before_leave: Callable[[list[str]], Awaitable[None]] = _nothing
         self.core = self._new_core(int(reactor.seconds()))
         self.ring = Ring([name])
 
@@ -76,6 +85,8 @@ class Cluster:
         live = sorted(m.name for m in self.core.live_members())
         if live != self.ring.members:
             self.ring = Ring(live)
+            for listener in self.on_ring_change:
+                listener()
         for listener in self.on_change:
             listener()
 
@@ -165,6 +176,13 @@ class Cluster:
     def live_members(self) -> list[Member]:
         return self.core.live_members()
 
+    def api_address(self, name: str) -> tuple[str, int]:
+        """Where a member's HTTP API listens; PeerError if it is not a member."""
+        member = self.core.members.get(name)
+        if member is None:
+            raise PeerError(f"{name} is not a member")
+        return member.api_address
+
     def owners(self, key: str, n: int) -> list[Member]:
         """The key's preference list: the first ``n`` distinct live members on the ring."""
         return [self.core.members[name] for name in self.ring.preference_list(key, n)]
@@ -200,6 +218,7 @@ class Cluster:
                 await self._leave()
             await self._sync_with_any(seeds)
             await self._until(self._everyone_lists_me, "members still missing this node")
+            await self.after_join()
             return f"joined a cluster of {len(self.peers())} members"
         finally:
             self._busy = None
@@ -210,6 +229,7 @@ class Cluster:
         try:
             if len(self.core.live_members()) <= 1:
                 return "alone already"
+            await self.before_leave([m.name for m in self.core.live_members() if m.name != self.name])
             await self._leave()
             return "left the cluster; alone now"
         finally:

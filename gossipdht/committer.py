@@ -6,47 +6,25 @@ so batching costs no durability; it only shares one commit among concurrent writ
 
 from __future__ import annotations
 
-from typing import Optional
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IReactorTime
 
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.python.failure import Failure
-
+from gossipdht.batcher import Batcher
 from gossipdht.storage import Record, Store
 
 
 class GroupCommitter:
     def __init__(self, store: Store, clock: IReactorTime) -> None:
-        self._store = store
-        self._clock = clock
-        self._batch: list[tuple[str, Record]] = []
-        self._waiting: list[Deferred[None]] = []
-        self._call: Optional[IDelayedCall] = None
+        self._batcher: Batcher[tuple[str, Record], None] = Batcher(store.write, clock, max_batch=10_000)
 
     def write(self, key: str, record: Record) -> Deferred[None]:
         """Fires once the record is committed, or fails with the store's error."""
-        self._batch.append((key, record))
-        done: Deferred[None] = Deferred()
-        self._waiting.append(done)
-        if self._call is None:
-            self._call = self._clock.callLater(0, self.flush)
-        return done
+        return self._batcher.submit((key, record))
+
+    def write_many(self, items: list[tuple[str, Record]]) -> Deferred[list[None]]:
+        """Fires once all the records are committed."""
+        return gatherResults([self.write(key, record) for key, record in items], consumeErrors=True)
 
     def flush(self) -> None:
         """Commit what is pending now (also called on shutdown)."""
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-        batch, waiting = self._batch, self._waiting
-        self._batch, self._waiting = [], []
-        if not batch:
-            return
-        try:
-            self._store.write(batch)
-        except Exception:
-            failure = Failure()
-            for done in waiting:
-                done.errback(failure)
-        else:
-            for done in waiting:
-                done.callback(None)
+        self._batcher.flush()

@@ -52,6 +52,8 @@ class NodeConfig:
     max_value_bytes: int
     log_format: str
     reap_after: float = 300.0
+    anti_entropy_interval: float = 30.0
+    tombstone_grace: float = 86400.0
     join: tuple[Address, ...] = field(default=())
 
     def describe(self) -> str:
@@ -62,7 +64,8 @@ class NodeConfig:
             f"advertise={self.advertise} "
             f"storage={self.storage} data-dir={self.data_dir} replicas={self.replicas} "
             f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
-            f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} join={seeds} "
+            f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
+            f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} join={seeds} "
             f"log-format={self.log_format}"
         )
 
@@ -70,6 +73,7 @@ class NodeConfig:
 SETTINGS = (
     "name", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
+    "anti-entropy-interval", "tombstone-grace",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -79,6 +83,8 @@ DEFAULTS: Mapping[str, Any] = {
     "max-value-bytes": 1 << 20,
     "log-format": "text",
     "reap-after": 300,
+    "anti-entropy-interval": 30,
+    "tombstone-grace": 86400,
     "join": [],
 }
 
@@ -146,6 +152,8 @@ def build_config(
         max_value_bytes=_integer(merged, "max-value-bytes", 1, 1 << 30),
         log_format=log_format,
         reap_after=_integer(merged, "reap-after", 1, 30 * 86400),
+        anti_entropy_interval=_integer(merged, "anti-entropy-interval", 1, 86400),
+        tombstone_grace=_integer(merged, "tombstone-grace", 1, 365 * 86400),
         join=tuple(parse_address(seed, "join") for seed in join),
     )
 

@@ -1,48 +1,175 @@
-"""The coordinator answers the public API's reads and writes.
+"""The coordinator answers the public API's reads and writes for any key.
 
-On a single node it versions writes with the hybrid logical clock and keeps them in
-the local store.  It is the seam where replication plugs in: callers only see
-Deferreds, so quorum reads and writes can take its place without touching the API.
+The node that receives a request coordinates it, as in Dynamo: a write goes to the
+key's N replicas at once and is acknowledged after W of them; a replica that fails is
+replaced by the next node on the ring, which keeps the write as a hint for it (sloppy
+quorum).  A read asks the N replicas and answers with the newest version among R
+answers; replicas found stale are repaired in the background.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 
-from gossipdht.committer import GroupCommitter
 from gossipdht.hlc import HybridLogicalClock, Version
-from gossipdht.storage import Record, Store
+from gossipdht.replica import Replicas
+from gossipdht.ring import Ring
+from gossipdht.stats import DataStats
+from gossipdht.storage import Record
 
 TOMBSTONE_CONTENT_TYPE = ""
 
 
+class QuorumError(Exception):
+    """Too few replicas answered: the API answers 503 with this message."""
+
+    code = 503
+
+
+def newest(records) -> Optional[Record]:
+    """The newest of the records (None for a replica without the key): last writer wins."""
+    found = [r for r in records if r is not None]
+    return max(found, key=lambda r: r.version) if found else None
+
+
 class Coordinator:
-    def __init__(self, name: str, store: Store, committer: GroupCommitter, clock: HybridLogicalClock) -> None:
+    def __init__(self, name: str, ring: Callable[[], Ring], replicas: Replicas, clock: HybridLogicalClock,
+                 n: int, r: int, w: int, stats: DataStats) -> None:
         self.name = name
-        self._store = store
-        self._committer = committer
+        self._ring = ring
+        self._replicas = replicas
         self._clock = clock
-        clock.observe(store.max_timestamp())
+        self.n, self.r, self.w = n, r, w
+        self.stats = stats
+        clock.observe(replicas.local.store.max_timestamp())
 
-    def get(self, key: str) -> Deferred[Optional[Record]]:
-        """The live record for ``key``, or None when it is missing or deleted."""
-        record = self._store.get(key)
-        return succeed(None if record is None or record.deleted else record)
+    # -- writes --------------------------------------------------------------------------
 
-    def put(self, key: str, value: bytes, content_type: str) -> Deferred[Record]:
-        record = Record(self._next_version(), value, content_type)
-        return self._committer.write(key, record).addCallback(lambda _: record)
+    def put(self, key: str, value: bytes, content_type: str, w: Optional[int] = None) -> Deferred[Record]:
+        return self._replicate(key, Record(self._next_version(), value, content_type), w)
 
-    def delete(self, key: str) -> Deferred[Record]:
+    def delete(self, key: str, w: Optional[int] = None) -> Deferred[Record]:
         """Write a tombstone, so that replicas and repairs learn of the deletion."""
-        record = Record(self._next_version(), b"", TOMBSTONE_CONTENT_TYPE, deleted=True)
-        return self._committer.write(key, record).addCallback(lambda _: record)
-
-    def keys(self, after: Optional[str], limit: int) -> list[str]:
-        """A page of the keys this node answers for, in order."""
-        return self._store.keys(after, limit)
+        return self._replicate(key, Record(self._next_version(), b"", TOMBSTONE_CONTENT_TYPE, deleted=True), w)
 
     def _next_version(self) -> Version:
         return Version(self._clock.now(), self.name)
+
+    def _replicate(self, key: str, record: Record, w: Optional[int]) -> Deferred[Record]:
+        self.stats.writes_coordinated += 1
+        ring = self._ring()
+        order = ring.preference_list(key, len(ring.members))
+        n = min(self.n, len(order))
+        needed = min(self.w, n) if w is None else w
+        done: Deferred[Record] = Deferred()
+        if needed > n:
+            return self._fail(done, f"w={needed} but the cluster holds only {n} replicas of a key")
+        fallbacks = order[n:]
+        tally = {"acks": 0, "pending": 0, "launched": False}
+
+        def attempt(member: str, hint: Optional[str]) -> None:
+            tally["pending"] += 1
+            maybeDeferred(lambda: self._replicas[member].write_one(key, record, hint)).addCallbacks(
+                acknowledged, failed, errbackArgs=(hint or member,))
+
+        def acknowledged(_) -> None:
+            tally["pending"] -= 1
+            tally["acks"] += 1
+            check()
+
+        def failed(_: Failure, owner: str) -> None:
+            tally["pending"] -= 1
+            if fallbacks:  # sloppy quorum: the next node keeps it for the owner
+                attempt(fallbacks.pop(0), owner)
+            check()
+
+        def check() -> None:
+            if done.called or not tally["launched"]:
+                return
+            if tally["acks"] >= needed:
+                done.callback(record)
+            elif tally["pending"] == 0:
+                self._fail(done, f"only {tally['acks']} of the {needed} replicas needed acknowledged the write")
+
+        for member in order[:n]:
+            attempt(member, None)
+        tally["launched"] = True
+        check()
+        return done
+
+    def _fail(self, done: Deferred, message: str) -> Deferred:
+        self.stats.quorum_failures += 1
+        done.errback(QuorumError(message))
+        return done
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, key: str, r: Optional[int] = None) -> Deferred[Optional[Record]]:
+        """The live record for ``key``, or None when it is missing or deleted."""
+        self.stats.reads_coordinated += 1
+        targets = self._ring().preference_list(key, self.n)
+        needed = min(self.r, len(targets)) if r is None else r
+        done: Deferred[Optional[Record]] = Deferred()
+        if needed > len(targets):
+            return self._fail(done, f"r={needed} but the cluster holds only {len(targets)} replicas of a key")
+        answers: dict[str, Optional[Record]] = {}
+        failures: list[str] = []
+
+        def decide() -> None:
+            finished = len(answers) + len(failures) == len(targets)
+            if finished:
+                self._repair(key, answers)
+            if done.called:
+                return
+            if len(answers) >= needed:
+                versions = {None if a is None else a.version for a in answers.values()}
+                # Answer early only when the answers agree on a found version: a replica
+                # that lacks the key may be a new owner still receiving its data.
+                if finished or (len(versions) == 1 and None not in versions):
+                    record = newest(answers.values())
+                    done.callback(None if record is None or record.deleted else record)
+            elif finished:
+                self._fail(done, f"only {len(answers)} of the {needed} replicas needed answered the read")
+
+        def answered(record: Optional[Record], member: str) -> None:
+            answers[member] = record
+            decide()
+
+        def failed(_: Failure, member: str) -> None:
+            failures.append(member)
+            decide()
+
+        for member in targets:
+            maybeDeferred(lambda: self._replicas[member].read_one(key)).addCallbacks(
+                answered, failed, callbackArgs=(member,), errbackArgs=(member,))
+        return done
+
+    def _repair(self, key: str, answers: dict[str, Optional[Record]]) -> None:
+        """Read repair: bring the replicas that answered with an older version up to date."""
+        record = newest(answers.values())
+        if record is None:
+            return
+        for member, answer in answers.items():
+            if answer is None or answer.version < record.version:
+                self.stats.read_repairs += 1
+                maybeDeferred(lambda: self._replicas[member].write_one(key, record)).addErrback(lambda _: None)
+
+    # -- listings ------------------------------------------------------------------------------
+
+    def keys(self, after: Optional[str], limit: int, primary_only: bool) -> list[str]:
+        """A page of the keys stored here, in order: all, or those this node is primary for.
+
+        A page of primaries may hold fewer than ``limit`` keys; an empty page ends the listing."""
+        store = self._replicas.local.store
+        while True:
+            page = store.keys(after, limit)
+            if not primary_only or not page:
+                return page
+            ring = self._ring()
+            mine = [key for key in page if ring.preference_list(key, 1) == [self.name]]
+            if mine:
+                return mine
+            after = page[-1]

@@ -15,6 +15,8 @@ from urllib.parse import unquote_to_bytes
 from twisted.web import server
 
 _TOO_LARGE = b"request body larger than %d bytes\n"
+#: How many bytes of values one batch between nodes may carry (plus one value).
+INTERNAL_BATCH_BYTES = 8 << 20
 
 
 class BoundedRequest(server.Request):
@@ -27,7 +29,13 @@ class BoundedRequest(server.Request):
     _received = 0
 
     def body_limit(self) -> int:
-        """Form bodies (``value=...``) percent-encode the value: up to three bytes each."""
+        """Form bodies (``value=...``) percent-encode the value: up to three bytes each.
+        Batches between nodes carry many values."""
+        # The request line is parsed before the headers, but ``self.path`` is only set
+        # once the body is in: the channel holds the path meanwhile.
+        path = getattr(self.channel, "_path", None) or getattr(self, "path", b"")
+        if path.startswith(b"/internal/"):
+            return INTERNAL_BATCH_BYTES + self.max_body_bytes
         content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
         if content_type.lower().startswith(b"application/x-www-form-urlencoded"):
             return 3 * self.max_body_bytes + len(b"value=")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import asdict
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -17,13 +18,20 @@ from gossipdht.cluster import Cluster, ClusterError
 from gossipdht.committer import GroupCommitter
 from gossipdht.config import Address, NodeConfig
 from gossipdht.coordinator import Coordinator
+from gossipdht.hints import HintedHandoff
 from gossipdht.hlc import HybridLogicalClock
+from gossipdht.rebalance import Rebalancer
+from gossipdht.replica import LocalReplica, Replicas
+from gossipdht.ring import Ring
+from gossipdht.stats import DataStats
 from gossipdht.swim import SwimConfig
 from gossipdht.peer import PeerClient
 from gossipdht.request import Site
 from gossipdht.snapshot import Snapshot, load as load_snapshot
 from gossipdht.storage import open_store
 
+#: How long ``POST /dht/join`` waits for data to move before it answers 504.
+DATA_MOVE_SECONDS = 300.0
 #: Start-up joins retry with exponential backoff, up to this many seconds apart.
 MAX_JOIN_BACKOFF = 30.0
 
@@ -49,9 +57,6 @@ class NodeService(MultiService):
         except Exception as e:
             raise StartupError(f"--data-dir: cannot open storage in {config.data_dir}: {e}") from None
         self.committer = GroupCommitter(self.store, reactor)
-        self.coordinator = Coordinator(
-            config.name, self.store, self.committer, HybridLogicalClock(reactor.seconds)
-        )
         self.peers = PeerClient(reactor)
         try:
             advertised_ip = socket.getaddrinfo(config.advertise, None)[0][4][0]
@@ -59,7 +64,21 @@ class NodeService(MultiService):
             raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
         self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers,
                                SwimConfig(reap_after=config.reap_after))
-        api = RestAPI(self.coordinator, self.cluster, config.max_value_bytes, config.replicas)
+        self.stats = DataStats()
+        clock = HybridLogicalClock(reactor.seconds)
+        local = LocalReplica(config.name, self.store, self.committer, clock, self.stats)
+        self.replicas = Replicas(local, self.cluster.api_address, self.peers, reactor)
+        ring = lambda: self.cluster.ring  # noqa: E731 - the ring is replaced on every change
+        self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
+                                       config.read_quorum, config.write_quorum, self.stats)
+        self.rebalancer = Rebalancer(config.name, ring, self.replicas, config.replicas, reactor, self.stats,
+                                     config.anti_entropy_interval, config.tombstone_grace)
+        self.hints = HintedHandoff(ring, self.replicas, config.replicas, self.stats, reactor)
+        self.cluster.on_ring_change.append(self.rebalancer.ring_changed)
+        self.cluster.after_join = self._move_data_after_join
+        self.cluster.before_leave = self._hand_data_off
+        api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
+                      config.replicas)
         self.site = Site(api.resource(),
                          max_body_bytes=config.max_value_bytes)
         self.snapshot = None
@@ -100,6 +119,8 @@ class NodeService(MultiService):
     def startService(self) -> None:
         super().startService()
         self.cluster.start()
+        self.rebalancer.start()
+        self.hints.start()
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
         seeds = list(self.config.join)
@@ -109,6 +130,20 @@ class NodeService(MultiService):
                 self.log.info("rejoining the {count} members this node knew before it stopped", count=len(seeds))
         if seeds:
             self._joining = ensureDeferred(self._join_at_start(seeds))
+
+    async def _move_data_after_join(self) -> None:
+        if not await self.rebalancer.settle(DATA_MOVE_SECONDS):
+            raise ClusterError(504, f"joined, but moving data did not finish within {DATA_MOVE_SECONDS:g} s; "
+                               "it goes on in the background")
+
+    async def _hand_data_off(self, others: list[str]) -> None:
+        if not await self.rebalancer.hand_off(Ring(others)):
+            raise ClusterError(503, "could not hand this node's data to the other members; still a member")
+
+    def _data_stats(self) -> dict:
+        live, tombstones = self.store.counts()
+        return {**asdict(self.stats), "keys_held": live, "tombstones_held": tombstones,
+                "hints_pending": self.hints.pending()}
 
     def _other_members(self):
         return [(m.name, Address(m.host, m.api_port)) for m in self.cluster.live_members() if m.name != self.cluster.name]
@@ -136,6 +171,8 @@ class NodeService(MultiService):
         if self._joining is not None:
             self._joining.cancel()
         self.cluster.stop()
+        self.rebalancer.stop()
+        self.hints.stop()
         if self.udp is not None:
             await self.udp.stopListening()
         if self.port is not None:

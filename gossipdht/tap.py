@@ -28,6 +28,8 @@ class Options(usage.Options):
         ["max-value-bytes", None, None, "largest value accepted [default: 1048576]"],
         ["log-format", None, None, "text or json [default: text]"],
         ["reap-after", None, None, "seconds before dead and left members are forgotten [default: 300]"],
+        ["anti-entropy-interval", None, None, "seconds between anti-entropy rounds [default: 30]"],
+        ["tombstone-grace", None, None, "seconds a deletion is remembered before purging [default: 86400]"],
     ]
 
     def __init__(self) -> None:

@@ -2,8 +2,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from gossipdht.committer import GroupCommitter
-from gossipdht.coordinator import Coordinator
-from gossipdht.hlc import HybridLogicalClock, Version
+from gossipdht.hlc import Version
 from gossipdht.storage import Record
 from gossipdht.storage.memory import MemoryStore
 
@@ -60,42 +59,3 @@ class GroupCommitterTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.store.get("a"), rec(1))
-
-
-class CoordinatorTests(SynchronousTestCase):
-    def setUp(self):
-        self.clock = Clock()
-        self.clock.advance(1_000_000)
-        self.store = MemoryStore()
-
-    def coordinator(self):
-        committer = GroupCommitter(self.store, self.clock)
-        return Coordinator("me", self.store, committer, HybridLogicalClock(self.clock.seconds))
-
-    def test_put_answers_only_after_the_commit(self):
-        c = self.coordinator()
-        d = c.put("k", b"v", "text/plain")
-        self.assertNoResult(d)
-        self.clock.advance(0)
-        record = self.successResultOf(d)
-        self.assertEqual(self.successResultOf(c.get("k")), record)
-        self.assertEqual(record.version.node, "me")
-
-    def test_delete_hides_the_key_and_keeps_a_tombstone(self):
-        c = self.coordinator()
-        c.put("k", b"v", "text/plain")
-        c.delete("k")
-        self.clock.advance(0)
-        self.assertIsNone(self.successResultOf(c.get("k")))
-        self.assertTrue(self.store.get("k").deleted)
-        self.assertEqual(c.keys(None, 10), [])
-
-    def test_a_restarted_node_writes_newer_versions_even_if_its_clock_went_back(self):
-        c = self.coordinator()
-        c.put("k", b"old", "text/plain")
-        self.clock.advance(0)
-        self.clock.rightNow -= 3600
-        restarted = self.coordinator()
-        restarted.put("k", b"new", "text/plain")
-        self.clock.advance(0)
-        self.assertEqual(self.successResultOf(restarted.get("k")).value, b"new")

@@ -3,13 +3,21 @@
 An engine keeps one record per key, tombstones included, and resolves concurrent
 writes itself: a write only replaces a record with an older version (last writer
 wins), so replicas can apply the same writes in any order and agree.
+
+Each record also sits at its key's ring token (``hashing.token``), so an engine can
+answer for a range of the ring: the keys and versions in it, and a digest (count and
+sum of per-version hashes) that two replicas compare without sending the keys.  Hints
+are records kept for another node until it can take them (hinted handoff).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple, Optional, Protocol
+from typing import Iterable, NamedTuple, Optional, Protocol, Sequence
 
 from gossipdht.hlc import Version
+
+#: ``[low, high)`` on the 64-bit ring.
+TokenRange = tuple[int, int]
 
 
 class Record(NamedTuple):
@@ -25,14 +33,44 @@ class Store(Protocol):
     def get(self, key: str) -> Optional[Record]:
         """The record for ``key``, tombstones included; None if never written."""
 
+    def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
+        """``get`` for each key, in order."""
+
     def write(self, items: Iterable[tuple[str, Record]]) -> None:
         """Apply the writes as one durable batch, keeping the newest version of each key."""
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
         """Up to ``limit`` live keys in code-point order, starting after ``after``."""
 
+    def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
+        """(count, sum of version digests) of the records in each range, tombstones included."""
+
+    def versions(self, ranges: Sequence[TokenRange]) -> list[tuple[str, Version]]:
+        """Every record's key and version in the ranges, tombstones included."""
+
+    def remove(self, items: Iterable[tuple[str, Version]]) -> int:
+        """Forget each key whose record still has exactly that version; how many went."""
+
+    def purge_tombstones(self, before: int) -> int:
+        """Forget the tombstones with a timestamp below ``before``; how many went."""
+
+    def counts(self) -> tuple[int, int]:
+        """(live records, tombstones)."""
+
     def max_timestamp(self) -> int:
         """The largest version timestamp ever written here (0 when empty)."""
+
+    def add_hints(self, target: str, items: Iterable[tuple[str, Record]]) -> None:
+        """Keep records for ``target`` (newest version per key), durably."""
+
+    def hints(self, target: str, limit: int) -> list[tuple[str, Record]]:
+        """Up to ``limit`` of the records kept for ``target``."""
+
+    def remove_hints(self, target: str, items: Iterable[tuple[str, Version]]) -> None:
+        """Forget delivered hints, unless a newer one for the key replaced them."""
+
+    def hint_counts(self) -> dict[str, int]:
+        """How many hints are kept for each target."""
 
     def close(self) -> None:
         """Release the engine's resources."""

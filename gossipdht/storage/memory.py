@@ -1,21 +1,28 @@
-"""A storage engine in a dict: fast, and gone when the process ends."""
+"""A storage engine in dicts: fast, and gone when the process ends."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from typing import Iterable, Optional
+from bisect import bisect_left, bisect_right
+from typing import Iterable, Optional, Sequence
 
-from gossipdht.storage import Record
+from gossipdht.hashing import digest, token
+from gossipdht.hlc import Version
+from gossipdht.storage import Record, TokenRange
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
-        self._sorted: Optional[list[str]] = None
+        self._hints: dict[str, dict[str, Record]] = {}
+        self._sorted: Optional[list[str]] = None  # live keys, built when listed
+        self._by_token: Optional[list[tuple[int, str]]] = None  # every key, built when ranges are asked
         self._max_timestamp = 0
 
     def get(self, key: str) -> Optional[Record]:
         return self._records.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
+        return [self._records.get(key) for key in keys]
 
     def write(self, items: Iterable[tuple[str, Record]]) -> None:
         for key, record in items:
@@ -23,6 +30,8 @@ class MemoryStore:
             if old is None or record.version > old.version:
                 if old is None or old.deleted != record.deleted:
                     self._sorted = None
+                if old is None:
+                    self._by_token = None
                 self._records[key] = record
                 self._max_timestamp = max(self._max_timestamp, record.version.timestamp)
 
@@ -32,9 +41,72 @@ class MemoryStore:
         start = 0 if after is None else bisect_right(self._sorted, after)
         return self._sorted[start : start + limit]
 
+    def _in_range(self, token_range: TokenRange) -> list[str]:
+        if self._by_token is None:
+            self._by_token = sorted((token(key), key) for key in self._records)
+        low, high = token_range
+        start = bisect_left(self._by_token, (low,))
+        end = bisect_left(self._by_token, (high,))
+        return [key for _, key in self._by_token[start:end]]
+
+    def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
+        answer = []
+        for token_range in ranges:
+            keys = self._in_range(token_range)
+            total = 0
+            for key in keys:
+                version = self._records[key].version
+                total += digest(key, version.timestamp, version.node)
+            answer.append((len(keys), total))
+        return answer
+
+    def versions(self, ranges: Sequence[TokenRange]) -> list[tuple[str, Version]]:
+        return [(key, self._records[key].version) for r in ranges for key in self._in_range(r)]
+
+    def remove(self, items: Iterable[tuple[str, Version]]) -> int:
+        removed = 0
+        for key, version in items:
+            record = self._records.get(key)
+            if record is not None and record.version == version:
+                del self._records[key]
+                removed += 1
+        if removed:
+            self._sorted = self._by_token = None
+        return removed
+
+    def purge_tombstones(self, before: int) -> int:
+        return self.remove([(key, r.version) for key, r in self._records.items()
+                            if r.deleted and r.version.timestamp < before])
+
+    def counts(self) -> tuple[int, int]:
+        tombstones = sum(1 for r in self._records.values() if r.deleted)
+        return len(self._records) - tombstones, tombstones
+
     def max_timestamp(self) -> int:
         return self._max_timestamp
 
+    def add_hints(self, target: str, items: Iterable[tuple[str, Record]]) -> None:
+        kept = self._hints.setdefault(target, {})
+        for key, record in items:
+            old = kept.get(key)
+            if old is None or record.version > old.version:
+                kept[key] = record
+
+    def hints(self, target: str, limit: int) -> list[tuple[str, Record]]:
+        return list(self._hints.get(target, {}).items())[:limit]
+
+    def remove_hints(self, target: str, items: Iterable[tuple[str, Version]]) -> None:
+        kept = self._hints.get(target, {})
+        for key, version in items:
+            if key in kept and kept[key].version == version:
+                del kept[key]
+        if not kept:
+            self._hints.pop(target, None)
+
+    def hint_counts(self) -> dict[str, int]:
+        return {target: len(kept) for target, kept in self._hints.items() if kept}
+
     def close(self) -> None:
         self._records.clear()
-        self._sorted = None
+        self._hints.clear()
+        self._sorted = self._by_token = None

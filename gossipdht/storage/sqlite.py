@@ -3,16 +3,19 @@
 ``write`` commits before it returns, so a write that was acknowledged survives a
 ``kill -9``.  ``synchronous=NORMAL`` makes WAL commits durable against a process
 crash; a power loss may drop the last transactions, as with Cassandra's periodic
-commit log.
+commit log.  Tokens are stored shifted by 2**63 to fit SQLite's signed integers.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
+from gossipdht.hashing import digest, token
 from gossipdht.hlc import Version
-from gossipdht.storage import Record
+from gossipdht.storage import Record, TokenRange
+
+_SHIFT = 1 << 63
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -21,25 +24,64 @@ CREATE TABLE IF NOT EXISTS records (
     node TEXT NOT NULL,
     deleted INTEGER NOT NULL,
     content_type TEXT NOT NULL,
-    value BLOB NOT NULL
+    value BLOB NOT NULL,
+    token INTEGER NOT NULL,
+    digest INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hints (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (target, key)
+);
+"""
+
+# Databases written before records had tokens get them here, once.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS records_by_token ON records (token, digest);
+CREATE INDEX IF NOT EXISTS tombstones ON records (timestamp) WHERE deleted;
 """
 
 # Last writer wins inside the database: an existing row is only replaced by a newer version.
 _UPSERT = """
-INSERT INTO records (key, timestamp, node, deleted, content_type, value)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO records (key, timestamp, node, deleted, content_type, value, token, digest)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     timestamp = excluded.timestamp, node = excluded.node, deleted = excluded.deleted,
-    content_type = excluded.content_type, value = excluded.value
+    content_type = excluded.content_type, value = excluded.value, digest = excluded.digest
 WHERE (excluded.timestamp, excluded.node) > (records.timestamp, records.node)
+"""
+
+_UPSERT_HINT = """
+INSERT INTO hints (target, key, timestamp, node, deleted, content_type, value)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (target, key) DO UPDATE SET
+    timestamp = excluded.timestamp, node = excluded.node, deleted = excluded.deleted,
+    content_type = excluded.content_type, value = excluded.value
+WHERE (excluded.timestamp, excluded.node) > (hints.timestamp, hints.node)
 """
 
 _RAISE_MAX = """
 INSERT INTO meta (name, value) VALUES ('max_timestamp', ?)
 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)
 """
+
+_IN_RANGE = "token BETWEEN ? AND ?"
+
+
+def _bounds(token_range: TokenRange) -> tuple[int, int]:
+    low, high = token_range
+    return low - _SHIFT, high - 1 - _SHIFT
+
+
+def _record(row) -> Record:
+    timestamp, node, deleted, content_type, value = row
+    return Record(Version(timestamp, node), value, content_type, bool(deleted))
 
 
 class SQLiteStore:
@@ -48,20 +90,36 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_missing_tokens()
+        self._db.executescript(_INDEXES)
+
+    def _add_missing_tokens(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
+        if "token" in columns:
+            return
+        self._db.execute("ALTER TABLE records ADD COLUMN token INTEGER NOT NULL DEFAULT 0")
+        self._db.execute("ALTER TABLE records ADD COLUMN digest INTEGER NOT NULL DEFAULT 0")
+        rows = self._db.execute("SELECT key, timestamp, node FROM records").fetchall()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE records SET token = ?, digest = ? WHERE key = ?",
+                [(token(key) - _SHIFT, digest(key, ts, node), key) for key, ts, node in rows],
+            )
 
     def get(self, key: str) -> Optional[Record]:
         row = self._db.execute(
-            "SELECT timestamp, node, deleted, content_type, value FROM records WHERE key = ?",
-            (key,),
+            "SELECT timestamp, node, deleted, content_type, value FROM records WHERE key = ?", (key,)
         ).fetchone()
-        if row is None:
-            return None
-        timestamp, node, deleted, content_type, value = row
-        return Record(Version(timestamp, node), value, content_type, bool(deleted))
+        return None if row is None else _record(row)
+
+    def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
+        return [self.get(key) for key in keys]
 
     def write(self, items: Iterable[tuple[str, Record]]) -> None:
         rows = [
-            (key, r.version.timestamp, r.version.node, int(r.deleted), r.content_type, r.value)
+            (key, r.version.timestamp, r.version.node, int(r.deleted), r.content_type, r.value,
+             token(key) - _SHIFT, digest(key, r.version.timestamp, r.version.node))
             for key, r in items
         ]
         if not rows:
@@ -80,9 +138,63 @@ class SQLiteStore:
             args = (after, limit)
         return [key for (key,) in self._db.execute(query, args)]
 
+    def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
+        query = f"SELECT count(*), coalesce(sum(digest), 0) FROM records WHERE {_IN_RANGE}"
+        return [tuple(self._db.execute(query, _bounds(r)).fetchone()) for r in ranges]
+
+    def versions(self, ranges: Sequence[TokenRange]) -> list[tuple[str, Version]]:
+        query = f"SELECT key, timestamp, node FROM records WHERE {_IN_RANGE}"
+        return [(key, Version(ts, node)) for r in ranges for key, ts, node in self._db.execute(query, _bounds(r))]
+
+    def remove(self, items: Iterable[tuple[str, Version]]) -> int:
+        with self._db:
+            self._db.execute("BEGIN")
+            cursor = self._db.executemany(
+                "DELETE FROM records WHERE key = ? AND timestamp = ? AND node = ?",
+                [(key, v.timestamp, v.node) for key, v in items],
+            )
+            return cursor.rowcount
+
+    def purge_tombstones(self, before: int) -> int:
+        with self._db:
+            self._db.execute("BEGIN")
+            return self._db.execute("DELETE FROM records WHERE deleted AND timestamp < ?", (before,)).rowcount
+
+    def counts(self) -> tuple[int, int]:
+        total = self._db.execute("SELECT count(*) FROM records").fetchone()[0]
+        tombstones = self._db.execute("SELECT count(*) FROM records WHERE deleted").fetchone()[0]
+        return total - tombstones, tombstones
+
     def max_timestamp(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'max_timestamp'").fetchone()
         return 0 if row is None else row[0]
+
+    def add_hints(self, target: str, items: Iterable[tuple[str, Record]]) -> None:
+        rows = [
+            (target, key, r.version.timestamp, r.version.node, int(r.deleted), r.content_type, r.value)
+            for key, r in items
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(_UPSERT_HINT, rows)
+
+    def hints(self, target: str, limit: int) -> list[tuple[str, Record]]:
+        rows = self._db.execute(
+            "SELECT key, timestamp, node, deleted, content_type, value FROM hints WHERE target = ? LIMIT ?",
+            (target, limit),
+        )
+        return [(row[0], _record(row[1:])) for row in rows]
+
+    def remove_hints(self, target: str, items: Iterable[tuple[str, Version]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "DELETE FROM hints WHERE target = ? AND key = ? AND timestamp = ? AND node = ?",
+                [(target, key, v.timestamp, v.node) for key, v in items],
+            )
+
+    def hint_counts(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT target, count(*) FROM hints GROUP BY target"))
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,92 @@
+"""Anti-entropy: two replicas compare ranges of the ring by hash tree and repair the keys
+that differ, sending only what one side lacks.
+
+Each side computes a digest (key count, sum of per-version hashes) for a range.  Equal
+digests end the comparison; a differing range is cut into ``FANOUT`` equal parts and
+compared again, a Merkle tree built on demand, until it holds at most ``LEAF_KEYS``
+keys.  For those leaves the two sides compare versions key by key, then the newer
+records travel: pushed to the peer, and pulled from it when ``pull`` is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from gossipdht.replica import LocalReplica, Replica
+from gossipdht.storage import TokenRange
+
+FANOUT = 16
+LEAF_KEYS = 1024
+#: Ranges per digest request, and keys per round of version comparison.
+RANGES_PER_REQUEST = 4096
+KEYS_PER_STEP = 20_000
+
+
+@dataclass
+class Repaired:
+    pushed: int = 0
+    pulled: int = 0
+
+
+def split(token_range: TokenRange) -> list[TokenRange]:
+    low, high = token_range
+    if high - low < FANOUT:
+        return [token_range]
+    step = (high - low) // FANOUT
+    bounds = [low + i * step for i in range(FANOUT)] + [high]
+    return list(zip(bounds, bounds[1:]))
+
+
+async def differing_leaves(local: LocalReplica, remote: Replica,
+                           ranges: Sequence[TokenRange]) -> list[tuple[TokenRange, int]]:
+    """The smallest ranges whose digests differ, each with the larger side's key count."""
+    leaves = []
+    pending = list(ranges)
+    while pending:
+        batch, pending = pending[:RANGES_PER_REQUEST], pending[RANGES_PER_REQUEST:]
+        mine = local.store.digests(batch)
+        theirs = await remote.digests(batch)
+        for token_range, a, b in zip(batch, mine, theirs):
+            if a == b:
+                continue
+            parts = split(token_range)
+            size = max(a[0], b[0])
+            if size <= LEAF_KEYS or len(parts) == 1:
+                leaves.append((token_range, size))
+            else:
+                pending.extend(parts)
+    return leaves
+
+
+async def exchange(local: LocalReplica, remote: Replica, ranges: Sequence[TokenRange], pull: bool) -> Repaired:
+    """Make ``remote`` hold at least what ``local`` holds in the ranges (and the converse
+    when ``pull``); returns how many records travelled each way."""
+    repaired = Repaired()
+    leaves = await differing_leaves(local, remote, ranges)
+    step: list[TokenRange] = []
+    size = 0
+    for index, (leaf, count) in enumerate(leaves):
+        step.append(leaf)
+        size += count
+        if size >= KEYS_PER_STEP or index == len(leaves) - 1:
+            await _repair(local, remote, step, pull, repaired)
+            step, size = [], 0
+    return repaired
+
+
+async def _repair(local: LocalReplica, remote: Replica, leaves: list[TokenRange], pull: bool,
+                  repaired: Repaired) -> None:
+    mine = dict(local.store.versions(leaves))
+    theirs = dict(await remote.versions(leaves))
+    push = [key for key, version in mine.items() if key not in theirs or theirs[key] < version]
+    if push:
+        records = local.store.get_many(push)
+        await remote.write([(key, record, None) for key, record in zip(push, records) if record is not None])
+        repaired.pushed += len(push)
+    if pull:
+        wanted = [key for key, version in theirs.items() if key not in mine or mine[key] < version]
+        if wanted:
+            records = await remote.read(wanted)
+            await local.write([(key, record, None) for key, record in zip(wanted, records) if record is not None])
+            repaired.pulled += len(wanted)

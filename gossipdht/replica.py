@@ -1,0 +1,183 @@
+"""A replica, local or across the network, behind one interface.
+
+The coordinator, anti-entropy and handoff talk to the replicas of a key without
+caring where they are: ``LocalReplica`` is this node's store, ``RemoteReplica`` another
+node's internal API.  Single-key reads and writes to a remote node are batched: the
+ones of a reactor turn share one request.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional, Sequence, Union
+
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+
+from gossipdht.batcher import Batcher
+from gossipdht.committer import GroupCommitter
+from gossipdht.hlc import HybridLogicalClock, Version
+from gossipdht.peer import PeerClient, PeerError
+from gossipdht.request import INTERNAL_BATCH_BYTES
+from gossipdht.stats import DataStats
+from gossipdht.storage import Record, Store, TokenRange
+from gossipdht.transfer import (
+    BadMessage, Write, pack_keys, pack_ranges, pack_writes, unpack_digests, unpack_records, unpack_versions,
+)
+
+#: Keys or records in one request between nodes.
+BATCH_ITEMS = 1000
+#: Batches to one peer in flight at once; more writes wait and join the next batch.
+IN_FLIGHT_PER_PEER = 4
+REQUEST_SECONDS = 2.0
+BULK_SECONDS = 30.0
+
+
+def chunks(writes: Sequence[Write]) -> Iterator[list[Write]]:
+    """Slices of at most ``BATCH_ITEMS`` records and about ``INTERNAL_BATCH_BYTES`` of values."""
+    chunk: list[Write] = []
+    size = 0
+    for write in writes:
+        if chunk and (len(chunk) >= BATCH_ITEMS or size + len(write[1].value) > INTERNAL_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(write)
+        size += len(write[1].value)
+    if chunk:
+        yield chunk
+
+
+class LocalReplica:
+    """This node's store, seen as one of the replicas."""
+
+    def __init__(self, name: str, store: Store, committer: GroupCommitter, clock: HybridLogicalClock,
+                 stats: DataStats) -> None:
+        self.name = name
+        self.store = store
+        self._committer = committer
+        self._clock = clock
+        self._stats = stats
+
+    def write_one(self, key: str, record: Record, hint: Optional[str] = None) -> Deferred[None]:
+        return self.write([(key, record, hint)])
+
+    def write(self, writes: Sequence[Write]) -> Deferred[None]:
+        """Apply the writes; a write with a hint is kept for that node instead."""
+        if writes:
+            self._clock.observe(max(r.version.timestamp for _, r, _ in writes))
+        hinted: dict[str, list[tuple[str, Record]]] = {}
+        plain = []
+        for key, record, hint in writes:
+            if hint is None or hint == self.name:
+                plain.append((key, record))
+            else:
+                hinted.setdefault(hint, []).append((key, record))
+        for target, items in hinted.items():
+            self.store.add_hints(target, items)
+            self._stats.hints_stored += len(items)
+        return self._committer.write_many(plain).addCallback(lambda _: None)
+
+    def read_one(self, key: str) -> Deferred[Optional[Record]]:
+        return succeed(self.store.get(key))
+
+    def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
+        return succeed(self.store.get_many(keys))
+
+    def digests(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[int, int]]]:
+        return succeed(self.store.digests(ranges))
+
+    def versions(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[str, Version]]]:
+        return succeed(self.store.versions(ranges))
+
+
+class RemoteReplica:
+    """Another node's store, through its internal API."""
+
+    def __init__(self, name: str, address: tuple[str, int], peers: PeerClient, clock) -> None:
+        self.name = name
+        self.address = address
+        self._peers = peers
+        self._writes: Batcher[Write, None] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
+        self._reads: Batcher[str, Optional[Record]] = Batcher(self._send_reads, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
+
+    async def _call(self, path: str, body: bytes, timeout: float) -> bytes:
+        status, answer = await self._peers.request("POST", self.address, path, timeout, body)
+        if status != 200:
+            raise PeerError(f"{self.name} answered {status} to {path}: "
+                            f"{answer.decode('utf-8', 'replace').strip()}", status=status)
+        return answer
+
+    def write_one(self, key: str, record: Record, hint: Optional[str] = None) -> Deferred[None]:
+        return self._writes.submit((key, record, hint))
+
+    def read_one(self, key: str) -> Deferred[Optional[Record]]:
+        return self._reads.submit(key)
+
+    def _send_writes(self, writes: list[Write]) -> Deferred[None]:
+        return ensureDeferred(self._call("/internal/write", pack_writes(writes), REQUEST_SECONDS)).addCallback(
+            lambda _: None)
+
+    def _send_reads(self, keys: list[str]) -> Deferred[list[Optional[Record]]]:
+        return ensureDeferred(self._read(keys, REQUEST_SECONDS))
+
+    async def _read(self, keys: Sequence[str], timeout: float) -> list[Optional[Record]]:
+        records = _checked(unpack_records, await self._call("/internal/read", pack_keys(keys), timeout))
+        if len(records) != len(keys) or any(r is not None and r[0] != k for r, k in zip(records, keys)):
+            raise PeerError(f"{self.name} answered a read with the wrong keys")
+        return [None if r is None else r[1] for r in records]
+
+    def write(self, writes: Sequence[Write]) -> Deferred[None]:
+        return ensureDeferred(self._write_bulk(writes))
+
+    async def _write_bulk(self, writes: Sequence[Write]) -> None:
+        for chunk in chunks(writes):
+            await self._call("/internal/write", pack_writes(chunk), BULK_SECONDS)
+
+    def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
+        return ensureDeferred(self._read_bulk(keys))
+
+    async def _read_bulk(self, keys: Sequence[str]) -> list[Optional[Record]]:
+        records: list[Optional[Record]] = []
+        for start in range(0, len(keys), BATCH_ITEMS):
+            records += await self._read(keys[start : start + BATCH_ITEMS], BULK_SECONDS)
+        return records
+
+    def digests(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[int, int]]]:
+        async def ask():
+            body = await self._call("/internal/digests", pack_ranges(ranges), BULK_SECONDS)
+            return _checked(unpack_digests, body, len(ranges))
+        return ensureDeferred(ask())
+
+    def versions(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[str, Version]]]:
+        async def ask():
+            return _checked(unpack_versions, await self._call("/internal/versions", pack_ranges(ranges), BULK_SECONDS))
+        return ensureDeferred(ask())
+
+
+def _checked(decode, *args):
+    try:
+        return decode(*args)
+    except BadMessage as e:
+        raise PeerError(f"bad answer from a peer: {e}") from None
+
+
+Replica = Union[LocalReplica, RemoteReplica]
+
+
+class Replicas:
+    """The replica for each member name: this node's own store, or a client of another's."""
+
+    def __init__(self, local: LocalReplica, addresses, peers: PeerClient, clock) -> None:
+        #: ``addresses(name)`` gives the member's API address.
+        self.local = local
+        self._addresses = addresses
+        self._peers = peers
+        self._clock = clock
+        self._remote: dict[tuple[str, tuple[str, int]], RemoteReplica] = {}
+
+    def __getitem__(self, name: str) -> Replica:
+        if name == self.local.name:
+            return self.local
+        address = self._addresses(name)
+        replica = self._remote.get((name, address))
+        if replica is None:
+            replica = self._remote[(name, address)] = RemoteReplica(name, address, self._peers, self._clock)
+        return replica

@@ -1,0 +1,195 @@
+"""Quorum reads and writes, sloppy quorum, read repair: replicas in memory, one fake clock."""
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from gossipdht.committer import GroupCommitter
+from gossipdht.coordinator import Coordinator, QuorumError
+from gossipdht.hlc import HybridLogicalClock
+from gossipdht.peer import PeerError
+from gossipdht.replica import LocalReplica
+from gossipdht.ring import Ring
+from gossipdht.stats import DataStats
+from gossipdht.storage.memory import MemoryStore
+
+NAMES = ["a", "b", "c", "d", "e"]
+
+
+class FakeReplica(LocalReplica):
+    """A node's store that can be down (fails at once) or hung (never answers)."""
+
+    state = "up"
+
+    def _maybe(self, call):
+        if self.state == "down":
+            return fail(PeerError(f"{self.name} is down"))
+        if self.state == "hung":
+            return Deferred()
+        return call()
+
+    def write_one(self, key, record, hint=None):
+        return self._maybe(lambda: super(FakeReplica, self).write_one(key, record, hint))
+
+    def read_one(self, key):
+        return self._maybe(lambda: super(FakeReplica, self).read_one(key))
+
+
+class FakeReplicas(dict):
+    local = property(lambda self: self["a"])
+
+
+class CoordinatorTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.stats = DataStats()
+        self.replicas = FakeReplicas()
+        for name in NAMES:
+            store = MemoryStore()
+            self.replicas[name] = FakeReplica(name, store, GroupCommitter(store, self.clock),
+                                              HybridLogicalClock(self.clock.seconds), self.stats)
+        self.ring = Ring(NAMES)
+        self.coordinator = self.make()
+
+    def make(self, n=3, r=2, w=2):
+        return Coordinator("a", lambda: self.ring, self.replicas, HybridLogicalClock(self.clock.seconds),
+                           n, r, w, self.stats)
+
+    def owners(self, key, n=5):
+        return self.ring.preference_list(key, n)
+
+    def stored(self, name, key):
+        return self.replicas[name].store.get(key)
+
+    def test_a_write_reaches_the_n_owners_and_answers_after_w(self):
+        first, second, third, *others = self.owners("k")
+        self.replicas[third].state = "hung"
+        d = self.coordinator.put("k", b"v", "text/plain")
+        self.assertNoResult(d)  # not before the commits
+        self.clock.advance(0)
+        record = self.successResultOf(d)
+        for name in (first, second):
+            self.assertEqual(self.stored(name, "k"), record)
+        for name in others:
+            self.assertIsNone(self.stored(name, "k"))
+
+    def test_no_answer_while_fewer_than_w_replicas_acknowledged(self):
+        first, second, third, *_ = self.owners("k")
+        self.replicas[second].state = self.replicas[third].state = "hung"
+        d = self.coordinator.put("k", b"v", "text/plain")
+        self.clock.advance(0)
+        self.assertNoResult(d)
+
+    def test_a_failed_owner_is_replaced_by_the_next_node_with_a_hint(self):
+        first, second, third, fourth, fifth = self.owners("k")
+        self.replicas[second].state = "down"
+        d = self.coordinator.put("k", b"v", "text/plain", w=3)
+        self.clock.advance(0)
+        record = self.successResultOf(d)
+        self.assertIsNone(self.stored(fourth, "k"))  # kept as a hint, not served
+        self.assertEqual(self.replicas[fourth].store.hints(second, 10), [("k", record)])
+        self.assertEqual(self.stats.hints_stored, 1)
+
+    def test_too_few_replicas_is_a_quorum_error_naming_the_count(self):
+        first, *others = self.owners("k")
+        for name in others:
+            self.replicas[name].state = "down"
+        d = self.coordinator.put("k", b"v", "text/plain")
+        self.clock.advance(0)
+        failure = self.failureResultOf(d, QuorumError)
+        self.assertIn("only 1 of the 2", str(failure.value))
+        self.assertEqual(self.stats.quorum_failures, 1)
+
+    def test_asking_for_more_replicas_than_exist(self):
+        self.ring = Ring(["a", "b"])
+        failure = self.failureResultOf(self.coordinator.put("k", b"v", "t", w=3), QuorumError)
+        self.assertIn("only 2", str(failure.value))
+        self.failureResultOf(self.coordinator.get("k", r=3), QuorumError)
+
+    def test_a_smaller_cluster_lowers_the_default_quorum(self):
+        self.ring = Ring(["a"])
+        d = self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        self.successResultOf(d)
+        self.assertEqual(self.successResultOf(self.coordinator.get("k")).value, b"v")
+
+    def test_a_read_answers_the_newest_version_and_repairs_stale_replicas(self):
+        first, second, third, *_ = self.owners("k")
+        old = self.coordinator.put("k", b"old", "t")
+        self.clock.advance(0)
+        old = self.successResultOf(old)
+        self.replicas[third].state = "down"
+        new = self.coordinator.put("k", b"new", "t", w=1)
+        self.clock.advance(0)
+        self.successResultOf(new)
+        self.replicas[third].state = "up"
+        self.replicas[third].store.write([("k", old)])  # it missed the new write
+        self.assertEqual(self.successResultOf(self.coordinator.get("k", r=3)).value, b"new")
+        self.clock.advance(0)
+        self.assertEqual(self.stored(third, "k").value, b"new")
+        self.assertEqual(self.stats.read_repairs, 1)
+
+    def test_a_new_owner_without_the_key_does_not_hide_it(self):
+        first, second, third, *_ = self.owners("k")
+        d = self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        self.successResultOf(d)
+        for name in (first, second):  # as if they were new owners still receiving data
+            self.replicas[name].store.remove([("k", self.stored(name, "k").version)])
+        self.replicas[third].state = "hung"
+        read = self.coordinator.get("k")
+        self.assertNoResult(read)  # two answers agree on "missing": the third is awaited
+        self.replicas[third].state = "up"
+        fresh = self.coordinator.get("k")
+        self.assertEqual(self.successResultOf(fresh).value, b"v")
+
+    def test_a_read_with_too_few_answers_fails(self):
+        first, second, third, *_ = self.owners("k")
+        self.replicas[second].state = self.replicas[third].state = "down"
+        failure = self.failureResultOf(self.coordinator.get("k"), QuorumError)
+        self.assertIn("only 1 of the 2", str(failure.value))
+
+    def test_a_deleted_key_reads_as_missing_and_keeps_a_tombstone(self):
+        self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        d = self.coordinator.delete("k")
+        self.clock.advance(0)
+        self.successResultOf(d)
+        self.assertIsNone(self.successResultOf(self.coordinator.get("k")))
+        for name in self.owners("k", 3):
+            self.assertTrue(self.stored(name, "k").deleted)
+
+    def test_a_restarted_node_writes_newer_versions_even_if_its_clock_went_back(self):
+        key = next(k for k in map(str, range(100)) if "a" in self.owners(k, 3))
+        self.coordinator.put(key, b"old", "t")
+        self.clock.advance(0)
+        self.clock.rightNow -= 3600
+        restarted = self.make()  # its clock starts after the newest version in its store
+        restarted.put(key, b"new", "t")
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(restarted.get(key)).value, b"new")
+
+    def test_the_primary_listing_holds_only_keys_this_node_is_first_for(self):
+        keys = [f"key{i}" for i in range(200)]
+        self.replicas["a"].store.write([(k, self.stored("a", k) or _record()) for k in keys])
+        mine = self.coordinator.keys(None, 1000, primary_only=True)
+        self.assertEqual(mine, sorted(k for k in keys if self.owners(k, 1) == ["a"]))
+        self.assertTrue(0 < len(mine) < len(keys))
+        self.assertEqual(self.coordinator.keys(None, 1000, primary_only=False), sorted(keys))
+
+
+def _record():
+    from gossipdht.hlc import Version
+    from gossipdht.storage import Record
+
+    return Record(Version(1, "x"), b"v", "t")
+
+    def test_without_spare_nodes_a_first_owner_that_fails_at_once_does_not_end_the_write(self):
+        self.ring = Ring(["a", "b", "c"])
+        first, second, third = self.owners("k", 3)
+        self.replicas[first].state = "down"
+        d = self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        self.successResultOf(d)
+        self.assertEqual(self.stored(second, "k").value, b"v")

@@ -35,6 +35,10 @@ def newest(records) -> Optional[Record]:
     return max(found, key=lambda r: r.version) if found else None
 
 
+def _live(record: Optional[Record]) -> Optional[Record]:
+    return None if record is None or record.deleted else record
+
+
 class Coordinator:
     def __init__(self, name: str, ring: Callable[[], Ring], replicas: Replicas, clock: HybridLogicalClock,
                  n: int, r: int, w: int, stats: DataStats) -> None:
@@ -108,30 +112,52 @@ class Coordinator:
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, key: str, r: Optional[int] = None) -> Deferred[Optional[Record]]:
-        """The live record for ``key``, or None when it is missing or deleted."""
+        """The live record for ``key``, or None when it is missing or deleted.
+
+        R replicas are asked first, this node first when it is one; the others only when
+        those fail, disagree or lack the key (Cassandra reads the same way)."""
         self.stats.reads_coordinated += 1
         targets = self._ring().preference_list(key, self.n)
         needed = min(self.r, len(targets)) if r is None else r
         done: Deferred[Optional[Record]] = Deferred()
         if needed > len(targets):
             return self._fail(done, f"r={needed} but the cluster holds only {len(targets)} replicas of a key")
+        if self.name in targets:
+            targets.remove(self.name)
+            targets.insert(0, self.name)
         answers: dict[str, Optional[Record]] = {}
         failures: list[str] = []
+        state = {"asked": 0, "launching": False}
+
+        def ask(count: int) -> None:
+            state["launching"] = True
+            for member in targets[state["asked"] : state["asked"] + count]:
+                state["asked"] += 1
+                maybeDeferred(lambda: self._replicas[member].read_one(key)).addCallbacks(
+                    answered, failed, callbackArgs=(member,), errbackArgs=(member,))
+            state["launching"] = False
+            decide()
 
         def decide() -> None:
-            finished = len(answers) + len(failures) == len(targets)
-            if finished:
-                self._repair(key, answers)
-            if done.called:
+            if state["launching"]:
                 return
-            if len(answers) >= needed:
+            if not done.called and len(answers) >= needed:
                 versions = {None if a is None else a.version for a in answers.values()}
                 # Answer early only when the answers agree on a found version: a replica
                 # that lacks the key may be a new owner still receiving its data.
-                if finished or (len(versions) == 1 and None not in versions):
-                    record = newest(answers.values())
-                    done.callback(None if record is None or record.deleted else record)
-            elif finished:
+                if len(versions) == 1 and None not in versions:
+                    done.callback(_live(newest(answers.values())))
+            if len(answers) + len(failures) < state["asked"]:
+                return  # answers still to come
+            if not done.called and state["asked"] < len(targets):
+                ask(len(targets))
+                return
+            self._repair(key, answers)
+            if done.called:
+                return
+            if len(answers) >= needed:
+                done.callback(_live(newest(answers.values())))
+            else:
                 self._fail(done, f"only {len(answers)} of the {needed} replicas needed answered the read")
 
         def answered(record: Optional[Record], member: str) -> None:
@@ -142,9 +168,7 @@ class Coordinator:
             failures.append(member)
             decide()
 
-        for member in targets:
-            maybeDeferred(lambda: self._replicas[member].read_one(key)).addCallbacks(
-                answered, failed, callbackArgs=(member,), errbackArgs=(member,))
+        ask(needed)
         return done
 
     def _repair(self, key: str, answers: dict[str, Optional[Record]]) -> None:

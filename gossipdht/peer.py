@@ -15,7 +15,9 @@ from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, TimeoutError as DeferTimeout
 from twisted.internet.error import ConnectError, TimeoutError as ConnectTimeout
 from hyperlink import EncodedURL
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived
+from twisted.web.client import (
+    Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived, _HTTP11ClientFactory,
+)
 
 from gossipdht.config import Address
 
@@ -34,6 +36,12 @@ class _PlainURL(EncodedURL):
         return self
 
 
+class _QuietFactory(_HTTP11ClientFactory):
+    """Without a log line for every connection the pool opens and closes."""
+
+    noisy = False
+
+
 class PeerError(Exception):
     """A peer could not be asked; ``timed_out`` tells a slow peer from a refusal."""
 
@@ -47,6 +55,7 @@ class PeerClient:
     def __init__(self, reactor) -> None:
         self._reactor = reactor
         self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool._factory = _QuietFactory
         self._pool.maxPersistentPerHost = 8
         self._pool.cachedConnectionTimeout = IDLE_SECONDS
         self._http = HTTPClient(Agent(reactor, pool=self._pool, connectTimeout=5))

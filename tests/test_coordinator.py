@@ -20,6 +20,7 @@ class FakeReplica(LocalReplica):
     """A node's store that can be down (fails at once) or hung (never answers)."""
 
     state = "up"
+    reads = 0
 
     def _maybe(self, call):
         if self.state == "down":
@@ -32,6 +33,7 @@ class FakeReplica(LocalReplica):
         return self._maybe(lambda: super(FakeReplica, self).write_one(key, record, hint))
 
     def read_one(self, key):
+        self.reads += 1
         return self._maybe(lambda: super(FakeReplica, self).read_one(key))
 
 
@@ -143,6 +145,20 @@ class CoordinatorTests(SynchronousTestCase):
         self.replicas[third].state = "up"
         fresh = self.coordinator.get("k")
         self.assertEqual(self.successResultOf(fresh).value, b"v")
+
+    def test_a_read_asks_r_replicas_and_the_others_only_when_they_disagree(self):
+        d = self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        record = self.successResultOf(d)
+        self.assertEqual(self.successResultOf(self.coordinator.get("k")), record)
+        owners = self.owners("k", 3)
+        self.assertEqual(sum(self.replicas[name].reads for name in owners), 2)
+        asked = [name for name in owners if self.replicas[name].reads]
+        self.replicas[asked[0]].store.remove([("k", record.version)])
+        self.assertEqual(self.successResultOf(self.coordinator.get("k")), record)
+        self.assertEqual(sum(self.replicas[name].reads for name in owners), 5)  # 2 + all 3
+        self.clock.advance(0)
+        self.assertEqual(self.stored(asked[0], "k"), record)  # and repaired
 
     def test_a_read_with_too_few_answers_fails(self):
         first, second, third, *_ = self.owners("k")

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8080
+NODES ?= 3
 
-.PHONY: run test install clean
+.PHONY: run node test install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +17,10 @@ install: $(BIN)/python
 	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
 run: install
-	@echo "gossipdht on http://127.0.0.1:$(PORT) (Ctrl-C stops it). Try:"
-	@echo "  curl -XPUT -dvalue=myvalue http://127.0.0.1:$(PORT)/db/mykey"
-	@echo "  curl http://127.0.0.1:$(PORT)/db/mykey"
-	@echo "  curl http://127.0.0.1:$(PORT)/db"
-	@echo "  curl -XDELETE http://127.0.0.1:$(PORT)/db/mykey"
-	@echo "  curl http://127.0.0.1:$(PORT)/dht/peers"
+	$(BIN)/python -m gossipdht.localcluster run --nodes $(NODES) --port $(PORT)
+
+node: install
+	@echo "gossipdht on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	$(BIN)/twistd --nodaemon --pidfile= gossipdht --port $(PORT) --data-dir gossipdht-data/node-$(PORT)
 
 test: install

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import random
 
+import msgpack
+import pytest
+
 import pytest_twisted
 from twisted.logger import capturedLogs
 
@@ -236,3 +239,33 @@ async def test_random_requests_never_get_a_5xx_nor_damage_data(http):
         status, _, _ = await http.request(rng.choice(methods), path, body, {b"content-type": [content_type]})
         assert status < 500, path
     assert (await http.request(b"GET", b"/db/keep"))[2] == b"precious"
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("path, body", [
+    (b"/internal/write", b"\xc1garbage"),
+    (b"/internal/write", msgpack.packb([["k", 1, "n", False, "t"]])),  # a field short
+    (b"/internal/write", msgpack.packb([["k", -1, "n", False, "t", b"v"]])),
+    (b"/internal/read", msgpack.packb([1, 2])),
+    (b"/internal/digests", msgpack.packb([[5, 1]])),
+    (b"/internal/versions", msgpack.packb({"a": 1})),
+])
+async def test_malformed_internal_messages_are_400_and_change_nothing(http, path, body):
+    status, _, answer = await http.request(b"POST", path, body)
+    assert status == 400 and answer.startswith(b"bad internal message")
+    assert (await http.request(b"GET", b"/db?scope=replica"))[2] == b""
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("query", [b"?r=0", b"?r=4", b"?w=x", b"?w=-1"])
+async def test_quorum_outside_one_to_n_is_400(http, query):
+    method = b"GET" if query.startswith(b"?r") else b"PUT"
+    status, _, body = await http.request(method, b"/db/k" + query, b"v")
+    assert status == 400 and b"from 1 to N=3" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_quorum_larger_than_the_cluster_is_503_saying_how_many(http):
+    status, _, body = await http.request(b"PUT", b"/db/k?w=2", b"v")
+    assert status == 503 and b"only 1 replicas" in body
+    assert (await http.request(b"GET", b"/db/k?r=1"))[0] == 404

@@ -53,3 +53,35 @@ def test_a_new_member_takes_only_its_share():
 
 def test_empty_ring():
     assert Ring([]).preference_list("k", 3) == []
+
+
+def test_ten_nodes_hold_100000_keys_within_ten_percent_of_the_mean():
+    import random
+    from collections import Counter
+
+    ring = Ring([f"10.0.0.{i}:8080" for i in range(1, 11)])
+    rng = random.Random(4)
+    keys = [f"{rng.getrandbits(64):x}" for _ in range(100_000)]
+    primaries, replicas = Counter(), Counter()
+    for key in keys:
+        owners = ring.preference_list(key, 3)
+        assert len(set(owners)) == 3
+        primaries[owners[0]] += 1
+        replicas.update(owners)
+    for counts in (primaries, replicas):
+        mean = sum(counts.values()) / 10
+        assert max(counts.values()) <= 1.10 * mean, counts
+
+
+def test_placement_gives_every_token_the_preference_list_of_its_keys():
+    ring = Ring(["a", "b", "c", "d"], vnodes=16)
+    arcs = ring.placement(3)
+    assert arcs[0][0] == 0 and arcs[-1][1] == 1 << 64
+    assert all(a[1] == b[0] for a, b in zip(arcs, arcs[1:]))  # no gap, no overlap
+    from bisect import bisect_right
+
+    from gossipdht.hashing import token
+    for key in map(str, range(500)):
+        low, high, owners = arcs[bisect_right([a[0] for a in arcs], token(key)) - 1]
+        assert low <= token(key) < high
+        assert list(owners) == ring.preference_list(key, 3)

@@ -1,0 +1,76 @@
+"""Anti-entropy between two stores in memory: only what differs travels, both ways."""
+
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import Clock
+
+from gossipdht import antientropy
+from gossipdht.antientropy import differing_leaves, exchange
+from gossipdht.committer import GroupCommitter
+from gossipdht.hashing import RING_SIZE
+from gossipdht.hlc import HybridLogicalClock, Version
+from gossipdht.replica import LocalReplica
+from gossipdht.stats import DataStats
+from gossipdht.storage import Record
+from gossipdht.storage.memory import MemoryStore
+
+WHOLE = [(0, RING_SIZE)]
+
+
+class Immediate(Clock):
+    """Group commits run at once: ``callLater(0, f)`` calls ``f`` now."""
+
+    def callLater(self, delay, f, *args, **kwargs):
+        f(*args, **kwargs)
+
+
+def replica(name):
+    store = MemoryStore()
+    return LocalReplica(name, store, GroupCommitter(store, Immediate()), HybridLogicalClock(lambda: 0), DataStats())
+
+
+def rec(ts, value=b"v", deleted=False):
+    return Record(Version(ts, "w"), b"" if deleted else value, "t", deleted)
+
+
+def run(coroutine):
+    """Everything here is local and synchronous: the result is there at once."""
+    d = ensureDeferred(coroutine)
+    assert d.called
+    return d.result
+
+
+def test_equal_stores_compare_with_one_digest_and_send_nothing():
+    a, b = replica("a"), replica("b")
+    items = [(f"k{i}", rec(i)) for i in range(5000)]
+    a.store.write(items)
+    b.store.write(items)
+    assert run(differing_leaves(a, b, WHOLE)) == []
+    repaired = run(exchange(a, b, WHOLE, pull=True))
+    assert (repaired.pushed, repaired.pulled) == (0, 0)
+
+
+def test_only_the_differing_keys_travel_and_the_newer_version_wins(monkeypatch):
+    monkeypatch.setattr(antientropy, "LEAF_KEYS", 50)
+    a, b = replica("a"), replica("b")
+    items = [(f"k{i}", rec(10)) for i in range(3000)]
+    a.store.write(items)
+    b.store.write(items)
+    a.store.write([("k1", rec(20, b"newer on a")), ("only-a", rec(5))])
+    b.store.write([("k2", rec(30, deleted=True)), ("only-b", rec(5))])
+    leaves = run(differing_leaves(a, b, WHOLE))
+    assert 1 <= len(leaves) <= 4 and all(size <= 50 for _, size in leaves)  # the tree narrowed it down
+    repaired = run(exchange(a, b, WHOLE, pull=True))
+    assert (repaired.pushed, repaired.pulled) == (2, 2)
+    for store in (a.store, b.store):
+        assert store.get("k1").value == b"newer on a"
+        assert store.get("k2").deleted  # the deletion travels and is not undone
+        assert store.get("only-a") and store.get("only-b")
+    assert a.store.digests(WHOLE) == b.store.digests(WHOLE)
+
+
+def test_push_only_leaves_the_local_side_alone():
+    a, b = replica("a"), replica("b")
+    a.store.write([("mine", rec(1))])
+    b.store.write([("theirs", rec(1))])
+    run(exchange(a, b, WHOLE, pull=False))
+    assert b.store.get("mine") and a.store.get("theirs") is None

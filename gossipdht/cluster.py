@@ -54,6 +54,8 @@ class Cluster:
         self._sync_timeout = sync_timeout
         self._call: Optional[IDelayedCall] = None
         self._busy: Optional[str] = None
+        #: The members this node left: their push/pull must not pull it back in.
+        self._left_behind: set[str] = set()
         self.protocol = GossipProtocol(self._received)
         #: Called with no arguments whenever the member list changes, and when the ring changes.
         self.on_change: list[Callable[[], None]] = []
@@ -160,6 +162,8 @@ class Cluster:
             sender, state = unpack_state(body)
         except WireError as e:
             raise ClusterError(400, f"bad member list: {e}") from None
+        if sender in self._left_behind and len(self.core.live_members()) == 1:
+            raise ClusterError(409, f"{self.name} left the cluster of {sender}; it comes back only by joining")
         claim = next((m for m in state if isinstance(m, Alive) and m.name == sender), None)
         holder = self.core.conflicts_with(claim) if claim is not None else None
         if holder is not None:
@@ -213,6 +217,7 @@ class Cluster:
     async def join(self, seeds: list[Address]) -> str:
         """Join the cluster of ``seeds``; answer once every member lists this node."""
         self._claim("join")
+        self._left_behind.clear()
         try:
             if not self._in_cluster_of(seeds) and len(self.core.live_members()) > 1:
                 await self._leave()
@@ -275,6 +280,7 @@ class Cluster:
         try:
             await self._until(lambda: self._nobody_lists_me(others), "members still listing this node")
         finally:  # alone either way: the leave was announced and gossip carries it on
+            self._left_behind = {m.name for m in others}
             self.core = self._new_core(max(int(self._reactor.seconds()), old_incarnation + 2))
             self._reschedule()
             self._membership_changed()

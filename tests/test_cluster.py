@@ -155,6 +155,24 @@ async def test_leave_hands_back_a_lone_node_and_rejoin_works(cluster_nodes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_push_pull_from_the_cluster_it_left_does_not_pull_a_leaver_back(cluster_nodes):
+    from gossipdht.peer import PeerError
+
+    nodes = [cluster_nodes() for _ in range(3)]
+    for _, http in nodes[1:]:
+        assert (await http.request(b"POST", b"/dht/join", seed_line(nodes[0][0])))[0] == 200
+    leaver, http_leaver = nodes[2]
+    assert (await http_leaver.request(b"GET", b"/dht/leave"))[0] == 200
+    # A sync that was under way when the leave happened arrives late.
+    with pytest.raises(PeerError) as refused:
+        await nodes[0][0].cluster.push_pull(("127.0.0.1", leaver.config.port))
+    assert refused.value.status == 409
+    assert await peers(http_leaver) == [leaver.config.name]
+    status, _, _ = await http_leaver.request(b"POST", b"/dht/join", seed_line(nodes[0][0]))
+    assert status == 200 and len(await peers(http_leaver)) == 3
+
+
+@pytest_twisted.ensureDeferred
 async def test_joining_another_cluster_leaves_the_first(cluster_nodes):
     (a, http_a), (b, http_b), (c, http_c) = [cluster_nodes() for _ in range(3)]
     await http_b.request(b"POST", b"/dht/join", seed_line(a))

@@ -22,11 +22,15 @@ class Batcher(Generic[Item, Result]):
     """``send(items)`` returns (or fires with) one result per item, or None for all None."""
 
     def __init__(self, send: Callable[[list[Item]], object], clock: IReactorTime,
-                 max_in_flight: int = 1, max_batch: int = 1000) -> None:
+                 max_in_flight: int = 1, max_batch: int = 1000,
+                 size: Optional[Callable[[Item], int]] = None, max_bytes: int = 0) -> None:
+        """``size`` and ``max_bytes`` bound a batch's bytes too (a batch holds at least one item)."""
         self._send = send
         self._clock = clock
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
+        self._size = size
+        self._max_bytes = max_bytes
         self._in_flight = 0
         self._items: list[Item] = []
         self._waiting: list[Deferred[Result]] = []
@@ -47,10 +51,21 @@ class Batcher(Generic[Item, Result]):
             self._call.cancel()
         self._call = None
         while self._items and self._in_flight < self._max_in_flight:
-            items, waiting = self._items[: self._max_batch], self._waiting[: self._max_batch]
-            del self._items[: self._max_batch], self._waiting[: self._max_batch]
+            count = self._batch_length()
+            items, waiting = self._items[:count], self._waiting[:count]
+            del self._items[:count], self._waiting[:count]
             self._in_flight += 1
             maybeDeferred(self._send, items).addBoth(self._finished, waiting)
+
+    def _batch_length(self) -> int:
+        if self._size is None:
+            return self._max_batch
+        total = 0
+        for count, item in enumerate(self._items[: self._max_batch]):
+            total += self._size(item)
+            if count and total > self._max_bytes:
+                return count
+        return self._max_batch
 
     def _finished(self, results, waiting: list[Deferred[Result]]) -> None:
         self._in_flight -= 1

@@ -95,7 +95,8 @@ class RemoteReplica:
         self.name = name
         self.address = address
         self._peers = peers
-        self._writes: Batcher[Write, None] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
+        self._writes: Batcher[Write, None] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS,
+                                                      lambda write: len(write[1].value), INTERNAL_BATCH_BYTES)
         self._reads: Batcher[str, Optional[Record]] = Batcher(self._send_reads, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
 
     async def _call(self, path: str, body: bytes, timeout: float) -> bytes:

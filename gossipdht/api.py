@@ -19,6 +19,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
+from gossipdht import bulk
 from gossipdht.cluster import Cluster, ClusterError
 from gossipdht.config import Address, ConfigError, parse_seeds
 from gossipdht.coordinator import Coordinator, QuorumError
@@ -37,6 +38,7 @@ MAX_CONTENT_TYPE_LENGTH = 256
 LISTING_PAGE = 1000
 KEY_PREFIX = b"/db/"
 OWNERS_PREFIX = b"/dht/owners/"
+BULK_PARSERS = {bulk.TSV.encode(): bulk.parse_tsv, bulk.JSON.encode(): bulk.parse_json}
 
 
 class ClientError(Exception):
@@ -132,10 +134,31 @@ class RestAPI:
         return value, content_type
 
     @app.route("/db")
-    def list_keys(self, request: IRequest):
+    def keys(self, request: IRequest):
         # Every method routes here, or werkzeug would redirect DELETE /db to /db/.
+        if request.method == b"POST":
+            return self._bulk_write(request)
         if request.method not in (b"GET", b"HEAD"):
-            raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+            raise MethodNotAllowed(valid_methods=["GET", "HEAD", "POST"])
+        return self._list_keys(request)
+
+    async def _bulk_write(self, request: IRequest) -> bytes:
+        """Many keys in one request: 200 when all were written, 503 when some were not."""
+        w = self._quorum(request, b"w")
+        media_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        parse = BULK_PARSERS.get(media_type)
+        if parse is None:
+            raise ClientError(415, f"a bulk write is {bulk.TSV} or {bulk.JSON}")
+        try:
+            items = parse(request.content.read(), self.max_value_bytes)
+        except bulk.BadBulk as e:
+            raise ClientError(400, str(e)) from None
+        errors = await self.coordinator.put_many(items, bulk.CONTENT_TYPE, w)
+        request.setResponseCode(503 if errors else 200)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"stored": len(items) - len(errors), "errors": errors}).encode() + b"\n"
+
+    def _list_keys(self, request: IRequest):
         scope = request.args.get(b"scope", [b"primary"])[-1]
         if scope not in (b"primary", b"replica"):
             raise ClientError(400, "scope must be primary (the default) or replica")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.python.failure import Failure
 
 from gossipdht.hlc import HybridLogicalClock, Version
@@ -54,6 +54,17 @@ class Coordinator:
 
     def put(self, key: str, value: bytes, content_type: str, w: Optional[int] = None) -> Deferred[Record]:
         return self._replicate(key, Record(self._next_version(), value, content_type), w)
+
+    def put_many(self, items: dict[str, bytes], content_type: str,
+                 w: Optional[int] = None) -> Deferred[dict[str, str]]:
+        """Write every key as ``put`` does; the answer maps each key that failed to why."""
+        keys = list(items)
+        writes = [self.put(key, items[key], content_type, w) for key in keys]
+
+        def errors(results) -> dict[str, str]:
+            return {key: outcome.getErrorMessage() for key, (ok, outcome) in zip(keys, results) if not ok}
+
+        return DeferredList(writes, consumeErrors=True).addCallback(errors)
 
     def delete(self, key: str, w: Optional[int] = None) -> Deferred[Record]:
         """Write a tombstone, so that replicas and repairs learn of the deletion."""

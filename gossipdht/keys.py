@@ -23,11 +23,16 @@ def decode_path_segment(raw: bytes) -> str:
     if _BAD_ESCAPE.search(raw):
         raise InvalidKey("bad percent-encoding in key")
     decoded = unquote_to_bytes(raw)
-    if not decoded:
-        raise InvalidKey("empty key")
-    if len(decoded) > MAX_KEY_BYTES:
-        raise InvalidKey(f"key longer than {MAX_KEY_BYTES} bytes")
     try:
-        return decoded.decode("utf-8")
+        return check_key(decoded.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidKey("key is not valid UTF-8") from None
+
+
+def check_key(key: str) -> str:
+    """``key`` itself when it may be used as a key; otherwise InvalidKey says why."""
+    if not key:
+        raise InvalidKey("empty key")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidKey(f"key longer than {MAX_KEY_BYTES} bytes")
+    return key

@@ -16,7 +16,7 @@ from gossipdht.batcher import Batcher
 from gossipdht.committer import GroupCommitter
 from gossipdht.hlc import HybridLogicalClock, Version
 from gossipdht.peer import PeerClient, PeerError
-from gossipdht.request import INTERNAL_BATCH_BYTES
+from gossipdht.request import BATCH_BYTES
 from gossipdht.stats import DataStats
 from gossipdht.storage import Record, Store, TokenRange
 from gossipdht.transfer import (
@@ -32,11 +32,11 @@ BULK_SECONDS = 30.0
 
 
 def chunks(writes: Sequence[Write]) -> Iterator[list[Write]]:
-    """Slices of at most ``BATCH_ITEMS`` records and about ``INTERNAL_BATCH_BYTES`` of values."""
+    """Slices of at most ``BATCH_ITEMS`` records and about ``BATCH_BYTES`` of values."""
     chunk: list[Write] = []
     size = 0
     for write in writes:
-        if chunk and (len(chunk) >= BATCH_ITEMS or size + len(write[1].value) > INTERNAL_BATCH_BYTES):
+        if chunk and (len(chunk) >= BATCH_ITEMS or size + len(write[1].value) > BATCH_BYTES):
             yield chunk
             chunk, size = [], 0
         chunk.append(write)
@@ -99,7 +99,7 @@ class RemoteReplica:
         self.address = address
         self._peers = peers
         self._writes: Batcher[Write, None] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS,
-                                                      lambda write: len(write[1].value), INTERNAL_BATCH_BYTES)
+                                                      lambda write: len(write[1].value), BATCH_BYTES)
         self._reads: Batcher[str, Optional[Record]] = Batcher(self._send_reads, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
 
     async def _call(self, path: str, body: bytes, timeout: float) -> bytes:

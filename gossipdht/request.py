@@ -15,8 +15,9 @@ from urllib.parse import unquote_to_bytes
 from twisted.web import server
 
 _TOO_LARGE = b"request body larger than %d bytes\n"
-#: How many bytes of values one batch between nodes may carry (plus one value).
-INTERNAL_BATCH_BYTES = 8 << 20
+#: How many bytes of values one batch may carry (plus one value): a batch between nodes
+#: or a bulk write (``POST /db``).
+BATCH_BYTES = 8 << 20
 
 
 class BoundedRequest(server.Request):
@@ -30,12 +31,12 @@ class BoundedRequest(server.Request):
 
     def body_limit(self) -> int:
         """Form bodies (``value=...``) percent-encode the value: up to three bytes each.
-        Batches between nodes carry many values."""
+        Batches between nodes and bulk writes carry many values."""
         # The request line is parsed before the headers, but ``self.path`` is only set
         # once the body is in: the channel holds the path meanwhile.
         path = getattr(self.channel, "_path", None) or getattr(self, "path", b"")
-        if path.startswith(b"/internal/"):
-            return INTERNAL_BATCH_BYTES + self.max_body_bytes
+        if path.startswith(b"/internal/") or path.split(b"?")[0] == b"/db":
+            return BATCH_BYTES + self.max_body_bytes
         content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
         if content_type.lower().startswith(b"application/x-www-form-urlencoded"):
             return 3 * self.max_body_bytes + len(b"value=")

@@ -140,7 +140,57 @@ async def test_unsupported_method_is_405_with_allow(http):
     assert status == 405
     assert set(header(headers, b"allow").split(b", ")) == {b"GET", b"HEAD", b"PUT", b"POST", b"DELETE"}
     status, headers, _ = await http.request(b"DELETE", b"/db")
-    assert status == 405 and set(header(headers, b"allow").split(b", ")) == {b"GET", b"HEAD"}
+    assert status == 405 and set(header(headers, b"allow").split(b", ")) == {b"GET", b"HEAD", b"POST"}
+
+
+TSV = {b"content-type": [b"text/tab-separated-values; charset=utf-8"]}
+
+
+@pytest_twisted.ensureDeferred
+async def test_bulk_tsv_writes_every_line_as_a_text_value(http):
+    values = {f"k{i}": "v\t" * i + "\u00e5" * 30 for i in range(40)}  # 2,400+ bytes: over one value's limit
+    body = "".join(f"{k}\t{v}\r\n" for k, v in values.items()).encode()
+    status, headers, answer = await http.request(b"POST", b"/db", body, TSV)
+    assert (status, json.loads(answer)) == (200, {"stored": 40, "errors": {}})
+    assert header(headers, b"content-type") == b"application/json"
+    for key, value in values.items():
+        status, headers, body = await http.request(b"GET", b"/db/" + key.encode())
+        assert (status, body.decode()) == (200, value)
+        assert header(headers, b"content-type") == b"text/plain; charset=utf-8"
+
+
+@pytest_twisted.ensureDeferred
+async def test_bulk_json_object_of_strings_is_written(http):
+    body = json.dumps({"a": "1", "\u00f6/b": "two"}).encode()
+    status, _, answer = await http.request(b"POST", b"/db", body, {b"content-type": [b"application/json"]})
+    assert (status, json.loads(answer)) == (200, {"stored": 2, "errors": {}})
+    assert (await http.request(b"GET", b"/db/%C3%B6%2Fb"))[2] == b"two"
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("content_type, body, status, message", [
+    (b"text/tab-separated-values", b"a\t1\nb\t2\nno tab here\nd\t4\n", 400, b"line 3: no tab"),
+    (b"text/tab-separated-values", b"a\t1\n\t2\n", 400, b"line 2: empty key"),
+    (b"text/tab-separated-values", b"a\t1\nb\t\xff\n", 400, b"line 2: not valid UTF-8"),
+    (b"text/tab-separated-values", b"a\t1\nb\t" + b"x" * 1001 + b"\n", 400, b"line 2: value larger"),
+    (b"application/json", b'{"a": "1", "b": 2}', 400, b"'b': the value must be a string"),
+    (b"application/json", b'["a", "1"]', 400, b"must be an object"),
+    (b"application/json", b'{"a": ', 400, b"not JSON"),
+    (b"text/csv", b"a,1\n", 415, b"tab-separated-values or application/json"),
+])
+async def test_bad_bulk_body_is_refused_whole(http, content_type, body, status, message):
+    got, _, answer = await http.request(b"POST", b"/db", body, {b"content-type": [content_type]})
+    assert got == status and message in answer and answer.count(b"\n") == 1
+    assert (await http.request(b"GET", b"/db?scope=replica"))[2] == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_bulk_keys_that_miss_their_quorum_are_named_in_a_503(http):
+    status, _, answer = await http.request(b"POST", b"/db?w=2", b"a\t1\nb\t2\n", TSV)
+    assert status == 503
+    answer = json.loads(answer)
+    assert answer["stored"] == 0 and sorted(answer["errors"]) == ["a", "b"]
+    assert "only 1 replicas" in answer["errors"]["a"]
 
 
 @pytest_twisted.ensureDeferred

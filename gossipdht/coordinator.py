@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 
 from gossipdht.hlc import HybridLogicalClock, Version
@@ -53,66 +53,93 @@ class Coordinator:
     # -- writes --------------------------------------------------------------------------
 
     def put(self, key: str, value: bytes, content_type: str, w: Optional[int] = None) -> Deferred[Record]:
-        return self._replicate(key, Record(self._next_version(), value, content_type), w)
+        return self._replicate_one(key, Record(self._next_version(), value, content_type), w)
 
     def put_many(self, items: dict[str, bytes], content_type: str,
                  w: Optional[int] = None) -> Deferred[dict[str, str]]:
         """Write every key as ``put`` does; the answer maps each key that failed to why."""
-        keys = list(items)
-        writes = [self.put(key, items[key], content_type, w) for key in keys]
-
-        def errors(results) -> dict[str, str]:
-            return {key: outcome.getErrorMessage() for key, (ok, outcome) in zip(keys, results) if not ok}
-
-        return DeferredList(writes, consumeErrors=True).addCallback(errors)
+        return self._replicate([(key, Record(self._next_version(), value, content_type))
+                                for key, value in items.items()], w)
 
     def delete(self, key: str, w: Optional[int] = None) -> Deferred[Record]:
         """Write a tombstone, so that replicas and repairs learn of the deletion."""
-        return self._replicate(key, Record(self._next_version(), b"", TOMBSTONE_CONTENT_TYPE, deleted=True), w)
+        return self._replicate_one(key, Record(self._next_version(), b"", TOMBSTONE_CONTENT_TYPE, deleted=True), w)
 
     def _next_version(self) -> Version:
         return Version(self._clock.now(), self.name)
 
-    def _replicate(self, key: str, record: Record, w: Optional[int]) -> Deferred[Record]:
-        self.stats.writes_coordinated += 1
+    def _replicate_one(self, key: str, record: Record, w: Optional[int]) -> Deferred[Record]:
+        def answer(errors: dict[str, str]) -> Record:
+            if errors:
+                raise QuorumError(errors[key])
+            return record
+
+        return self._replicate([(key, record)], w).addCallback(answer)
+
+    def _replicate(self, writes: list[tuple[str, Record]], w: Optional[int]) -> Deferred[dict[str, str]]:
+        """Send each record to its key's N owners, one batch per node; fires once every
+        key has W acknowledgements or can get no more, with the keys that fell short."""
+        self.stats.writes_coordinated += len(writes)
         ring = self._ring()
-        order = ring.preference_list(key, len(ring.members))
-        n = min(self.n, len(order))
+        size = len(ring.members)
+        n = min(self.n, size)
         needed = min(self.w, n) if w is None else w
-        done: Deferred[Record] = Deferred()
+        done: Deferred[dict[str, str]] = Deferred()
         if needed > n:
-            return self._fail(done, f"w={needed} but the cluster holds only {n} replicas of a key")
-        fallbacks = order[n:]
-        tally = {"acks": 0, "pending": 0, "launched": False}
+            return self._short(done, {key: f"w={needed} but the cluster holds only {n} replicas of a key"
+                                      for key, _ in writes})
+        orders = [ring.preference_list(key, size) for key, _ in writes]
+        acks = [0] * len(writes)
+        tally = {"pending": 0, "short": len(writes), "launched": False}
 
-        def attempt(member: str, hint: Optional[str]) -> None:
+        def send(member: str, batch: list[int], hints: list[Optional[str]]) -> None:
             tally["pending"] += 1
-            maybeDeferred(lambda: self._replicas[member].write_one(key, record, hint)).addCallbacks(
-                acknowledged, failed, errbackArgs=(hint or member,))
+            sent = [(writes[i][0], writes[i][1], hint) for i, hint in zip(batch, hints)]
+            maybeDeferred(self._replicas[member].write, sent).addCallbacks(
+                acknowledged, failed, callbackArgs=(batch,), errbackArgs=(batch, hints, member))
 
-        def acknowledged(_) -> None:
+        def acknowledged(_, batch: list[int]) -> None:
             tally["pending"] -= 1
-            tally["acks"] += 1
+            for i in batch:
+                acks[i] += 1
+                if acks[i] == needed:
+                    tally["short"] -= 1
             check()
 
-        def failed(_: Failure, owner: str) -> None:
+        def failed(_: Failure, batch: list[int], hints: list[Optional[str]], member: str) -> None:
             tally["pending"] -= 1
-            if fallbacks:  # sloppy quorum: the next node keeps it for the owner
-                attempt(fallbacks.pop(0), owner)
+            retries: dict[str, tuple[list[int], list[Optional[str]]]] = {}
+            for i, hint in zip(batch, hints):
+                if len(orders[i]) > n:  # sloppy quorum: the next node keeps it for the owner
+                    retry = retries.setdefault(orders[i].pop(n), ([], []))
+                    retry[0].append(i)
+                    retry[1].append(hint or member)
+            for fallback, (again, their_hints) in retries.items():
+                send(fallback, again, their_hints)
             check()
 
         def check() -> None:
             if done.called or not tally["launched"]:
                 return
-            if tally["acks"] >= needed:
-                done.callback(record)
+            if tally["short"] == 0:
+                done.callback({})
             elif tally["pending"] == 0:
-                self._fail(done, f"only {tally['acks']} of the {needed} replicas needed acknowledged the write")
+                self._short(done, {key: f"only {acks[i]} of the {needed} replicas needed acknowledged the write"
+                                   for i, (key, _) in enumerate(writes) if acks[i] < needed})
 
-        for member in order[:n]:
-            attempt(member, None)
+        batches: dict[str, list[int]] = {}
+        for i, order in enumerate(orders):
+            for member in order[:n]:
+                batches.setdefault(member, []).append(i)
+        for member, batch in batches.items():
+            send(member, batch, [None] * len(batch))
         tally["launched"] = True
         check()
+        return done
+
+    def _short(self, done: Deferred, errors: dict[str, str]) -> Deferred:
+        self.stats.quorum_failures += len(errors)
+        done.callback(errors)
         return done
 
     def _fail(self, done: Deferred, message: str) -> Deferred:
@@ -190,7 +217,7 @@ class Coordinator:
         for member, answer in answers.items():
             if answer is None or answer.version < record.version:
                 self.stats.read_repairs += 1
-                maybeDeferred(lambda: self._replicas[member].write_one(key, record)).addErrback(lambda _: None)
+                maybeDeferred(lambda: self._replicas[member].write([(key, record, None)])).addErrback(lambda _: None)
 
     # -- listings ------------------------------------------------------------------------------
 

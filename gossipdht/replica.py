@@ -56,14 +56,12 @@ class LocalReplica:
         self._clock = clock
         self._stats = stats
 
-    def write_one(self, key: str, record: Record, hint: Optional[str] = None) -> Deferred[None]:
-        if hint is not None and hint != self.name:
-            return self.write([(key, record, hint)])
-        self._clock.observe(record.version.timestamp)  # the hot path: one write, no gathering
-        return self._committer.write(key, record)
-
     def write(self, writes: Sequence[Write]) -> Deferred[None]:
         """Apply the writes; a write with a hint is kept for that node instead."""
+        if len(writes) == 1 and writes[0][2] in (None, self.name):  # the hot path: no gathering
+            key, record, _ = writes[0]
+            self._clock.observe(record.version.timestamp)
+            return self._committer.write(key, record)
         if writes:
             self._clock.observe(max(r.version.timestamp for _, r, _ in writes))
         hinted: dict[str, list[tuple[str, Record]]] = {}
@@ -109,9 +107,6 @@ class RemoteReplica:
                             f"{answer.decode('utf-8', 'replace').strip()}", status=status)
         return answer
 
-    def write_one(self, key: str, record: Record, hint: Optional[str] = None) -> Deferred[None]:
-        return self._writes.submit((key, record, hint))
-
     def read_one(self, key: str) -> Deferred[Optional[Record]]:
         return self._reads.submit(key)
 
@@ -129,6 +124,9 @@ class RemoteReplica:
         return [None if r is None else r[1] for r in records]
 
     def write(self, writes: Sequence[Write]) -> Deferred[None]:
+        """A single write joins the batch of this reactor turn; more go as they are."""
+        if len(writes) == 1:
+            return self._writes.submit(writes[0])
         return ensureDeferred(self._write_bulk(writes))
 
     async def _write_bulk(self, writes: Sequence[Write]) -> None:

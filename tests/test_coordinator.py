@@ -29,8 +29,8 @@ class FakeReplica(LocalReplica):
             return Deferred()
         return call()
 
-    def write_one(self, key, record, hint=None):
-        return self._maybe(lambda: super(FakeReplica, self).write_one(key, record, hint))
+    def write(self, writes):
+        return self._maybe(lambda: super(FakeReplica, self).write(writes))
 
     def read_one(self, key):
         self.reads += 1
@@ -195,12 +195,6 @@ class CoordinatorTests(SynchronousTestCase):
         self.assertEqual(self.coordinator.keys(None, 1000, primary_only=False), sorted(keys))
 
 
-def _record():
-    from gossipdht.hlc import Version
-    from gossipdht.storage import Record
-
-    return Record(Version(1, "x"), b"v", "t")
-
     def test_without_spare_nodes_a_first_owner_that_fails_at_once_does_not_end_the_write(self):
         self.ring = Ring(["a", "b", "c"])
         first, second, third = self.owners("k", 3)
@@ -209,3 +203,51 @@ def _record():
         self.clock.advance(0)
         self.successResultOf(d)
         self.assertEqual(self.stored(second, "k").value, b"v")
+
+    def test_a_bulk_write_sends_one_batch_to_each_node(self):
+        calls = {name: 0 for name in NAMES}
+
+        def counted(name, write):
+            def count(writes):
+                calls[name] += 1
+                return write(writes)
+            return count
+
+        for name, replica in self.replicas.items():
+            replica.write = counted(name, replica.write)
+        items = {f"key{i}": b"v%d" % i for i in range(300)}
+        d = self.coordinator.put_many(items, "text/plain")
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(d), {})
+        self.assertEqual(calls, {name: 1 for name in NAMES})
+        for key, value in items.items():
+            for name in NAMES:
+                stored = self.stored(name, key)
+                self.assertEqual(None if stored is None else stored.value, value if name in self.owners(key, 3) else None)
+
+    def test_a_failed_batch_goes_to_the_next_nodes_as_hints(self):
+        self.replicas["b"].state = "down"
+        items = {f"key{i}": b"v" for i in range(200)}
+        d = self.coordinator.put_many(items, "text/plain")
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(d), {})
+        for_b = [key for key in items if "b" in self.owners(key, 3)]
+        held = [key for name in NAMES if name != "b" for key, _ in self.replicas[name].store.hints("b", 1000)]
+        self.assertEqual(sorted(held), sorted(for_b))
+        self.assertTrue(for_b)
+
+    def test_a_bulk_write_names_each_key_short_of_its_quorum(self):
+        self.ring = Ring(["a", "b", "c"])
+        self.replicas["c"].state = "down"
+        d = self.make(w=3).put_many({"x": b"1", "y": b"2"}, "text/plain")
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(d), {key: "only 2 of the 3 replicas needed acknowledged the write"
+                                                   for key in ["x", "y"]})
+        self.assertEqual(self.stats.quorum_failures, 2)
+
+
+def _record():
+    from gossipdht.hlc import Version
+    from gossipdht.storage import Record
+
+    return Record(Version(1, "x"), b"v", "t")

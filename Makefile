@@ -5,7 +5,7 @@ BIN = $(VENV)/bin
 PORT ?= 8080
 NODES ?= 3
 
-.PHONY: run node test install clean
+.PHONY: run node test bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ node: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Starts its own servers and clusters and drives them with wrk (apt-get install wrk).
+bench: install
+	$(BIN)/python -m gossipdht.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info gossipdht-data twisted/plugins/dropin.cache

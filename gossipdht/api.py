@@ -1,4 +1,4 @@
-"""The public REST API, served by Klein.
+"""The public REST API, served by Klein (single-key requests: ``keyresource``).
 
 Handlers are thin: they parse and check the request, ask the coordinator, and turn
 the answer into HTTP.  Every client mistake gets a 4xx with a one-line text body.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from typing import Callable, Iterator, Optional
-from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.internet.defer import CancelledError
@@ -16,6 +15,7 @@ from twisted.internet.task import TaskDone, TaskStopped, cooperate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
@@ -23,35 +23,16 @@ from gossipdht import bulk
 from gossipdht.cluster import Cluster, ClusterError
 from gossipdht.config import Address, ConfigError, parse_seeds
 from gossipdht.coordinator import Coordinator, QuorumError
-from gossipdht.keys import InvalidKey, decode_path_segment
+from gossipdht.keyresource import Dispatch, KeyResource
 from gossipdht.replica import LocalReplica
-from gossipdht.storage import Record
 from gossipdht.transfer import (
     BadMessage, pack_digests, pack_records, pack_versions, unpack_keys, unpack_ranges, unpack_writes,
 )
+from gossipdht.web import ClientError, header_values, key_from_path, plain, quorum
 
-FORM = b"application/x-www-form-urlencoded"
-FORM_VALUE_PREFIX = b"value="
-FORM_CONTENT_TYPE = "text/plain; charset=utf-8"
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-MAX_CONTENT_TYPE_LENGTH = 256
 LISTING_PAGE = 1000
-KEY_PREFIX = b"/db/"
 OWNERS_PREFIX = b"/dht/owners/"
 BULK_PARSERS = {bulk.TSV.encode(): bulk.parse_tsv, bulk.JSON.encode(): bulk.parse_json}
-
-
-class ClientError(Exception):
-    """A request the API refuses; ``code`` is the 4xx status, the message one line."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def etag(record: Record) -> bytes:
-    version = record.version
-    return b'"%x-%s"' % (version.timestamp, version.node.encode().hex().encode())
 
 
 class RestAPI:
@@ -68,70 +49,11 @@ class RestAPI:
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
 
-    def resource(self):
-        return self.app.resource()
+    def resource(self) -> Resource:
+        """Klein's resource, with single-key requests going to the plain ``KeyResource``."""
+        return Dispatch(KeyResource(self.coordinator, self.max_value_bytes, self.replicas), self.app.resource())
 
     # -- keys ----------------------------------------------------------------------
-
-    @app.route("/db/", branch=True, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])
-    async def key(self, request: IRequest) -> bytes:
-        key = self._key(request)
-        if request.method in (b"GET", b"HEAD"):
-            return await self._get(request, key)
-        w = self._quorum(request, b"w")
-        if request.method == b"DELETE":
-            record = await self.coordinator.delete(key, w)
-        else:
-            value, content_type = self._value(request)
-            record = await self.coordinator.put(key, value, content_type, w)
-        request.setResponseCode(204)
-        request.setHeader(b"etag", etag(record))
-        return b""
-
-    async def _get(self, request: IRequest, key: str) -> bytes:
-        record = await self.coordinator.get(key, self._quorum(request, b"r"))
-        if record is None:
-            request.setResponseCode(404)
-            return b""
-        tag = etag(record)
-        request.setHeader(b"etag", tag)
-        if tag in _header_values(request, b"if-none-match"):
-            request.setResponseCode(304)
-            return b""
-        request.setHeader(b"content-type", record.content_type.encode("latin-1"))
-        request.setHeader(b"content-length", b"%d" % len(record.value))
-        return record.value
-
-    def _quorum(self, request: IRequest, name: bytes) -> Optional[int]:
-        """``?r=`` or ``?w=``: how many replicas must answer, 1..N; None for the default."""
-        values = request.args.get(name)
-        if not values:
-            return None
-        text = values[-1].decode("latin-1")
-        if not text.isdigit() or not 1 <= int(text) <= self.replicas:
-            raise ClientError(400, f"{name.decode()}={text} is not a whole number from 1 to N={self.replicas}")
-        return int(text)
-
-    def _key(self, request: IRequest, prefix: bytes = KEY_PREFIX) -> str:
-        try:
-            return decode_path_segment(request.path[len(prefix) :])
-        except InvalidKey as e:
-            raise ClientError(400, str(e)) from None
-
-    def _value(self, request: IRequest) -> tuple[bytes, str]:
-        body = request.content.read()
-        raw_type = request.getHeader(b"content-type")
-        if raw_type is not None and raw_type.lower().startswith(FORM) and body.startswith(FORM_VALUE_PREFIX):
-            value = unquote_to_bytes(body[len(FORM_VALUE_PREFIX) :].replace(b"+", b" "))
-            content_type = FORM_CONTENT_TYPE
-        else:
-            value = body
-            content_type = DEFAULT_CONTENT_TYPE if raw_type is None else raw_type.decode("latin-1")
-            if len(content_type) > MAX_CONTENT_TYPE_LENGTH:
-                raise ClientError(400, f"Content-Type longer than {MAX_CONTENT_TYPE_LENGTH} bytes")
-        if len(value) > self.max_value_bytes:
-            raise ClientError(413, f"value larger than {self.max_value_bytes} bytes")
-        return value, content_type
 
     @app.route("/db")
     def keys(self, request: IRequest):
@@ -144,7 +66,7 @@ class RestAPI:
 
     async def _bulk_write(self, request: IRequest) -> bytes:
         """Many keys in one request: 200 when all were written, 503 when some were not."""
-        w = self._quorum(request, b"w")
+        w = quorum(request, b"w", self.replicas)
         media_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
         parse = BULK_PARSERS.get(media_type)
         if parse is None:
@@ -212,7 +134,7 @@ class RestAPI:
     @app.route("/dht/owners/", branch=True, methods=["GET", "HEAD"])
     def owners(self, request: IRequest) -> bytes:
         """The "Owns" operation: the key's preference list, in order."""
-        owners = self.cluster.owners(self._key(request, OWNERS_PREFIX), self.replicas)
+        owners = self.cluster.owners(key_from_path(request, OWNERS_PREFIX), self.replicas)
         if _wants_json(request):
             request.setHeader(b"content-type", b"application/json")
             return json.dumps([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners]).encode()
@@ -276,20 +198,20 @@ class RestAPI:
 
     @app.handle_errors(ClientError, ClusterError, QuorumError)
     def client_error(self, request: IRequest, failure) -> bytes:
-        return _plain(request, failure.value.code, str(failure.value))
+        return plain(request, failure.value.code, str(failure.value))
 
     @app.handle_errors(BadMessage)
     def bad_message(self, request: IRequest, failure) -> bytes:
-        return _plain(request, 400, f"bad internal message: {failure.value}")
+        return plain(request, 400, f"bad internal message: {failure.value}")
 
     @app.handle_errors(NotFound, RequestRedirect)
     def not_found(self, request: IRequest, failure) -> bytes:
-        return _plain(request, 404, "no such resource")
+        return plain(request, 404, "no such resource")
 
     @app.handle_errors(MethodNotAllowed)
     def method_not_allowed(self, request: IRequest, failure) -> bytes:
         request.setHeader(b"allow", ", ".join(failure.value.valid_methods).encode())
-        return _plain(request, 405, f"method {request.method.decode('latin-1')} not allowed here")
+        return plain(request, 405, f"method {request.method.decode('latin-1')} not allowed here")
 
     @app.handle_errors(CancelledError)
     def cancelled(self, request: IRequest, failure) -> None:
@@ -299,24 +221,14 @@ class RestAPI:
     def internal_error(self, request: IRequest, failure) -> bytes:
         self.log.failure("error answering {method} {path}", failure,
                          method=request.method, path=request.path)
-        return _plain(request, 500, "internal error; the node's log has the details")
-
-
-def _plain(request: IRequest, code: int, message: str) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return message.encode() + b"\n"
+        return plain(request, 500, "internal error; the node's log has the details")
 
 
 def _wants_json(request: IRequest) -> bool:
     """``?format=json``, or JSON named in ``Accept``."""
     return request.args.get(b"format") == [b"json"] or b"application/json" in b"".join(
-        _header_values(request, b"accept")
+        header_values(request, b"accept")
     )
-
-
-def _header_values(request: IRequest, name: bytes) -> list[bytes]:
-    return [v.strip() for raw in request.requestHeaders.getRawHeaders(name, []) for v in raw.split(b",")]
 
 
 def _text_listing(pages: Iterator[list[str]]) -> Iterator[bytes]:

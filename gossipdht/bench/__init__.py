@@ -1,0 +1,457 @@
+"""The gossipdht benchmark: local clusters and a bare twisted.web server driven by ``wrk``.
+
+``python -m gossipdht.bench`` (see ``__main__``) starts everything itself, measures each
+operation once per round, rounds interleaved so that a slow minute of the machine hurts
+every operation alike, and reports the median of the rounds, with the rate of a bare
+twisted.web server answering a constant (``A``) as the yardstick.  The ``wrk`` scripts
+(``*.lua``) live next to this module; each prints one ``BENCH {json}`` line when done.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+from gossipdht.localcluster import join, peers, wait_for
+from gossipdht.nodeprocess import HOST, NodeProcess, free_port
+
+SCRIPTS = Path(__file__).resolve().parent
+#: The shared data set, ``../shared/data`` from the repository root; generated when absent.
+DEFAULT_DATA = SCRIPTS.parents[2] / "shared" / "data" / "se-postal-codes.tsv"
+POSTAL_ROWS = 16_710
+CONNECTIONS = 16
+POSTAL_THREADS = 4
+#: A row with more failed requests than this share is flagged.
+ERROR_LIMIT = 0.01
+PRELOAD_BATCH = 1000
+START_TIMEOUT = 15.0
+LOADER_TIMEOUT = 600.0
+TSV = "text/tab-separated-values"
+BENCH_LINE = "BENCH "
+LOADER_LINE = re.compile(r"(\d+) keys in ([\d.]+) s")
+LOADER_FAILED = re.compile(r"(\d+) not stored")
+ERRORS_NOTE = f"! more than {ERROR_LIMIT:.0%} of the requests failed"
+UNITS_NOTE = (f"postal PUT: rows/s, one row per PUT, {POSTAL_THREADS} threads x {CONNECTIONS // POSTAL_THREADS} "
+              "connections on nodes 1, 2, 3, 1, cycling over the rows; postal load: keys/s as the loader reports them")
+
+
+class Unavailable(Exception):
+    """An operation could not be measured in a round; the message says why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int
+    seconds: int
+    warmup: int
+    preload: int
+    data: Path
+    directory: Optional[Path] = None
+    command: str = "python -m gossipdht.bench"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run of one operation.  ``errors`` includes ``status_errors`` (status 400 or more)."""
+
+    requests: int
+    seconds: float
+    errors: int = 0
+    status_errors: int = 0
+    p50_ms: Optional[float] = None
+    p99_ms: Optional[float] = None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One operation over all rounds: medians of the rounds, errors summed."""
+
+    operation: str
+    rate: Optional[float]
+    p50_ms: Optional[float]
+    p99_ms: Optional[float]
+    requests: int
+    errors: int
+    status_errors: int
+    note: str = ""
+
+    @property
+    def error_share(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def flagged(self) -> bool:
+        return self.error_share > ERROR_LIMIT
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    measure: Callable[[int], Measurement]
+
+
+# -- parsing and aggregation -----------------------------------------------------------------------
+
+
+def parse_wrk(output: str) -> Measurement:
+    """The measurement in the ``BENCH {json}`` line that ``report.lua`` prints."""
+    for line in output.splitlines():
+        if line.startswith(BENCH_LINE):
+            data = json.loads(line[len(BENCH_LINE):])
+            return Measurement(
+                requests=int(data["requests"]), seconds=float(data["seconds"]),
+                errors=int(data["errors"]), status_errors=int(data["status_errors"]),
+                p50_ms=float(data["p50_ms"]), p99_ms=float(data["p99_ms"]),
+            )
+    raise ValueError("no BENCH line in the output of wrk")
+
+
+def parse_loader(output: str) -> Measurement:
+    """Keys and seconds from the loader's last line, ``16710 keys in 0.52 s: 32,135 keys/s``,
+    which ends in ``, 3 not stored`` when some keys failed.  As in wrk's count, the
+    failed keys are requests too, and errors."""
+    lines = output.strip().splitlines()
+    match = LOADER_LINE.search(lines[-1]) if lines else None
+    if match is None:
+        raise ValueError("the loader's last line does not say 'N keys in S s'")
+    failed = LOADER_FAILED.search(lines[-1])
+    errors = int(failed.group(1)) if failed else 0
+    return Measurement(requests=int(match.group(1)) + errors, seconds=float(match.group(2)), errors=errors)
+
+
+def _median(values: Sequence[Optional[float]]) -> Optional[float]:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def aggregate(operation: str, results: Sequence[Union[Measurement, Unavailable]]) -> Row:
+    """Each metric's median over the rounds that measured it; rounds that could not are noted."""
+    measured = [r for r in results if isinstance(r, Measurement)]
+    missing = [str(r) for r in results if isinstance(r, Unavailable)]
+    note = ""
+    if missing:
+        note = f"n/a in {len(missing)} of {len(results)} rounds: {missing[-1]}" if measured else f"n/a: {missing[-1]}"
+    return Row(
+        operation=operation,
+        rate=_median([m.rate for m in measured]),
+        p50_ms=_median([m.p50_ms for m in measured]),
+        p99_ms=_median([m.p99_ms for m in measured]),
+        requests=sum(m.requests for m in measured),
+        errors=sum(m.errors for m in measured),
+        status_errors=sum(m.status_errors for m in measured),
+        note=note,
+    )
+
+
+def build_report(rows: Sequence[Row], meta: dict) -> dict:
+    """The report as one JSON-ready object; ``A`` is the median rate of the first row."""
+    a = rows[0].rate
+    meta = {**meta, "A": a, "A_is": f"the median {rows[0].operation} req/s over the rounds"}
+    return {
+        "meta": meta,
+        "rows": [
+            {**asdict(row), "error_share": row.error_share, "flagged": row.flagged,
+             "ratio": row.rate / a if row.rate is not None and a else None}
+            for row in rows
+        ],
+    }
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+COLUMNS = ("operation", "req/s", "p50 ms", "p99 ms", "ratio", "errors")
+
+
+def _number(value: Optional[float], digits: int) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _cells(row: dict) -> tuple[str, ...]:
+    if row["rate"] is None:
+        return (row["operation"], "n/a", "", "", "", "")
+    errors = f"{row['errors']:,}"
+    if row["errors"]:
+        errors += f" ({row['error_share']:.1%})"
+    if row["flagged"]:
+        errors += " !"
+    ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f} A"
+    return (row["operation"], _number(row["rate"], 0), _number(row["p50_ms"], 2),
+            _number(row["p99_ms"], 2), ratio, errors)
+
+
+def format_table(report: dict) -> str:
+    """The header lines, the table, its notes and the command that reproduces it."""
+    meta = report["meta"]
+    a = "n/a" if meta["A"] is None else f"{meta['A']:,.0f} req/s"
+    lines = [
+        f"gossipdht benchmark {meta['date']}: {meta['cores']} cores, Python {meta['python']}, wrk {meta['wrk']}",
+        f"{meta['rounds']} round(s) of {meta['seconds']} s per operation after {meta['warmup_seconds']} s of warm-up, "
+        f"{meta['connections']} connections; medians over the rounds; A = {a}, {meta['A_is']}",
+    ]
+    table = [COLUMNS] + [_cells(row) for row in report["rows"]]
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(COLUMNS))]
+    for cells in table:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:]))
+        lines.append("  ".join([first, *rest]).rstrip())
+    lines.append(f"notes: {UNITS_NOTE}")
+    if any(row["flagged"] for row in report["rows"]):
+        lines.append(f"  {ERRORS_NOTE}")
+    lines += [f"  {row['operation']}: {row['note']}" for row in report["rows"] if row["note"]]
+    lines.append(f"reproduce: {meta['command']}")
+    return "\n".join(lines)
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+_STEMS = ("Sunds", "Öst", "Väst", "Norr", "Söder", "Lind", "Berg", "Ek", "Hol", "Stor", "Kungs", "Malm",
+          "Ny", "Gran", "Björk", "Ål", "Sköv", "Hälle", "Tår", "Vik")
+_ENDINGS = ("vall", "hammar", "köping", "berga", "torp", "sund", "by", "näs", "hus", "ås", "fors", "dal",
+            "holm", "ö")
+_QUALIFIERS = ("", "", "Norra ", "Södra ", "Lilla ", "Stora ")
+
+
+def postal_lines(count: int = POSTAL_ROWS, seed: int = 1) -> list[str]:
+    """Lines shaped like ``se-postal-codes.tsv``: a distinct 5-digit code, a tab and a
+    Swedish-looking locality (UTF-8), each locality shared by about ten codes."""
+    rng = random.Random(seed)
+    places = sorted({rng.choice(_QUALIFIERS) + rng.choice(_STEMS) + rng.choice(_ENDINGS)
+                     for _ in range(max(1, count // 10))})
+    codes = rng.sample(range(10_000, 100_000), count)
+    return [f"{code}\t{rng.choice(places)}" for code in codes]
+
+
+def write_lines(path: Path, lines: Sequence[str]) -> Path:
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def prefixed_copy(source: Path, target: Path, prefix: str) -> Path:
+    """A copy of a TSV file with ``prefix`` before every key, so that each round writes new keys."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    return write_lines(target, [prefix + line for line in lines if line])
+
+
+def postal_data(data: Path, scratch: Path) -> Path:
+    """The shared postal data set, or a generated file of the same shape when it is absent."""
+    return data if data.is_file() else write_lines(scratch / "postal-generated.tsv", postal_lines())
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+def wrk_path() -> Optional[str]:
+    return shutil.which("wrk")
+
+
+def wrk_version() -> str:
+    """``4.1.0`` or what this wrk calls itself (``wrk -v`` prints it, then exits 1)."""
+    run = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+    match = re.search(r"wrk (\S+)", run.stdout + run.stderr)
+    return match.group(1) if match else "unknown"
+
+
+def run_wrk(url: str, script: str, seconds: int, args: Sequence[str] = (), threads: int = 1,
+            env: Optional[dict[str, str]] = None) -> Measurement:
+    """One ``wrk --latency`` run with one of our scripts; Unavailable when wrk fails."""
+    command = ["wrk", f"-t{threads}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+               "-s", str(SCRIPTS / script), url, "--", *args]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60,
+                             env={**os.environ, **(env or {})})
+        return parse_wrk(run.stdout)
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"wrk ran over {seconds + 60} s") from None
+    except ValueError:
+        tail = (run.stderr or run.stdout).strip().splitlines()
+        raise Unavailable(f"wrk (status {run.returncode}): {tail[-1] if tail else 'no output'}") from None
+
+
+def run_loader(path: Path, node: NodeProcess) -> Measurement:
+    """``python -m gossipdht load FILE --node HOST:PORT``, timed by the loader itself."""
+    command = [sys.executable, "-m", "gossipdht", "load", str(path), "--node", f"{node.host}:{node.port}"]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=LOADER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"the loader ran over {LOADER_TIMEOUT:.0f} s") from None
+    try:
+        return parse_loader(run.stdout)
+    except ValueError:
+        tail = (run.stderr or run.stdout).strip().splitlines()
+        raise Unavailable(f"python -m gossipdht load exited with status {run.returncode}: "
+                          f"{tail[-1] if tail else 'no output'}") from None
+
+
+def start_baseline(stack: ExitStack, directory: Path) -> int:
+    """The bare twisted.web server in a child process, answering on the returned port."""
+    port = free_port()
+    log = stack.enter_context(open(directory / "baseline.log", "wb"))
+    process = subprocess.Popen([sys.executable, "-m", "gossipdht.bench.baseline", str(port)],
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    stack.callback(_end, process)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the baseline server did not start; see {directory / 'baseline.log'}")
+        time.sleep(0.05)
+    return port
+
+
+def _answers(port: int) -> bool:
+    connection = http.client.HTTPConnection(HOST, port, timeout=1.0)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def _end(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_cluster(stack: ExitStack, directory: Path, replicas: int, count: int = 3) -> list[NodeProcess]:
+    """``count`` joined nodes with ``--replicas``, each stopped when ``stack`` closes.
+
+    Each node is registered for stopping before it starts (rather than through
+    ``start_nodes``), so that a failure half-way leaves no process behind."""
+    nodes = []
+    for i in range(count):
+        node = NodeProcess(directory / f"node-{i + 1}")
+        stack.callback(node.stop)
+        nodes.append(node.start("--replicas", str(replicas)))
+    for node in nodes[1:]:
+        join(node, nodes[0])
+    wait_for(lambda: all(len(peers(n)) == count for n in nodes), 30)
+    return nodes
+
+
+def preload(nodes: Sequence[NodeProcess], count: int) -> None:
+    """Keys ``bench-pre-0`` .. ``bench-pre-<count - 1>`` through ``POST /db``, batches spread over the nodes."""
+    batches = [range(start, min(start + PRELOAD_BATCH, count)) for start in range(0, count, PRELOAD_BATCH)]
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        list(pool.map(lambda i: _post_batch(nodes[i % len(nodes)], batches[i]), range(len(batches))))
+    status, _, _ = nodes[0].request("GET", f"/db/bench-pre-{count // 2}")
+    if status != 200:
+        raise RuntimeError(f"a preloaded key reads back {status}, not 200")
+
+
+def _post_batch(node: NodeProcess, keys: range) -> None:
+    body = "".join(f"bench-pre-{i}\t{i:016x}\n" for i in keys).encode()
+    status, _, answer = node.request("POST", "/db", body, {"Content-Type": TSV}, timeout=120)
+    if status != 200:
+        raise RuntimeError(f"preloading through port {node.port}: {status} {answer[:300]!r}")
+
+
+# -- the benchmark ----------------------------------------------------------------------------------
+
+
+def warmed(url: str, script: str, settings: Settings, round_: int,
+           args: Callable[[str], list[str]] = lambda phase: [], threads: int = 1,
+           env: Optional[dict[str, str]] = None) -> Measurement:
+    """A discarded warm-up run, then the measured one; ``args(phase)`` gets ``w<round>``
+    for the warm-up and ``r<round>`` for the measurement, so that written keys never repeat."""
+    run_wrk(url, script, settings.warmup, args(f"w{round_}"), threads, env)
+    return run_wrk(url, script, settings.seconds, args(f"r{round_}"), threads, env)
+
+
+def operations(settings: Settings, scratch: Path, baseline: int, cluster: Sequence[NodeProcess],
+               postal_cluster: Sequence[NodeProcess], postal: Path) -> list[Operation]:
+    """The rows of the table, in order; the first one is A."""
+    base = f"http://{HOST}:{baseline}"
+    node1, postal1 = cluster[0], postal_cluster[0]
+    postal_env = {"BENCH_NODES": " ".join(f"{n.host}:{n.port}" for n in postal_cluster)}
+
+    def postal_args(phase: str) -> list[str]:
+        return [str(postal), f"put-{phase}-", str(POSTAL_THREADS)]
+
+    def load(round_: int) -> Measurement:
+        return run_loader(prefixed_copy(postal, scratch / f"load-r{round_}.tsv", f"load-r{round_}-"), postal1)
+
+    return [
+        Operation("baseline GET", lambda r: warmed(f"{base}/", "static.lua", settings, r)),
+        Operation("baseline PUT", lambda r: warmed(f"{base}/put/", "put.lua", settings, r, lambda p: [p])),
+        Operation("PUT", lambda r: warmed(node1.url("/db/"), "put.lua", settings, r, lambda p: [f"bench-{p}"])),
+        Operation("GET", lambda r: warmed(node1.url("/db/"), "get.lua", settings, r,
+                                          lambda p: [str(settings.preload)])),
+        Operation("postal PUT (N=2)", lambda r: warmed(postal1.url("/"), "load.lua", settings, r, postal_args,
+                                                      POSTAL_THREADS, postal_env)),
+        Operation("postal load (N=2)", load),
+    ]
+
+
+def measure_rounds(ops: Sequence[Operation], rounds: int,
+                   progress: Callable[[str], None]) -> list[Row]:
+    """Every operation once per round, rounds one after the other."""
+    results: dict[str, list[Union[Measurement, Unavailable]]] = {op.name: [] for op in ops}
+    for round_ in range(1, rounds + 1):
+        for op in ops:
+            progress(f"round {round_}/{rounds}: {op.name}")
+            try:
+                results[op.name].append(op.measure(round_))
+            except Unavailable as e:
+                results[op.name].append(e)
+    return [aggregate(op.name, results[op.name]) for op in ops]
+
+
+def run(settings: Settings, progress: Callable[[str], None] = lambda message: None) -> dict:
+    """Start the baseline server and both clusters, measure, stop everything; the report."""
+    with ExitStack() as stack:
+        if settings.directory is None:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gossipdht-bench-")))
+        else:
+            scratch = settings.directory
+            scratch.mkdir(parents=True, exist_ok=True)
+        postal = postal_data(settings.data, scratch)
+        progress("starting the baseline server and two 3-node clusters")
+        baseline = start_baseline(stack, scratch)
+        cluster = start_cluster(stack, scratch / "cluster", replicas=3)
+        postal_cluster = start_cluster(stack, scratch / "postal-cluster", replicas=2)
+        progress(f"preloading {settings.preload:,} keys")
+        preload(cluster, settings.preload)
+        ops = operations(settings, scratch, baseline, cluster, postal_cluster, postal)
+        rows = measure_rounds(ops, settings.rounds, progress)
+    return build_report(rows, _meta(settings, postal))
+
+
+def _meta(settings: Settings, postal: Path) -> dict:
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "wrk": wrk_version(),
+        "rounds": settings.rounds,
+        "seconds": settings.seconds,
+        "warmup_seconds": settings.warmup,
+        "connections": CONNECTIONS,
+        "preloaded_keys": settings.preload,
+        "postal_data": str(postal) if postal == settings.data else f"generated, {POSTAL_ROWS} rows",
+        "command": settings.command,
+    }

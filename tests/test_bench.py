@@ -1,0 +1,209 @@
+"""The pure parts of ``gossipdht.bench``: no wrk, no processes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import gossipdht.bench.__main__ as cli
+from gossipdht.bench import (
+    SCRIPTS, Measurement, Row, Unavailable, aggregate, build_report, format_table, parse_loader, parse_wrk,
+    postal_data, postal_lines, prefixed_copy,
+)
+
+WRK_OUTPUT = """\
+Running 10s test @ http://127.0.0.1:8080/
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.31ms  215.45us   5.95ms   91.93%
+  119912 requests in 10.10s, 14.98MB read
+  Non-2xx or 3xx responses: 12
+Requests/sec:  11872.48
+Transfer/sec:      1.48MB
+BENCH {"requests": 119912, "seconds": 10.100000, "errors": 15, "status_errors": 12, "p50_ms": 1.302, "p99_ms": 2.750}
+"""
+
+META = {"date": "2024-01-02 03:04 UTC", "cores": 2, "python": "3.11.7", "wrk": "4.1.0", "rounds": 3,
+        "seconds": 10, "warmup_seconds": 2, "connections": 16, "command": "python -m gossipdht.bench"}
+
+
+def row(operation: str, rate: float | None, requests: int = 1000, errors: int = 0, note: str = "") -> Row:
+    return Row(operation, rate, 1.5 if rate else None, 9.25 if rate else None, requests, errors, 0, note)
+
+
+# -- wrk and loader output --------------------------------------------------------------------
+
+
+def test_parse_wrk_reads_the_bench_line():
+    m = parse_wrk(WRK_OUTPUT)
+    assert m == Measurement(requests=119912, seconds=10.1, errors=15, status_errors=12, p50_ms=1.302, p99_ms=2.75)
+    assert m.rate == pytest.approx(11872.47, abs=0.01)
+
+
+def test_parse_wrk_without_a_bench_line_fails():
+    with pytest.raises(ValueError):
+        parse_wrk(WRK_OUTPUT.replace("BENCH ", ""))
+
+
+def test_report_lua_prints_every_field_parse_wrk_reads():
+    """The Lua side and the Python side must agree on the line's name and fields."""
+    lua = (SCRIPTS / "report.lua").read_text()
+    printed = set(re.findall(r'\\?"(\w+)\\?": %', lua))
+    assert printed == set(json.loads(WRK_OUTPUT.splitlines()[-1][len("BENCH "):]))
+    assert "'BENCH {" in lua
+
+
+@pytest.mark.parametrize("script", ["static.lua", "put.lua", "get.lua", "load.lua"])
+def test_every_script_reports(script):
+    assert 'report.lua")' in (SCRIPTS / script).read_text()
+
+
+def test_parse_loader_reads_its_last_line():
+    output = "loading postal.tsv through 127.0.0.1:8080\n16710 keys in 0.52 s: 32,135 keys/s\n"
+    m = parse_loader(output)
+    assert (m.requests, m.seconds, m.p50_ms, m.p99_ms) == (16710, 0.52, None, None)
+    assert m.rate == pytest.approx(32134.6, abs=0.1)
+
+
+def test_parse_loader_counts_keys_not_stored_as_errors():
+    m = parse_loader("not stored: 18600: only 0 of 2 replicas\n16700 keys in 2.00 s: 8,350 keys/s, 10 not stored\n")
+    assert (m.requests, m.errors, m.seconds) == (16710, 10, 2.0)
+    assert not aggregate("postal load", [m]).flagged
+    assert aggregate("postal load", [parse_loader("100 keys in 1.00 s: 100 keys/s, 5 not stored")]).flagged
+
+
+@pytest.mark.parametrize("output", ["", "16710 keys in 0.52 s\nerror: node went away\n", "done\n"])
+def test_parse_loader_refuses_other_last_lines(output):
+    with pytest.raises(ValueError):
+        parse_loader(output)
+
+
+# -- rounds ---------------------------------------------------------------------------------------
+
+
+def test_aggregate_takes_each_metric_median_and_sums_errors():
+    rounds = [
+        Measurement(1000, 1.0, errors=1, status_errors=1, p50_ms=3.0, p99_ms=30.0),
+        Measurement(3000, 1.0, errors=0, p50_ms=1.0, p99_ms=90.0),
+        Measurement(2000, 1.0, errors=2, status_errors=0, p50_ms=2.0, p99_ms=10.0),
+    ]
+    r = aggregate("PUT", rounds)
+    assert (r.rate, r.p50_ms, r.p99_ms) == (2000.0, 2.0, 30.0)
+    assert (r.requests, r.errors, r.status_errors, r.note) == (6000, 3, 1, "")
+    assert not r.flagged
+
+
+def test_aggregate_of_an_even_number_of_rounds_averages_the_middle_two():
+    r = aggregate("GET", [Measurement(100, 1.0, p50_ms=1.0, p99_ms=2.0), Measurement(300, 1.0, p50_ms=3.0, p99_ms=4.0)])
+    assert (r.rate, r.p50_ms, r.p99_ms) == (200.0, 2.0, 3.0)
+
+
+def test_aggregate_flags_more_than_one_percent_of_errors():
+    assert aggregate("PUT", [Measurement(1000, 1.0, errors=11)]).flagged
+    assert not aggregate("PUT", [Measurement(1000, 1.0, errors=10)]).flagged
+
+
+def test_aggregate_notes_rounds_that_could_not_measure():
+    partly = aggregate("load", [Unavailable("timeout"), Measurement(500, 1.0)])
+    assert partly.rate == 500.0
+    assert partly.note == "n/a in 1 of 2 rounds: timeout"
+    never = aggregate("load", [Unavailable("no loader"), Unavailable("no loader")])
+    assert (never.rate, never.p50_ms, never.requests) == (None, None, 0)
+    assert never.note == "n/a: no loader"
+
+
+def test_report_ratios_are_to_the_first_rows_median():
+    report = build_report([row("baseline GET", 2000.0), row("PUT", 900.0), row("load", None, note="n/a: x")], META)
+    assert report["meta"]["A"] == 2000.0
+    assert "median baseline GET" in report["meta"]["A_is"]
+    assert [r["ratio"] for r in report["rows"]] == [1.0, 0.45, None]
+    json.dumps(report)  # --json prints it as it is
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def table_lines(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("operation"))
+    return lines[start:start + 5]
+
+
+def test_format_table():
+    rows = [row("baseline GET", 12345.6), row("PUT", 5555.5, requests=1000, errors=20),
+            row("GET", 6172.8, requests=1000, errors=3), row("postal load (N=2)", None, note="n/a: no loader")]
+    text = format_table(build_report(rows, META))
+    assert "2024-01-02 03:04 UTC" in text and "2 cores" in text and "Python 3.11.7" in text and "wrk 4.1.0" in text
+    assert "3 round(s) of 10 s" in text and "A = 12,346 req/s" in text
+    header, base, put, get, load = table_lines(text)
+    assert header.split() == ["operation", "req/s", "p50", "ms", "p99", "ms", "ratio", "errors"]
+    assert base.split() == ["baseline", "GET", "12,346", "1.50", "9.25", "1.00", "A", "0"]
+    assert put.split() == ["PUT", "5,556", "1.50", "9.25", "0.45", "A", "20", "(2.0%)", "!"]
+    assert get.split() == ["GET", "6,173", "1.50", "9.25", "0.50", "A", "3", "(0.3%)"]
+    assert load.split() == ["postal", "load", "(N=2)", "n/a"]
+    ends = {line.rindex(cell) + len(cell) for line, cell in [(header, "ratio"), (base, "1.00 A"), (put, "0.45 A")]}
+    assert len(ends) == 1  # right-aligned under the header
+    assert "more than 1% of the requests failed" in text
+    assert "postal load (N=2): n/a: no loader" in text
+    assert text.splitlines()[-1] == "reproduce: python -m gossipdht.bench"
+
+
+def test_format_table_without_errors_has_no_error_note():
+    text = format_table(build_report([row("baseline GET", 100.0), row("PUT", 50.0)], META))
+    assert "failed" not in text
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def test_postal_lines_have_the_shape_of_the_postal_data():
+    lines = postal_lines()
+    assert len(lines) == 16_710
+    assert all(line.count("\t") == 1 for line in lines)
+    keys = [line.split("\t")[0] for line in lines]
+    assert len(set(keys)) == len(keys)
+    assert all(re.fullmatch(r"[1-9]\d{4}", key) for key in keys)
+    values = [line.split("\t")[1] for line in lines]
+    assert all(2 <= len(value) <= 30 for value in values)
+    assert 100 < len(set(values)) < len(values)  # localities shared by several codes
+    assert any(not value.isascii() for value in values)  # UTF-8, as the Swedish names are
+    assert postal_lines(100) == postal_lines(100)
+
+
+def test_postal_data_generates_a_file_only_when_the_given_one_is_absent(tmp_path):
+    given = tmp_path / "given.tsv"
+    given.write_text("11111\tA\n", encoding="utf-8")
+    assert postal_data(given, tmp_path) == given
+    generated = postal_data(tmp_path / "absent.tsv", tmp_path)
+    assert generated.parent == tmp_path
+    assert generated.read_text(encoding="utf-8").splitlines() == postal_lines()
+
+
+def test_prefixed_copy_prefixes_every_key(tmp_path):
+    source = tmp_path / "rows.tsv"
+    source.write_text("11111\tÅhus\n22222\tKnivsta\tx\n", encoding="utf-8")
+    copy = prefixed_copy(source, tmp_path / "r2.tsv", "load-r2-")
+    assert copy.read_text(encoding="utf-8") == "load-r2-11111\tÅhus\nload-r2-22222\tKnivsta\tx\n"
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def test_quick_changes_the_defaults_and_options_win():
+    quick, as_json = cli.parse_settings(["--quick", "--json"])
+    full, _ = cli.parse_settings([])
+    assert as_json
+    assert (quick.rounds, quick.seconds, quick.warmup) == (1, 3, 1) and quick.preload < full.preload
+    assert (full.rounds, full.seconds) == (3, 10)
+    chosen, _ = cli.parse_settings(["--quick", "--rounds", "2", "--seconds", "5"])
+    assert (chosen.rounds, chosen.seconds) == (2, 5)
+    assert chosen.command == "python -m gossipdht.bench --quick --rounds 2 --seconds 5"
+
+
+def test_without_wrk_the_command_says_so_and_exits_2(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "wrk_path", lambda: None)
+    monkeypatch.setattr(cli, "run", lambda *args: pytest.fail("ran without wrk"))
+    assert cli.main(["--quick"]) == 2
+    assert capsys.readouterr().err.strip() == "wrk not found: apt-get install wrk"

@@ -20,7 +20,7 @@ FANOUT = 16
 LEAF_KEYS = 1024
 #: Ranges per digest request, and keys per round of version comparison.
 RANGES_PER_REQUEST = 4096
-KEYS_PER_STEP = 20_000
+KEYS_PER_STEP = 2048
 
 
 @dataclass

@@ -23,11 +23,11 @@ from gossipdht import bulk
 from gossipdht.cluster import Cluster, ClusterError
 from gossipdht.config import Address, ConfigError, parse_seeds
 from gossipdht.coordinator import Coordinator, QuorumError
-from gossipdht.keyresource import Dispatch, KeyResource
-from gossipdht.replica import LocalReplica
-from gossipdht.transfer import (
-    BadMessage, pack_digests, pack_records, pack_versions, unpack_keys, unpack_ranges, unpack_writes,
-)
+from gossipdht import rpc
+from gossipdht.keyresource import KEY_PREFIX, Dispatch, KeyResource
+from gossipdht.replica import LocalReplica, handlers
+from gossipdht.rpc import RpcResource
+from gossipdht.transfer import BadMessage
 from gossipdht.web import ClientError, header_values, key_from_path, plain, quorum
 
 LISTING_PAGE = 1000
@@ -50,8 +50,12 @@ class RestAPI:
         self.replicas = replicas
 
     def resource(self) -> Resource:
-        """Klein's resource, with single-key requests going to the plain ``KeyResource``."""
-        return Dispatch(KeyResource(self.coordinator, self.max_value_bytes, self.replicas), self.app.resource())
+        """Klein's resource, with single-key requests going to the plain ``KeyResource``
+        and calls between nodes to ``RpcResource``."""
+        return Dispatch(self.app.resource(), {
+            KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas),
+            rpc.PATH: RpcResource(handlers(self.local), rpc.max_frame_bytes(self.max_value_bytes)),
+        })
 
     # -- keys ----------------------------------------------------------------------
 
@@ -169,25 +173,6 @@ class RestAPI:
         if name != self.cluster.name:
             raise ClientError(404, f"this node is not {name}")
         return b""
-
-    @app.route("/internal/write", methods=["POST"])
-    async def replica_write(self, request: IRequest) -> bytes:
-        await self.local.write(unpack_writes(request.content.read()))
-        return b""
-
-    @app.route("/internal/read", methods=["POST"])
-    def replica_read(self, request: IRequest) -> bytes:
-        keys = unpack_keys(request.content.read())
-        records = self.local.store.get_many(keys)
-        return pack_records([None if r is None else (k, r) for k, r in zip(keys, records)])
-
-    @app.route("/internal/digests", methods=["POST"])
-    def replica_digests(self, request: IRequest) -> bytes:
-        return pack_digests(self.local.store.digests(unpack_ranges(request.content.read())))
-
-    @app.route("/internal/versions", methods=["POST"])
-    def replica_versions(self, request: IRequest) -> bytes:
-        return pack_versions(self.local.store.versions(unpack_ranges(request.content.read())))
 
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:

@@ -95,14 +95,18 @@ def _read(record: Optional[Record], request: IRequest) -> bytes:
 
 
 class Dispatch(Resource):
-    """Single-key requests to ``keys``, every other path to ``rest``."""
+    """Requests whose path starts with one of ``prefixes`` to its resource, others to ``rest``."""
 
     isLeaf = True
 
-    def __init__(self, keys: Resource, rest: Resource) -> None:
+    def __init__(self, rest: Resource, prefixes: dict[bytes, Resource]) -> None:
         super().__init__()
-        self.keys = keys
         self.rest = rest
+        self.prefixes = list(prefixes.items())
 
     def render(self, request: IRequest):
-        return (self.keys if request.path.startswith(KEY_PREFIX) else self.rest).render(request)
+        path = request.path
+        for prefix, resource in self.prefixes:
+            if path.startswith(prefix):
+                return resource.render(request)
+        return self.rest.render(request)

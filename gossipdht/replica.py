@@ -8,19 +8,21 @@ ones of a reactor turn share one request.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence, Union
+from typing import Awaitable, Iterator, Optional, Sequence, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
 from gossipdht.batcher import Batcher
 from gossipdht.committer import GroupCommitter
 from gossipdht.hlc import HybridLogicalClock, Version
-from gossipdht.peer import PeerClient, PeerError
+from gossipdht.peer import PeerError
 from gossipdht.request import BATCH_BYTES
+from gossipdht.rpc import Handler, RpcClient
 from gossipdht.stats import DataStats
 from gossipdht.storage import Record, Store, TokenRange
 from gossipdht.transfer import (
-    BadMessage, Write, pack_keys, pack_ranges, pack_writes, unpack_digests, unpack_records, unpack_versions,
+    BadMessage, Write, pack_digests, pack_keys, pack_ranges, pack_records, pack_versions, pack_writes,
+    unpack_digests, unpack_keys, unpack_ranges, unpack_records, unpack_versions, unpack_writes,
 )
 
 #: Keys or records in one request between nodes.
@@ -92,36 +94,38 @@ class LocalReplica:
 class RemoteReplica:
     """Another node's store, through its internal API."""
 
-    def __init__(self, name: str, address: tuple[str, int], peers: PeerClient, clock) -> None:
+    def __init__(self, name: str, address: tuple[str, int], rpc: RpcClient, clock) -> None:
         self.name = name
         self.address = address
-        self._peers = peers
+        self._rpc = rpc
         self._writes: Batcher[Write, None] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS,
                                                       lambda write: len(write[1].value), BATCH_BYTES)
         self._reads: Batcher[str, Optional[Record]] = Batcher(self._send_reads, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
 
-    async def _call(self, path: str, body: bytes, timeout: float) -> bytes:
-        status, answer = await self._peers.request("POST", self.address, path, timeout, body)
-        if status != 200:
-            raise PeerError(f"{self.name} answered {status} to {path}: "
-                            f"{answer.decode('utf-8', 'replace').strip()}", status=status)
-        return answer
+    def _call(self, method: str, body: bytes, timeout: float) -> Awaitable[bytes]:
+        return self._rpc.call(self.address, method, body, timeout)
 
     def read_one(self, key: str) -> Deferred[Optional[Record]]:
         return self._reads.submit(key)
 
     def _send_writes(self, writes: list[Write]) -> Deferred[None]:
-        return ensureDeferred(self._call("/internal/write", pack_writes(writes), REQUEST_SECONDS)).addCallback(
+        return ensureDeferred(self._call("write", pack_writes(writes), REQUEST_SECONDS)).addCallback(
             lambda _: None)
 
     def _send_reads(self, keys: list[str]) -> Deferred[list[Optional[Record]]]:
         return ensureDeferred(self._read(keys, REQUEST_SECONDS))
 
     async def _read(self, keys: Sequence[str], timeout: float) -> list[Optional[Record]]:
-        records = _checked(unpack_records, await self._call("/internal/read", pack_keys(keys), timeout))
-        if len(records) != len(keys) or any(r is not None and r[0] != k for r, k in zip(records, keys)):
-            raise PeerError(f"{self.name} answered a read with the wrong keys")
-        return [None if r is None else r[1] for r in records]
+        """The records of ``keys``, asked again for the keys past an answer cut short."""
+        found: list[Optional[Record]] = []
+        while len(found) < len(keys):
+            wanted = keys[len(found) :]
+            records = _checked(unpack_records, await self._call("read", pack_keys(wanted), timeout))
+            if not records or len(records) > len(wanted) or any(
+                    r is not None and r[0] != k for r, k in zip(records, wanted)):
+                raise PeerError(f"{self.name} answered a read with the wrong keys")
+            found += [None if r is None else r[1] for r in records]
+        return found
 
     def write(self, writes: Sequence[Write]) -> Deferred[None]:
         """A single write joins the batch of this reactor turn; more go as they are."""
@@ -131,7 +135,7 @@ class RemoteReplica:
 
     async def _write_bulk(self, writes: Sequence[Write]) -> None:
         for chunk in chunks(writes):
-            await self._call("/internal/write", pack_writes(chunk), BULK_SECONDS)
+            await self._call("write", pack_writes(chunk), BULK_SECONDS)
 
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
         return ensureDeferred(self._read_bulk(keys))
@@ -144,14 +148,41 @@ class RemoteReplica:
 
     def digests(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[int, int]]]:
         async def ask():
-            body = await self._call("/internal/digests", pack_ranges(ranges), BULK_SECONDS)
+            body = await self._call("digests", pack_ranges(ranges), BULK_SECONDS)
             return _checked(unpack_digests, body, len(ranges))
         return ensureDeferred(ask())
 
     def versions(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[str, Version]]]:
         async def ask():
-            return _checked(unpack_versions, await self._call("/internal/versions", pack_ranges(ranges), BULK_SECONDS))
+            return _checked(unpack_versions, await self._call("versions", pack_ranges(ranges), BULK_SECONDS))
         return ensureDeferred(ask())
+
+
+def handlers(local: LocalReplica) -> dict[str, Handler]:
+    """The calls a RemoteReplica makes, answered by this node's store."""
+    store = local.store
+
+    def write(body: bytes) -> Deferred[bytes]:
+        return local.write(unpack_writes(body)).addCallback(lambda _: b"")
+
+    def read(body: bytes) -> bytes:
+        """Records in order, cut short after about ``BATCH_BYTES`` of values."""
+        answer: list[Optional[tuple[str, Record]]] = []
+        size = 0
+        for key in unpack_keys(body):
+            record = store.get(key)
+            size += 0 if record is None else len(record.value)
+            if answer and size > BATCH_BYTES:
+                break
+            answer.append(None if record is None else (key, record))
+        return pack_records(answer)
+
+    return {
+        "write": write,
+        "read": read,
+        "digests": lambda body: pack_digests(store.digests(unpack_ranges(body))),
+        "versions": lambda body: pack_versions(store.versions(unpack_ranges(body))),
+    }
 
 
 def _checked(decode, *args):
@@ -167,11 +198,11 @@ Replica = Union[LocalReplica, RemoteReplica]
 class Replicas:
     """The replica for each member name: this node's own store, or a client of another's."""
 
-    def __init__(self, local: LocalReplica, addresses, peers: PeerClient, clock) -> None:
+    def __init__(self, local: LocalReplica, addresses, rpc: RpcClient, clock) -> None:
         #: ``addresses(name)`` gives the member's API address.
         self.local = local
         self._addresses = addresses
-        self._peers = peers
+        self._rpc = rpc
         self._clock = clock
         self._remote: dict[tuple[str, tuple[str, int]], RemoteReplica] = {}
 
@@ -181,5 +212,5 @@ class Replicas:
         address = self._addresses(name)
         replica = self._remote.get((name, address))
         if replica is None:
-            replica = self._remote[(name, address)] = RemoteReplica(name, address, self._peers, self._clock)
+            replica = self._remote[(name, address)] = RemoteReplica(name, address, self._rpc, self._clock)
         return replica

@@ -9,8 +9,10 @@ from dataclasses import asdict
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
+from twisted.python.failure import Failure
 
 import gossipdht
 from gossipdht.api import RestAPI
@@ -26,12 +28,15 @@ from gossipdht.ring import Ring
 from gossipdht.stats import DataStats
 from gossipdht.swim import SwimConfig
 from gossipdht.peer import PeerClient
+from gossipdht.rpc import RpcClient, max_frame_bytes
 from gossipdht.request import Site
 from gossipdht.snapshot import Snapshot, load as load_snapshot
 from gossipdht.storage import open_store
 
 #: How long ``POST /dht/join`` waits for data to move before it answers 504.
 DATA_MOVE_SECONDS = 300.0
+#: How often the store moves its write-ahead log to the database, off the reactor thread.
+CHECKPOINT_SECONDS = 1.0
 #: Start-up joins retry with exponential backoff, up to this many seconds apart.
 MAX_JOIN_BACKOFF = 30.0
 
@@ -67,7 +72,8 @@ class NodeService(MultiService):
         self.stats = DataStats()
         clock = HybridLogicalClock(reactor.seconds)
         local = LocalReplica(config.name, self.store, self.committer, clock, self.stats)
-        self.replicas = Replicas(local, self.cluster.api_address, self.peers, reactor)
+        self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes))
+        self.replicas = Replicas(local, self.cluster.api_address, self.rpc, reactor)
         ring = lambda: self.cluster.ring  # noqa: E731 - the ring is replaced on every change
         self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
                                        config.read_quorum, config.write_quorum, self.stats)
@@ -88,6 +94,8 @@ class NodeService(MultiService):
         self.port = None
         self.udp = None
         self._joining: Deferred | None = None
+        self.checkpoints = LoopingCall(self._checkpoint)
+        self._checkpointing: Deferred | None = None
 
     def setServiceParent(self, parent) -> None:
         # twistd starts logging after it built the application: a log observer set as
@@ -121,6 +129,7 @@ class NodeService(MultiService):
         self.cluster.start()
         self.rebalancer.start()
         self.hints.start()
+        self.checkpoints.start(CHECKPOINT_SECONDS, now=False)
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
         seeds = list(self.config.join)
@@ -163,6 +172,16 @@ class NodeService(MultiService):
                 self.log.info("{message}", message=message)
                 return
 
+    def _checkpoint(self) -> Deferred[None]:
+        """The store's checkpoint, off the reactor thread; a failure is logged, not fatal."""
+        def done(result) -> None:
+            self._checkpointing = None
+            if isinstance(result, Failure):
+                self.log.failure("storage checkpoint failed", result)
+
+        self._checkpointing = deferToThread(self.store.checkpoint)
+        return self._checkpointing.addBoth(done)
+
     def stopService(self) -> Deferred[None]:
         return ensureDeferred(self._stop())
 
@@ -173,11 +192,16 @@ class NodeService(MultiService):
         self.cluster.stop()
         self.rebalancer.stop()
         self.hints.stop()
+        if self.checkpoints.running:
+            self.checkpoints.stop()
+        if self._checkpointing is not None:
+            await self._checkpointing  # the store must not close under it
         if self.udp is not None:
             await self.udp.stopListening()
         if self.port is not None:
             await self.port.stopListening()
         await self.peers.close()
+        self.rpc.close()
         if self.snapshot is not None:
             self.snapshot.write()
         self.committer.flush()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 
-import msgpack
 import pytest
 
 import pytest_twisted
@@ -289,21 +288,6 @@ async def test_random_requests_never_get_a_5xx_nor_damage_data(http):
         status, _, _ = await http.request(rng.choice(methods), path, body, {b"content-type": [content_type]})
         assert status < 500, path
     assert (await http.request(b"GET", b"/db/keep"))[2] == b"precious"
-
-
-@pytest_twisted.ensureDeferred
-@pytest.mark.parametrize("path, body", [
-    (b"/internal/write", b"\xc1garbage"),
-    (b"/internal/write", msgpack.packb([["k", 1, "n", False, "t"]])),  # a field short
-    (b"/internal/write", msgpack.packb([["k", -1, "n", False, "t", b"v"]])),
-    (b"/internal/read", msgpack.packb([1, 2])),
-    (b"/internal/digests", msgpack.packb([[5, 1]])),
-    (b"/internal/versions", msgpack.packb({"a": 1})),
-])
-async def test_malformed_internal_messages_are_400_and_change_nothing(http, path, body):
-    status, _, answer = await http.request(b"POST", path, body)
-    assert status == 400 and answer.startswith(b"bad internal message")
-    assert (await http.request(b"GET", b"/db?scope=replica"))[2] == b""
 
 
 @pytest_twisted.ensureDeferred

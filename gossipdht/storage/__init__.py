@@ -72,6 +72,9 @@ class Store(Protocol):
     def hint_counts(self) -> dict[str, int]:
         """How many hints are kept for each target."""
 
+    def checkpoint(self) -> None:
+        """Move written data to its final place on disk; blocking, called from a thread."""
+
     def close(self) -> None:
         """Release the engine's resources."""
 

@@ -1,0 +1,108 @@
+"""Calls between nodes (gossipdht.rpc) against a real node on loopback."""
+
+from __future__ import annotations
+
+import socket
+
+import msgpack
+import pytest
+import pytest_twisted
+
+from gossipdht.hlc import Version
+from gossipdht.peer import PeerError
+from gossipdht.replica import RemoteReplica
+from gossipdht.rpc import RpcClient, max_frame_bytes
+from gossipdht.storage import Record
+from gossipdht.transfer import pack_keys
+
+
+@pytest.fixture
+def rpc():
+    from twisted.internet import reactor
+
+    client = RpcClient(reactor, max_frame_bytes(1000))
+    yield client
+    client.close()
+
+
+def address(node):
+    return ("127.0.0.1", node.port.getHost().port)
+
+
+async def refused(call) -> PeerError:
+    with pytest.raises(PeerError) as caught:
+        await call
+    return caught.value
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("method, body", [
+    ("write", b"\xc1garbage"),
+    ("write", msgpack.packb([["k", 1, "n", False, "t"]])),  # a field short
+    ("write", msgpack.packb([["k", -1, "n", False, "t", b"v"]])),
+    ("read", msgpack.packb([1, 2])),
+    ("digests", msgpack.packb([[5, 1]])),
+    ("versions", msgpack.packb({"a": 1})),
+])
+async def test_malformed_calls_are_400_and_change_nothing(node, http, rpc, method, body):
+    error = await refused(rpc.call(address(node), method, body, 5))
+    assert error.status == 400 and "bad internal message" in str(error)
+    assert (await http.request(b"GET", b"/db?scope=replica"))[2] == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_method_is_404_and_the_connection_stays_usable(node, rpc):
+    assert (await refused(rpc.call(address(node), "nope", b"", 5))).status == 404
+    assert msgpack.unpackb(await rpc.call(address(node), "read", pack_keys(["absent"]), 5)) == [None]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_path_without_the_upgrade_is_426(http):
+    status, _, body = await http.request(b"GET", b"/internal/rpc")
+    assert status == 426 and b"gossipdht-rpc/1" in body and body.count(b"\n") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_calls_share_one_connection_and_a_lost_one_is_replaced(node, rpc):
+    from twisted.internet.defer import gatherResults
+
+    replica = RemoteReplica("peer", address(node), rpc, None)
+    writes = [(f"k{i}", Record(Version(i + 1, "n"), b"v%d" % i, "t"), None) for i in range(50)]
+    await gatherResults([replica.write(writes[i : i + 5]) for i in range(0, 50, 5)])
+    assert len(rpc._clients) == 1
+    records = await replica.read([key for key, _, _ in writes])
+    assert [r.value for r in records] == [b"v%d" % i for i in range(50)]
+
+    rpc._clients[address(node)].transport.abortConnection()
+    assert (await replica.read(["k7"]))[0].value == b"v7"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_frame_that_is_not_a_call_closes_the_connection(node):
+    from twisted.internet.threads import deferToThread
+
+    def speak() -> bytes:
+        with socket.create_connection(address(node), timeout=5) as conn:
+            conn.sendall(b"GET /internal/rpc HTTP/1.1\r\nHost: x\r\nUpgrade: gossipdht-rpc/1\r\n\r\n")
+            received = conn.recv(4096)  # the client waits for the 101 before its first frame
+            conn.sendall(b"\x00\x00\x00\x03abc")
+            while chunk := conn.recv(4096):
+                received += chunk
+            return received
+
+    received = await deferToThread(speak)
+    assert received.startswith(b"HTTP/1.1 101 ") and received.endswith(b"\r\n\r\n")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_answer_is_cut_into_several_when_values_are_large(node, rpc, monkeypatch):
+    import gossipdht.replica
+
+    monkeypatch.setattr(gossipdht.replica, "BATCH_BYTES", 2500)
+    node.store.write([(f"big{i}", Record(Version(1, "n"), b"x" * 1000, "t")) for i in range(7)])
+    calls = []
+    original = rpc.call
+    rpc.call = lambda *args: calls.append(args[1]) or original(*args)
+    records = await RemoteReplica("peer", address(node), rpc, None).read([f"big{i}" for i in range(7)] + ["none"])
+    assert [r is not None for r in records] == [True] * 7 + [False]
+    assert len(calls) == 4  # values of 1,000 bytes, 2,500 an answer: 2 + 2 + 2 + 1 and the missing key

@@ -45,7 +45,7 @@ async def differing_leaves(local: LocalReplica, remote: Replica,
     pending = list(ranges)
     while pending:
         batch, pending = pending[:RANGES_PER_REQUEST], pending[RANGES_PER_REQUEST:]
-        mine = local.store.digests(batch)
+        mine = await local.digests(batch)
         theirs = await remote.digests(batch)
         for token_range, a, b in zip(batch, mine, theirs):
             if a == b:
@@ -77,11 +77,11 @@ async def exchange(local: LocalReplica, remote: Replica, ranges: Sequence[TokenR
 
 async def _repair(local: LocalReplica, remote: Replica, leaves: list[TokenRange], pull: bool,
                   repaired: Repaired) -> None:
-    mine = dict(local.store.versions(leaves))
+    mine = dict(await local.versions(leaves))
     theirs = dict(await remote.versions(leaves))
     push = [key for key, version in mine.items() if key not in theirs or theirs[key] < version]
     if push:
-        records = local.store.get_many(push)
+        records = await local.read(push)
         await remote.write([(key, record, None) for key, record in zip(push, records) if record is not None])
         repaired.pushed += len(push)
     if pull:

@@ -16,7 +16,7 @@ node's data to the owners of a ring without it: ``/dht/leave`` does that first.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from twisted.internet.defer import DeferredLock, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
@@ -147,8 +147,9 @@ class Rebalancer:
                         drop: Optional[Callable[[], bool]]) -> bool:
         """Push the data held in ``ranges`` to each owner; then, if ``drop()`` still says
         so, forget the versions every owner acknowledged."""
-        for step in self._steps(merged(ranges)):
-            held = self._store.versions(step) if drop is not None else []
+        local = self._replicas.local
+        for step in await self._steps(merged(ranges)):
+            held = await local.versions(step) if drop is not None else []
             for owner in owners:
                 try:
                     repaired = await exchange(self._replicas.local, self._replicas[owner], step, pull=False)
@@ -160,20 +161,19 @@ class Rebalancer:
                 self._stats.keys_dropped += self._store.remove(held)
         return True
 
-    def _steps(self, ranges: list[TokenRange]) -> Iterator[list[TokenRange]]:
+    async def _steps(self, ranges: list[TokenRange]) -> list[list[TokenRange]]:
         """The ranges that hold data here, grouped by about ``HANDOFF_STEP`` keys."""
-        step: list[TokenRange] = []
+        steps: list[list[TokenRange]] = [[]]
         size = 0
-        for token_range, (count, _) in zip(ranges, self._store.digests(ranges)):
+        for token_range, (count, _) in zip(ranges, await self._replicas.local.digests(ranges)):
             if not count:
                 continue
-            step.append(token_range)
-            size += count
             if size >= HANDOFF_STEP:
-                yield step
-                step, size = [], 0
-        if step:
-            yield step
+                steps.append([])
+                size = 0
+            steps[-1].append(token_range)
+            size += count
+        return steps if steps[0] else []
 
     async def hand_off(self, ring: Ring) -> bool:
         """Push everything stored here to its owners on ``ring``, keeping the copies."""

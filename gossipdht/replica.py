@@ -8,9 +8,9 @@ ones of a reactor turn share one request.
 
 from __future__ import annotations
 
-from typing import Awaitable, Iterator, Optional, Sequence, Union
+from typing import Awaitable, Callable, Iterator, Optional, Sequence, Union
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 
 from gossipdht.batcher import Batcher
 from gossipdht.committer import GroupCommitter
@@ -48,15 +48,19 @@ def chunks(writes: Sequence[Write]) -> Iterator[list[Write]]:
 
 
 class LocalReplica:
-    """This node's store, seen as one of the replicas."""
+    """This node's store, seen as one of the replicas.
+
+    Scans (many records, digests, versions) take milliseconds to seconds: ``in_thread``
+    (``deferToThread`` in a node) runs them off the reactor thread when the store allows."""
 
     def __init__(self, name: str, store: Store, committer: GroupCommitter, clock: HybridLogicalClock,
-                 stats: DataStats) -> None:
+                 stats: DataStats, in_thread: Optional[Callable[..., Deferred]] = None) -> None:
         self.name = name
         self.store = store
         self._committer = committer
         self._clock = clock
         self._stats = stats
+        self._scan = in_thread if in_thread is not None and store.scans_in_thread else maybeDeferred
 
     def write(self, writes: Sequence[Write]) -> Deferred[None]:
         """Apply the writes; a write with a hint is kept for that node instead."""
@@ -82,13 +86,13 @@ class LocalReplica:
         return succeed(self.store.get(key))
 
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
-        return succeed(self.store.get_many(keys))
+        return self._scan(self.store.get_many, keys)
 
     def digests(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[int, int]]]:
-        return succeed(self.store.digests(ranges))
+        return self._scan(self.store.digests, ranges)
 
     def versions(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[str, Version]]]:
-        return succeed(self.store.versions(ranges))
+        return self._scan(self.store.versions, ranges)
 
 
 class RemoteReplica:
@@ -180,8 +184,8 @@ def handlers(local: LocalReplica) -> dict[str, Handler]:
     return {
         "write": write,
         "read": read,
-        "digests": lambda body: pack_digests(store.digests(unpack_ranges(body))),
-        "versions": lambda body: pack_versions(store.versions(unpack_ranges(body))),
+        "digests": lambda body: local.digests(unpack_ranges(body)).addCallback(pack_digests),
+        "versions": lambda body: local.versions(unpack_ranges(body)).addCallback(pack_versions),
     }
 
 

@@ -71,7 +71,7 @@ class NodeService(MultiService):
                                SwimConfig(reap_after=config.reap_after))
         self.stats = DataStats()
         clock = HybridLogicalClock(reactor.seconds)
-        local = LocalReplica(config.name, self.store, self.committer, clock, self.stats)
+        local = LocalReplica(config.name, self.store, self.committer, clock, self.stats, deferToThread)
         self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes))
         self.replicas = Replicas(local, self.cluster.api_address, self.rpc, reactor)
         ring = lambda: self.cluster.ring  # noqa: E731 - the ring is replaced on every change

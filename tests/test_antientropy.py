@@ -74,3 +74,24 @@ def test_push_only_leaves_the_local_side_alone():
     b.store.write([("theirs", rec(1))])
     run(exchange(a, b, WHOLE, pull=False))
     assert b.store.get("mine") and a.store.get("theirs") is None
+
+
+def test_scans_of_a_store_that_allows_it_run_through_the_thread_runner(tmp_path):
+    from twisted.internet.defer import maybeDeferred
+
+    from gossipdht.storage import open_store
+
+    ran = {"memory": [], "sqlite": []}
+
+    for engine in ran:
+        def in_thread(f, *args, engine=engine):
+            ran[engine].append(f.__name__)
+            return maybeDeferred(f, *args)
+
+        store = open_store(engine, str(tmp_path / engine))
+        local = LocalReplica(engine, store, GroupCommitter(store, Immediate()), HybridLogicalClock(lambda: 0),
+                             DataStats(), in_thread)
+        local.write([("k", rec(1), None)])
+        assert run(exchange(local, replica("b"), WHOLE, pull=True)).pushed == 1
+        store.close()
+    assert ran["memory"] == [] and set(ran["sqlite"]) == {"digests", "versions", "get_many"}

@@ -30,6 +30,9 @@ class Record(NamedTuple):
 
 
 class Store(Protocol):
+    #: Whether ``get_many``, ``digests`` and ``versions`` may run in another thread.
+    scans_in_thread: bool
+
     def get(self, key: str) -> Optional[Record]:
         """The record for ``key``, tombstones included; None if never written."""
 

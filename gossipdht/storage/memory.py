@@ -11,6 +11,9 @@ from gossipdht.storage import Record, TokenRange
 
 
 class MemoryStore:
+    #: Everything runs on the caller's thread: the dictionaries are not shared.
+    scans_in_thread = False
+
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
         self._hints: dict[str, dict[str, Record]] = {}

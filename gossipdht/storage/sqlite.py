@@ -9,6 +9,7 @@ commit log.  Tokens are stored shifted by 2**63 to fit SQLite's signed integers.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from typing import Iterable, Optional, Sequence
 
 from gossipdht.hashing import digest, token
@@ -85,6 +86,9 @@ def _record(row) -> Record:
 
 
 class SQLiteStore:
+    #: ``digests``, ``versions`` and ``get_many`` may be called from a thread.
+    scans_in_thread = True
+
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -97,6 +101,11 @@ class SQLiteStore:
         # another thread, on its own connection.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Scans for anti-entropy and handoff (digests, versions, many records) read the
+        # committed data through their own connection, so that they can run in a thread.
+        self._scanner = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._scanner.execute("PRAGMA cache_size=-16384")
+        self._scanning = threading.Lock()
         self._db.executescript(_SCHEMA)
         self._add_missing_tokens()
         self._db.executescript(_INDEXES)
@@ -122,7 +131,10 @@ class SQLiteStore:
         return None if row is None else _record(row)
 
     def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
-        return [self.get(key) for key in keys]
+        query = "SELECT timestamp, node, deleted, content_type, value FROM records WHERE key = ?"
+        with self._scanning:
+            rows = [self._scanner.execute(query, (key,)).fetchone() for key in keys]
+        return [None if row is None else _record(row) for row in rows]
 
     def write(self, items: Iterable[tuple[str, Record]]) -> None:
         rows = [
@@ -148,11 +160,14 @@ class SQLiteStore:
 
     def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
         query = f"SELECT count(*), coalesce(sum(digest), 0) FROM records WHERE {_IN_RANGE}"
-        return [tuple(self._db.execute(query, _bounds(r)).fetchone()) for r in ranges]
+        with self._scanning:
+            return [tuple(self._scanner.execute(query, _bounds(r)).fetchone()) for r in ranges]
 
     def versions(self, ranges: Sequence[TokenRange]) -> list[tuple[str, Version]]:
         query = f"SELECT key, timestamp, node FROM records WHERE {_IN_RANGE}"
-        return [(key, Version(ts, node)) for r in ranges for key, ts, node in self._db.execute(query, _bounds(r))]
+        with self._scanning:
+            return [(key, Version(ts, node)) for r in ranges
+                    for key, ts, node in self._scanner.execute(query, _bounds(r))]
 
     def remove(self, items: Iterable[tuple[str, Version]]) -> int:
         with self._db:
@@ -212,3 +227,5 @@ class SQLiteStore:
     def close(self) -> None:
         self._db.close()
         self._checkpointer.close()
+        with self._scanning:
+            self._scanner.close()

@@ -88,7 +88,8 @@ class Coordinator:
         if needed > n:
             return self._short(done, {key: f"w={needed} but the cluster holds only {n} replicas of a key"
                                       for key, _ in writes})
-        orders = [ring.preference_list(key, size) for key, _ in writes]
+        orders = [ring.preference_list(key, n) for key, _ in writes]
+        spares: dict[int, list[str]] = {}  # the nodes after the owners, for the keys that need them
         acks = [0] * len(writes)
         tally = {"pending": 0, "short": len(writes), "launched": False}
 
@@ -110,8 +111,10 @@ class Coordinator:
             tally["pending"] -= 1
             retries: dict[str, tuple[list[int], list[Optional[str]]]] = {}
             for i, hint in zip(batch, hints):
-                if len(orders[i]) > n:  # sloppy quorum: the next node keeps it for the owner
-                    retry = retries.setdefault(orders[i].pop(n), ([], []))
+                if i not in spares:
+                    spares[i] = ring.preference_list(writes[i][0], size)[n:]
+                if spares[i]:  # sloppy quorum: the next node keeps it for the owner
+                    retry = retries.setdefault(spares[i].pop(0), ([], []))
                     retry[0].append(i)
                     retry[1].append(hint or member)
             for fallback, (again, their_hints) in retries.items():
@@ -129,7 +132,7 @@ class Coordinator:
 
         batches: dict[str, list[int]] = {}
         for i, order in enumerate(orders):
-            for member in order[:n]:
+            for member in order:
                 batches.setdefault(member, []).append(i)
         for member, batch in batches.items():
             send(member, batch, [None] * len(batch))

@@ -80,7 +80,7 @@ class LocalReplica:
         for target, items in hinted.items():
             self.store.add_hints(target, items)
             self._stats.hints_stored += len(items)
-        return self._committer.write_many(plain).addCallback(lambda _: None)
+        return self._committer.write_many(plain)
 
     def read_one(self, key: str) -> Deferred[Optional[Record]]:
         return succeed(self.store.get(key))

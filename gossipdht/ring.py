@@ -33,12 +33,17 @@ class Ring:
         self._tokens = [t for t, _ in points]
         self._owners = [name for _, name in points]
         self._placements: dict[int, list[tuple[int, int, tuple[str, ...]]]] = {}
+        self._lists: dict[tuple[int, int], tuple[str, ...]] = {}
 
     def preference_list(self, key: str, n: int) -> list[str]:
         """The first ``n`` distinct members clockwise from the key's hash."""
         if not self._tokens:
             return []
-        return self._owners_from(bisect_right(self._tokens, token(key)), n)
+        start = bisect_right(self._tokens, token(key))
+        found = self._lists.get((start, n))
+        if found is None:  # the walk is the same for every key between two points: kept
+            found = self._lists[(start, n)] = tuple(self._owners_from(start, n))
+        return list(found)
 
     def _owners_from(self, start: int, n: int) -> list[str]:
         n = min(n, len(self.members))

@@ -46,6 +46,15 @@ class GroupCommitterTests(SynchronousTestCase):
         self.successResultOf(third)
         self.assertEqual(len(self.store.batches), 2)
 
+    def test_many_records_commit_at_once_in_one_transaction(self):
+        d = self.committer.write_many([(f"k{i}", rec(i + 1)) for i in range(500)])
+        self.successResultOf(d)  # no reactor turn needed
+        self.assertEqual([len(batch) for batch in self.store.batches], [500])
+        self.committer.write("one", rec(1))
+        self.committer.write_many([("a", rec(1)), ("b", rec(1))])
+        self.clock.advance(0)
+        self.assertEqual([len(batch) for batch in self.store.batches], [500, 2, 1])
+
     def test_a_failed_commit_fails_every_waiting_write(self):
         self.store.fail = True
         writes = [self.committer.write(k, rec(1)) for k in "ab"]

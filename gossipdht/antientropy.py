@@ -59,9 +59,10 @@ async def differing_leaves(local: LocalReplica, remote: Replica,
     return leaves
 
 
-async def exchange(local: LocalReplica, remote: Replica, ranges: Sequence[TokenRange], pull: bool) -> Repaired:
-    """Make ``remote`` hold at least what ``local`` holds in the ranges (and the converse
-    when ``pull``); returns how many records travelled each way."""
+async def exchange(local: LocalReplica, remote: Replica, ranges: Sequence[TokenRange],
+                   push: bool, pull: bool) -> Repaired:
+    """Make ``remote`` hold at least what ``local`` holds in the ranges when ``push``,
+    and the converse when ``pull``; returns how many records travelled each way."""
     repaired = Repaired()
     leaves = await differing_leaves(local, remote, ranges)
     step: list[TokenRange] = []
@@ -70,20 +71,20 @@ async def exchange(local: LocalReplica, remote: Replica, ranges: Sequence[TokenR
         step.append(leaf)
         size += count
         if size >= KEYS_PER_STEP or index == len(leaves) - 1:
-            await _repair(local, remote, step, pull, repaired)
+            await _repair(local, remote, step, push, pull, repaired)
             step, size = [], 0
     return repaired
 
 
-async def _repair(local: LocalReplica, remote: Replica, leaves: list[TokenRange], pull: bool,
+async def _repair(local: LocalReplica, remote: Replica, leaves: list[TokenRange], push: bool, pull: bool,
                   repaired: Repaired) -> None:
     mine = dict(await local.versions(leaves))
     theirs = dict(await remote.versions(leaves))
-    push = [key for key, version in mine.items() if key not in theirs or theirs[key] < version]
-    if push:
-        records = await local.read(push)
-        await remote.write([(key, record, None) for key, record in zip(push, records) if record is not None])
-        repaired.pushed += len(push)
+    newer = [key for key, version in mine.items() if key not in theirs or theirs[key] < version] if push else []
+    if newer:
+        records = await local.read(newer)
+        await remote.write([(key, record, None) for key, record in zip(newer, records) if record is not None])
+        repaired.pushed += len(newer)
     if pull:
         wanted = [key for key, version in theirs.items() if key not in mine or mine[key] < version]
         if wanted:

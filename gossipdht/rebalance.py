@@ -4,7 +4,9 @@ interval, each node makes sure that what it stores sits on exactly the right nod
 A round, run by each node for itself:
 
 - for every range it replicates, it runs an anti-entropy exchange with each co-replica
-  (both ways), which also fills a new owner that is still empty;
+  in turn and pulls what it lacks, which also fills a new owner that is still empty.
+  Pulling only, one peer after the other, a record reaches a node once: when every
+  side pushed too, a new node got each record from several co-replicas at once;
 - for every range it holds data in but no longer owns, it pushes that data to the
   range's owners and drops its copy once all of them acknowledged it;
 - it purges the tombstones older than the grace period.
@@ -134,7 +136,7 @@ class Rebalancer:
 
     async def _exchange(self, peer: str, ranges: list[TokenRange]) -> bool:
         try:
-            repaired = await exchange(self._replicas.local, self._replicas[peer], ranges, pull=True)
+            repaired = await exchange(self._replicas.local, self._replicas[peer], ranges, push=False, pull=True)
         except PeerError as e:
             self._stats.anti_entropy_failures += 1
             self.log.debug("anti-entropy with {peer} failed: {error}", peer=peer, error=e)
@@ -152,7 +154,8 @@ class Rebalancer:
             held = await local.versions(step) if drop is not None else []
             for owner in owners:
                 try:
-                    repaired = await exchange(self._replicas.local, self._replicas[owner], step, pull=False)
+                    repaired = await exchange(self._replicas.local, self._replicas[owner], step,
+                                              push=True, pull=False)
                 except PeerError as e:
                     self.log.debug("handing data to {owner} failed: {error}", owner=owner, error=e)
                     return False

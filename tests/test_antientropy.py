@@ -45,7 +45,7 @@ def test_equal_stores_compare_with_one_digest_and_send_nothing():
     a.store.write(items)
     b.store.write(items)
     assert run(differing_leaves(a, b, WHOLE)) == []
-    repaired = run(exchange(a, b, WHOLE, pull=True))
+    repaired = run(exchange(a, b, WHOLE, push=True, pull=True))
     assert (repaired.pushed, repaired.pulled) == (0, 0)
 
 
@@ -59,7 +59,7 @@ def test_only_the_differing_keys_travel_and_the_newer_version_wins(monkeypatch):
     b.store.write([("k2", rec(30, deleted=True)), ("only-b", rec(5))])
     leaves = run(differing_leaves(a, b, WHOLE))
     assert 1 <= len(leaves) <= 4 and all(size <= 50 for _, size in leaves)  # the tree narrowed it down
-    repaired = run(exchange(a, b, WHOLE, pull=True))
+    repaired = run(exchange(a, b, WHOLE, push=True, pull=True))
     assert (repaired.pushed, repaired.pulled) == (2, 2)
     for store in (a.store, b.store):
         assert store.get("k1").value == b"newer on a"
@@ -72,8 +72,16 @@ def test_push_only_leaves_the_local_side_alone():
     a, b = replica("a"), replica("b")
     a.store.write([("mine", rec(1))])
     b.store.write([("theirs", rec(1))])
-    run(exchange(a, b, WHOLE, pull=False))
+    run(exchange(a, b, WHOLE, push=True, pull=False))
     assert b.store.get("mine") and a.store.get("theirs") is None
+
+
+def test_pull_only_leaves_the_remote_side_alone():
+    a, b = replica("a"), replica("b")
+    a.store.write([("mine", rec(1))])
+    b.store.write([("theirs", rec(1))])
+    assert run(exchange(a, b, WHOLE, push=False, pull=True)).pulled == 1
+    assert a.store.get("theirs") and b.store.get("mine") is None
 
 
 def test_scans_of_a_store_that_allows_it_run_through_the_thread_runner(tmp_path):
@@ -92,6 +100,6 @@ def test_scans_of_a_store_that_allows_it_run_through_the_thread_runner(tmp_path)
         local = LocalReplica(engine, store, GroupCommitter(store, Immediate()), HybridLogicalClock(lambda: 0),
                              DataStats(), in_thread)
         local.write([("k", rec(1), None)])
-        assert run(exchange(local, replica("b"), WHOLE, pull=True)).pushed == 1
+        assert run(exchange(local, replica("b"), WHOLE, push=True, pull=True)).pushed == 1
         store.close()
     assert ran["memory"] == [] and set(ran["sqlite"]) == {"digests", "versions", "get_many"}

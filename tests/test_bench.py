@@ -192,14 +192,37 @@ def test_prefixed_copy_prefixes_every_key(tmp_path):
 
 
 def test_quick_changes_the_defaults_and_options_win():
-    quick, as_json = cli.parse_settings(["--quick", "--json"])
-    full, _ = cli.parse_settings([])
-    assert as_json
+    quick, args = cli.parse_settings(["--quick", "--json"])
+    full, full_args = cli.parse_settings([])
+    assert args.json and not full_args.json
+    assert (args.large, full_args.large) == (100_000, 1_000_000)
     assert (quick.rounds, quick.seconds, quick.warmup) == (1, 3, 1) and quick.preload < full.preload
     assert (full.rounds, full.seconds) == (3, 10)
     chosen, _ = cli.parse_settings(["--quick", "--rounds", "2", "--seconds", "5"])
     assert (chosen.rounds, chosen.seconds) == (2, 5)
     assert chosen.command == "python -m gossipdht.bench --quick --rounds 2 --seconds 5"
+
+
+def test_scale_and_idle_are_separate_runs(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse_settings(["--scale", "--idle"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_the_scale_report_reads_as_ratios():
+    from gossipdht.bench.scale import format_scale
+
+    rate = lambda r: {"rate": r, "p50_ms": 5.0, "p99_ms": 20.0, "errors": 0}  # noqa: E731
+    report = {
+        "keys": [100, 1000], "drop": {"PUT": 0.25, "GET": -0.1},
+        "rates": {"100": {"PUT": rate(2000), "GET": rate(3000)}, "1000": {"PUT": rate(1500), "GET": rate(3300)}},
+        "fourth_node": {"replicas_before": 3000, "records_moved": 825, "ideal": 750.0, "moved_to_ideal": 1.1,
+                        "seconds": 2.0, "join_answered_seconds": 1.5, "records_per_second": 412.5,
+                        "keys_held": [750, 750, 750, 750],
+                        "reads_meanwhile": {"requests": 10, "errors": 0, "p50_ms": 1.0, "p99_ms": 2.0}},
+    }
+    text = format_scale(report)
+    assert "-25%" in text and "+10%" in text and "1.10 x ideal" in text and "412 records/s" in text
 
 
 def test_without_wrk_the_command_says_so_and_exits_2(monkeypatch, capsys):

@@ -353,9 +353,9 @@ def start_cluster(stack: ExitStack, directory: Path, replicas: int, count: int =
     return nodes
 
 
-def preload(nodes: Sequence[NodeProcess], count: int) -> None:
-    """Keys ``bench-pre-0`` .. ``bench-pre-<count - 1>`` through ``POST /db``, batches spread over the nodes."""
-    batches = [range(start, min(start + PRELOAD_BATCH, count)) for start in range(0, count, PRELOAD_BATCH)]
+def preload(nodes: Sequence[NodeProcess], count: int, start: int = 0) -> None:
+    """Keys ``bench-pre-<start>`` .. ``bench-pre-<count - 1>`` through ``POST /db``, batches spread over the nodes."""
+    batches = [range(first, min(first + PRELOAD_BATCH, count)) for first in range(start, count, PRELOAD_BATCH)]
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(lambda i: _post_batch(nodes[i % len(nodes)], batches[i]), range(len(batches))))
     status, _, _ = nodes[0].request("GET", f"/db/bench-pre-{count // 2}")

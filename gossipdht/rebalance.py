@@ -131,7 +131,9 @@ class Rebalancer:
         for owners, ranges in foreign.items():
             complete &= await self._hand_off(ranges, sorted(owners), drop=lambda: self._ring() is ring)
         for peer, ranges in shared.items():
-            complete &= await self._exchange(peer, merged(ranges))
+            # Pulls walk the ring backwards while handoffs walk it forwards: when a node
+            # joins, the two meet once instead of moving the same records side by side.
+            complete &= await self._exchange(peer, merged(ranges)[::-1])
         return complete
 
     async def _exchange(self, peer: str, ranges: list[TokenRange]) -> bool:

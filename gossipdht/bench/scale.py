@@ -82,14 +82,15 @@ class Reader(threading.Thread):
                 "p50_ms": 1000 * ordered[len(ordered) // 2], "p99_ms": 1000 * ordered[int(len(ordered) * 0.99)]}
 
 
-def add_node(stack: ExitStack, nodes: list[NodeProcess], directory: Path) -> dict:
-    """Join a node to ``nodes`` while a reader keeps reading; what moved, and how fast."""
+def add_node(stack: ExitStack, nodes: list[NodeProcess], directory: Path, preloaded: int) -> dict:
+    """Join a node to ``nodes`` while a reader keeps reading ``preloaded`` keys; what
+    moved, and how fast."""
     before_held = sum(s["keys_held"] for s in map(data_stats, nodes))
     before = moved(nodes)
     newcomer = NodeProcess(directory / f"node-{len(nodes) + 1}")
     stack.callback(newcomer.stop)
     newcomer.start()
-    reader = Reader(nodes[0], before_held // len(nodes))
+    reader = Reader(nodes[0], preloaded)
     reader.start()
     started = time.monotonic()
     join(newcomer, nodes[0])
@@ -126,7 +127,7 @@ def scale(settings: Settings, small: int, large: int, directory: Path,
         progress(f"measuring with {large:,} keys")
         at_large = single_key_rates(nodes[0], settings, large, "large")
         progress("adding a fourth node")
-        added = add_node(stack, nodes, directory)
+        added = add_node(stack, nodes, directory, large)
     return {
         "keys": [small, large],
         "rates": {str(small): at_small, str(large): at_large},

@@ -60,7 +60,7 @@ class LocalReplica:
         self._committer = committer
         self._clock = clock
         self._stats = stats
-        self._scan = in_thread if in_thread is not None and store.scans_in_thread else maybeDeferred
+        self._scan = in_thread if in_thread is not None and store.threaded else maybeDeferred
 
     def write(self, writes: Sequence[Write]) -> Deferred[None]:
         """Apply the writes; a write with a hint is kept for that node instead."""

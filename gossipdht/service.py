@@ -9,10 +9,9 @@ from dataclasses import asdict
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
-from twisted.python.failure import Failure
 
 import gossipdht
 from gossipdht.api import RestAPI
@@ -35,8 +34,6 @@ from gossipdht.storage import open_store
 
 #: How long ``POST /dht/join`` waits for data to move before it answers 504.
 DATA_MOVE_SECONDS = 300.0
-#: How often the store moves its write-ahead log to the database, off the reactor thread.
-CHECKPOINT_SECONDS = 1.0
 #: Start-up joins retry with exponential backoff, up to this many seconds apart.
 MAX_JOIN_BACKOFF = 30.0
 
@@ -61,7 +58,7 @@ class NodeService(MultiService):
             self.store = open_store(config.storage, config.data_dir)
         except Exception as e:
             raise StartupError(f"--data-dir: cannot open storage in {config.data_dir}: {e}") from None
-        self.committer = GroupCommitter(self.store, reactor)
+        self.committer = GroupCommitter(self.store, reactor, deferToThread)
         self.peers = PeerClient(reactor)
         try:
             advertised_ip = socket.getaddrinfo(config.advertise, None)[0][4][0]
@@ -94,8 +91,6 @@ class NodeService(MultiService):
         self.port = None
         self.udp = None
         self._joining: Deferred | None = None
-        self.checkpoints = LoopingCall(self._checkpoint)
-        self._checkpointing: Deferred | None = None
 
     def setServiceParent(self, parent) -> None:
         # twistd starts logging after it built the application: a log observer set as
@@ -129,7 +124,6 @@ class NodeService(MultiService):
         self.cluster.start()
         self.rebalancer.start()
         self.hints.start()
-        self.checkpoints.start(CHECKPOINT_SECONDS, now=False)
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
         seeds = list(self.config.join)
@@ -172,16 +166,6 @@ class NodeService(MultiService):
                 self.log.info("{message}", message=message)
                 return
 
-    def _checkpoint(self) -> Deferred[None]:
-        """The store's checkpoint, off the reactor thread; a failure is logged, not fatal."""
-        def done(result) -> None:
-            self._checkpointing = None
-            if isinstance(result, Failure):
-                self.log.failure("storage checkpoint failed", result)
-
-        self._checkpointing = deferToThread(self.store.checkpoint)
-        return self._checkpointing.addBoth(done)
-
     def stopService(self) -> Deferred[None]:
         return ensureDeferred(self._stop())
 
@@ -192,10 +176,6 @@ class NodeService(MultiService):
         self.cluster.stop()
         self.rebalancer.stop()
         self.hints.stop()
-        if self.checkpoints.running:
-            self.checkpoints.stop()
-        if self._checkpointing is not None:
-            await self._checkpointing  # the store must not close under it
         if self.udp is not None:
             await self.udp.stopListening()
         if self.port is not None:
@@ -204,5 +184,5 @@ class NodeService(MultiService):
         self.rpc.close()
         if self.snapshot is not None:
             self.snapshot.write()
-        self.committer.flush()
+        await self.committer.drain()
         self.store.close()

@@ -1,3 +1,4 @@
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -62,12 +63,31 @@ class GroupCommitterTests(SynchronousTestCase):
         for d in writes:
             self.failureResultOf(d, OSError)
 
-    def test_flush_commits_at_once(self):
+    def test_drain_commits_at_once(self):
         d = self.committer.write("a", rec(1))
-        self.committer.flush()
+        self.successResultOf(ensureDeferred(self.committer.drain()))
         self.successResultOf(d)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.store.get("a"), rec(1))
+
+    def test_a_threaded_store_commits_through_the_runner_and_drain_waits_for_it(self):
+        self.store.threaded = True
+        started = []
+
+        def in_thread(f, *args):
+            started.append(Deferred())
+            return started[-1].addCallback(lambda _: f(*args))
+
+        committer = GroupCommitter(self.store, self.clock, in_thread)
+        written = committer.write("a", rec(1))
+        drained = ensureDeferred(committer.drain())
+        self.assertEqual(len(started), 1)
+        self.assertNoResult(drained)
+        self.assertNoResult(written)
+        started[0].callback(None)  # the thread ran the commit
+        self.successResultOf(written)
+        self.successResultOf(drained)
+        self.assertEqual(self.store.batches, [[("a", rec(1))]])
 
 
 class BatcherTests(SynchronousTestCase):

@@ -22,6 +22,8 @@ from gossipdht.nodeprocess import NodeProcess
 #: Moved counters must stay still this long before the move counts as over.
 SETTLED_SECONDS = 3.0
 POLL_SECONDS = 0.5
+#: A node joining a cluster of 1,000,000 keys receives 750,000 replicas before it answers.
+JOIN_SECONDS = 600
 CLOCK_TICKS = 100  # of /proc/<pid>/stat; os.sysconf("SC_CLK_TCK") on Linux
 
 
@@ -93,7 +95,7 @@ def add_node(stack: ExitStack, nodes: list[NodeProcess], directory: Path, preloa
     reader = Reader(nodes[0], preloaded)
     reader.start()
     started = time.monotonic()
-    join(newcomer, nodes[0])
+    join(newcomer, nodes[0], timeout=JOIN_SECONDS)
     joined = time.monotonic() - started
     nodes.append(newcomer)
     last, still_since = moved(nodes), time.monotonic()

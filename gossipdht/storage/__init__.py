@@ -30,8 +30,9 @@ class Record(NamedTuple):
 
 
 class Store(Protocol):
-    #: Whether ``get_many``, ``digests`` and ``versions`` may run in another thread.
-    scans_in_thread: bool
+    #: Whether writes and the scans (``get_many``, ``digests``, ``versions``) may run
+    #: in other threads than the reads, one call at a time each.
+    threaded: bool
 
     def get(self, key: str) -> Optional[Record]:
         """The record for ``key``, tombstones included; None if never written."""
@@ -74,9 +75,6 @@ class Store(Protocol):
 
     def hint_counts(self) -> dict[str, int]:
         """How many hints are kept for each target."""
-
-    def checkpoint(self) -> None:
-        """Move written data to its final place on disk; blocking, called from a thread."""
 
     def close(self) -> None:
         """Release the engine's resources."""

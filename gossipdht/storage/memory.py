@@ -12,7 +12,7 @@ from gossipdht.storage import Record, TokenRange
 
 class MemoryStore:
     #: Everything runs on the caller's thread: the dictionaries are not shared.
-    scans_in_thread = False
+    threaded = False
 
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
@@ -108,9 +108,6 @@ class MemoryStore:
 
     def hint_counts(self) -> dict[str, int]:
         return {target: len(kept) for target, kept in self._hints.items() if kept}
-
-    def checkpoint(self) -> None:
-        """Nothing to do: nothing is written to disk."""
 
     def close(self) -> None:
         self._records.clear()

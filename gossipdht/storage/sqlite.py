@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Iterable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Optional, Sequence
 
 from gossipdht.hashing import digest, token
 from gossipdht.hlc import Version
@@ -86,40 +87,53 @@ def _record(row) -> Record:
 
 
 class SQLiteStore:
-    #: ``digests``, ``versions`` and ``get_many`` may be called from a thread.
-    scans_in_thread = True
+    """Three connections to one database: ``_db`` reads on the caller's (the reactor's)
+    thread; ``_writer`` writes, from a thread of its own where the node commits (see
+    ``threaded``), so that neither commits nor the WAL checkpoints they trigger stall
+    requests; ``_scanner`` reads the long scans of anti-entropy in yet another thread.
+    In WAL mode readers and the one writer do not block each other."""
+
+    #: Writes and scans may run in other threads than reads (each uses its own connection).
+    threaded = True
 
     def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._writer = self._connect(path)
+        self._writer.execute("PRAGMA journal_mode=WAL")
         # Measured on a 200,000-key table written in batches of 1,000 random keys: a
         # larger page cache took a row's write from 31 to 28 microseconds.
-        self._db.execute("PRAGMA cache_size=-65536")  # KiB: 64 MiB
-        # A checkpoint copies the WAL into the database and syncs: 11-50 ms that the
-        # commit which triggers it would wait for.  ``checkpoint`` does it instead, from
-        # another thread, on its own connection.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # Scans for anti-entropy and handoff (digests, versions, many records) read the
-        # committed data through their own connection, so that they can run in a thread.
-        self._scanner = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._writer.execute("PRAGMA cache_size=-65536")  # KiB: 64 MiB
+        self._writing = threading.Lock()
+        self._db = self._connect(path)
+        self._db.execute("PRAGMA cache_size=-65536")
+        self._scanner = self._connect(path)
         self._scanner.execute("PRAGMA cache_size=-16384")
         self._scanning = threading.Lock()
-        self._db.executescript(_SCHEMA)
+        self._writer.executescript(_SCHEMA)
         self._add_missing_tokens()
-        self._db.executescript(_INDEXES)
+        self._writer.executescript(_INDEXES)
+
+    @staticmethod
+    def _connect(path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction at a time, whichever thread asks."""
+        with self._writing, self._writer:
+            self._writer.execute("BEGIN")
+            yield self._writer
 
     def _add_missing_tokens(self) -> None:
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(records)")}
         if "token" in columns:
             return
-        self._db.execute("ALTER TABLE records ADD COLUMN token INTEGER NOT NULL DEFAULT 0")
-        self._db.execute("ALTER TABLE records ADD COLUMN digest INTEGER NOT NULL DEFAULT 0")
-        rows = self._db.execute("SELECT key, timestamp, node FROM records").fetchall()
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
+        self._writer.execute("ALTER TABLE records ADD COLUMN token INTEGER NOT NULL DEFAULT 0")
+        self._writer.execute("ALTER TABLE records ADD COLUMN digest INTEGER NOT NULL DEFAULT 0")
+        rows = self._writer.execute("SELECT key, timestamp, node FROM records").fetchall()
+        with self._transaction() as db:
+            db.executemany(
                 "UPDATE records SET token = ?, digest = ? WHERE key = ?",
                 [(token(key) - _SHIFT, digest(key, ts, node), key) for key, ts, node in rows],
             )
@@ -144,10 +158,9 @@ class SQLiteStore:
         ]
         if not rows:
             return
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(_UPSERT, rows)
-            self._db.execute(_RAISE_MAX, (max(row[1] for row in rows),))
+        with self._transaction() as db:
+            db.executemany(_UPSERT, rows)
+            db.execute(_RAISE_MAX, (max(row[1] for row in rows),))
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
         if after is None:
@@ -170,18 +183,16 @@ class SQLiteStore:
                     for key, ts, node in self._scanner.execute(query, _bounds(r))]
 
     def remove(self, items: Iterable[tuple[str, Version]]) -> int:
-        with self._db:
-            self._db.execute("BEGIN")
-            cursor = self._db.executemany(
+        with self._transaction() as db:
+            cursor = db.executemany(
                 "DELETE FROM records WHERE key = ? AND timestamp = ? AND node = ?",
                 [(key, v.timestamp, v.node) for key, v in items],
             )
             return cursor.rowcount
 
     def purge_tombstones(self, before: int) -> int:
-        with self._db:
-            self._db.execute("BEGIN")
-            return self._db.execute("DELETE FROM records WHERE deleted AND timestamp < ?", (before,)).rowcount
+        with self._transaction() as db:
+            return db.execute("DELETE FROM records WHERE deleted AND timestamp < ?", (before,)).rowcount
 
     def counts(self) -> tuple[int, int]:
         total = self._db.execute("SELECT count(*) FROM records").fetchone()[0]
@@ -197,9 +208,8 @@ class SQLiteStore:
             (target, key, r.version.timestamp, r.version.node, int(r.deleted), r.content_type, r.value)
             for key, r in items
         ]
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(_UPSERT_HINT, rows)
+        with self._transaction() as db:
+            db.executemany(_UPSERT_HINT, rows)
 
     def hints(self, target: str, limit: int) -> list[tuple[str, Record]]:
         rows = self._db.execute(
@@ -209,9 +219,8 @@ class SQLiteStore:
         return [(row[0], _record(row[1:])) for row in rows]
 
     def remove_hints(self, target: str, items: Iterable[tuple[str, Version]]) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
+        with self._transaction() as db:
+            db.executemany(
                 "DELETE FROM hints WHERE target = ? AND key = ? AND timestamp = ? AND node = ?",
                 [(target, key, v.timestamp, v.node) for key, v in items],
             )
@@ -219,13 +228,9 @@ class SQLiteStore:
     def hint_counts(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT target, count(*) FROM hints GROUP BY target"))
 
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds into the database; writers go on meanwhile (PASSIVE).
-        Blocking: call it from a thread, one call at a time."""
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
     def close(self) -> None:
         self._db.close()
-        self._checkpointer.close()
+        with self._writing:
+            self._writer.close()
         with self._scanning:
             self._scanner.close()

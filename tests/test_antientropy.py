@@ -103,3 +103,18 @@ def test_scans_of_a_store_that_allows_it_run_through_the_thread_runner(tmp_path)
         assert run(exchange(local, replica("b"), WHOLE, push=True, pull=True)).pushed == 1
         store.close()
     assert ran["memory"] == [] and set(ran["sqlite"]) == {"digests", "versions", "get_many"}
+
+
+def test_leaves_that_converged_since_they_were_found_cost_no_version_comparison():
+    a, b = replica("a"), replica("b")
+    a.store.write([(f"k{i}", rec(1)) for i in range(100)])
+    b.store.write([(f"k{i}", rec(1)) for i in range(99)])
+    leaves = [leaf for leaf, _ in run(differing_leaves(a, b, WHOLE))]
+    assert leaves
+    b.store.write([("k99", rec(1))])  # the write in flight landed meanwhile
+    compared = []
+    for side in (a, b):
+        side.versions = lambda ranges, side=side: compared.append(side.name) or LocalReplica.versions(side, ranges)
+    repaired = antientropy.Repaired()
+    run(antientropy._repair(a, b, leaves, True, True, repaired))
+    assert compared == [] and (repaired.pushed, repaired.pulled) == (0, 0)

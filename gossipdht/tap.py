@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from twisted.python import usage
 
 from gossipdht.config import ConfigError, build_config, read_config_file
@@ -51,5 +53,12 @@ class Options(usage.Options):
 
 
 def makeService(options: Options) -> NodeService:
+    from twisted.internet import reactor
+
+    # What the node built to start (modules, classes, the service: about 56,000 objects)
+    # lives as long as the process, yet each full collection of the cyclic garbage
+    # collector walked it: 22-32 ms of stall here, every second or two under load.
+    # Frozen, it is left out of collections.
+    reactor.callWhenRunning(gc.freeze)
     return NodeService(options.node_config)
 

@@ -2,7 +2,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gossipdht.committer import GroupCommitter
+from gossipdht.committer import THREADED_ITEMS, GroupCommitter
 from gossipdht.hlc import Version
 from gossipdht.storage import Record
 from gossipdht.storage.memory import MemoryStore
@@ -70,7 +70,7 @@ class GroupCommitterTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.store.get("a"), rec(1))
 
-    def test_a_threaded_store_commits_through_the_runner_and_drain_waits_for_it(self):
+    def test_a_threaded_store_commits_large_batches_through_the_runner_and_drain_waits(self):
         self.store.threaded = True
         started = []
 
@@ -79,15 +79,20 @@ class GroupCommitterTests(SynchronousTestCase):
             return started[-1].addCallback(lambda _: f(*args))
 
         committer = GroupCommitter(self.store, self.clock, in_thread)
-        written = committer.write("a", rec(1))
+        single = committer.write("a", rec(1))
+        small = committer.write_many([("b", rec(1)), ("c", rec(1))])
+        self.clock.advance(0)
+        self.successResultOf(single)  # small commits stay on this thread
+        self.successResultOf(small)
+        large = committer.write_many([(f"k{i}", rec(1)) for i in range(THREADED_ITEMS)])
         drained = ensureDeferred(committer.drain())
         self.assertEqual(len(started), 1)
+        self.assertNoResult(large)
         self.assertNoResult(drained)
-        self.assertNoResult(written)
         started[0].callback(None)  # the thread ran the commit
-        self.successResultOf(written)
+        self.successResultOf(large)
         self.successResultOf(drained)
-        self.assertEqual(self.store.batches, [[("a", rec(1))]])
+        self.assertEqual([len(batch) for batch in self.store.batches], [2, 1, THREADED_ITEMS])
 
 
 class BatcherTests(SynchronousTestCase):

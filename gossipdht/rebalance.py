@@ -118,6 +118,10 @@ class Rebalancer:
         self._stats.rebalance_rounds += 1
         self._purge_tombstones()
         ring = self._ring()
+        if self.name not in ring.members:
+            # Leaving: ``hand_off`` gave everything to the others already, and once alone
+            # the node keeps serving what it holds.  Nothing here is to be dropped.
+            return True
         shared: dict[str, list[TokenRange]] = {}
         foreign: dict[frozenset[str], list[TokenRange]] = {}
         for low, high, owners in ring.placement(self._n):

@@ -60,7 +60,7 @@ class _Framed(Int32StringReceiver):
             number, head, body = message
             if not (isinstance(number, int) and isinstance(body, bytes)):
                 raise ValueError
-        except ValueError:  # msgpack's errors are ValueErrors too
+        except (ValueError, TypeError):  # msgpack's errors are ValueErrors too
             self.transport.loseConnection()
             return
         self.message(number, head, body)

@@ -78,20 +78,26 @@ async def test_many_calls_share_one_connection_and_a_lost_one_is_replaced(node, 
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_frame_that_is_not_a_call_closes_the_connection(node):
+@pytest.mark.parametrize("frame", [b"abc", msgpack.packb(5), msgpack.packb([1, "read"]), msgpack.packb(["x", 1, b""])])
+async def test_a_frame_that_is_not_a_call_closes_the_connection(node, frame):
     from twisted.internet.threads import deferToThread
 
     def speak() -> bytes:
         with socket.create_connection(address(node), timeout=5) as conn:
             conn.sendall(b"GET /internal/rpc HTTP/1.1\r\nHost: x\r\nUpgrade: gossipdht-rpc/1\r\n\r\n")
             received = conn.recv(4096)  # the client waits for the 101 before its first frame
-            conn.sendall(b"\x00\x00\x00\x03abc")
+            conn.sendall(len(frame).to_bytes(4, "big") + frame)
             while chunk := conn.recv(4096):
                 received += chunk
             return received
 
-    received = await deferToThread(speak)
+    from twisted.logger import LogLevel, capturedLogs
+
+    with capturedLogs() as events:
+        received = await deferToThread(speak)
     assert received.startswith(b"HTTP/1.1 101 ") and received.endswith(b"\r\n\r\n")
+    # Refused quietly, not an unhandled error.
+    assert not [e for e in events if e.get("log_level") in (LogLevel.error, LogLevel.critical)]
 
 
 @pytest_twisted.ensureDeferred

@@ -13,7 +13,7 @@ from typing import Awaitable, Callable, Iterator, Optional, Sequence, Union
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 
 from gossipdht.batcher import Batcher
-from gossipdht.committer import GroupCommitter
+from gossipdht.committer import THREADED_ITEMS, GroupCommitter
 from gossipdht.hlc import HybridLogicalClock, Version
 from gossipdht.peer import PeerError
 from gossipdht.request import BATCH_BYTES
@@ -169,17 +169,12 @@ def handlers(local: LocalReplica) -> dict[str, Handler]:
     def write(body: bytes) -> Deferred[bytes]:
         return local.write(unpack_writes(body)).addCallback(lambda _: b"")
 
-    def read(body: bytes) -> bytes:
-        """Records in order, cut short after about ``BATCH_BYTES`` of values."""
-        answer: list[Optional[tuple[str, Record]]] = []
-        size = 0
-        for key in unpack_keys(body):
-            record = store.get(key)
-            size += 0 if record is None else len(record.value)
-            if answer and size > BATCH_BYTES:
-                break
-            answer.append(None if record is None else (key, record))
-        return pack_records(answer)
+    def read(body: bytes) -> Deferred[bytes]:
+        """Records in order, cut short after about ``BATCH_BYTES`` of values.  Reads of
+        many keys (anti-entropy) run as a scan, off the reactor thread when it can."""
+        keys = unpack_keys(body)
+        found = local.read(keys) if len(keys) >= THREADED_ITEMS else succeed([store.get(key) for key in keys])
+        return found.addCallback(lambda records: pack_records(_cut(keys, records)))
 
     return {
         "write": write,
@@ -187,6 +182,18 @@ def handlers(local: LocalReplica) -> dict[str, Handler]:
         "digests": lambda body: local.digests(unpack_ranges(body)).addCallback(pack_digests),
         "versions": lambda body: local.versions(unpack_ranges(body)).addCallback(pack_versions),
     }
+
+
+def _cut(keys: Sequence[str], records: Sequence[Optional[Record]]) -> list[Optional[tuple[str, Record]]]:
+    """The first records, up to about ``BATCH_BYTES`` of values (at least one)."""
+    answer: list[Optional[tuple[str, Record]]] = []
+    size = 0
+    for key, record in zip(keys, records):
+        size += 0 if record is None else len(record.value)
+        if answer and size > BATCH_BYTES:
+            break
+        answer.append(None if record is None else (key, record))
+    return answer
 
 
 def _checked(decode, *args):

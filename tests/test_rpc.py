@@ -112,3 +112,18 @@ async def test_a_read_answer_is_cut_into_several_when_values_are_large(node, rpc
     records = await RemoteReplica("peer", address(node), rpc, None).read([f"big{i}" for i in range(7)] + ["none"])
     assert [r is not None for r in records] == [True] * 7 + [False]
     assert len(calls) == 4  # values of 1,000 bytes, 2,500 an answer: 2 + 2 + 2 + 1 and the missing key
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_of_many_keys_is_a_scan_cut_the_same_way(node, rpc, monkeypatch):
+    import gossipdht.replica
+
+    monkeypatch.setattr(gossipdht.replica, "BATCH_BYTES", 100_000)
+    keys = [f"many{i:03d}" for i in range(300)]
+    node.store.write([(key, Record(Version(1, "n"), b"x" * 1000, "t")) for key in keys])
+    calls = []
+    original = rpc.call
+    rpc.call = lambda *args: calls.append(args[1]) or original(*args)
+    records = await RemoteReplica("peer", address(node), rpc, None).read(keys)
+    assert all(r is not None and r.value == b"x" * 1000 for r in records) and len(records) == 300
+    assert len(calls) == 3  # 100 values an answer

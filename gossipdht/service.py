@@ -9,9 +9,10 @@ from dataclasses import asdict
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
+from twisted.python.failure import Failure
 
 import gossipdht
 from gossipdht.api import RestAPI
@@ -34,6 +35,8 @@ from gossipdht.storage import open_store
 
 #: How long ``POST /dht/join`` waits for data to move before it answers 504.
 DATA_MOVE_SECONDS = 300.0
+#: How often a thread copies the store's write-ahead log into the database.
+CHECKPOINT_SECONDS = 0.5
 #: Start-up joins retry with exponential backoff, up to this many seconds apart.
 MAX_JOIN_BACKOFF = 30.0
 
@@ -91,6 +94,8 @@ class NodeService(MultiService):
         self.port = None
         self.udp = None
         self._joining: Deferred | None = None
+        self.checkpoints = LoopingCall(self._checkpoint)
+        self._checkpointing: Deferred | None = None
 
     def setServiceParent(self, parent) -> None:
         # twistd starts logging after it built the application: a log observer set as
@@ -124,6 +129,8 @@ class NodeService(MultiService):
         self.cluster.start()
         self.rebalancer.start()
         self.hints.start()
+        if self.store.threaded:
+            self.checkpoints.start(CHECKPOINT_SECONDS, now=False)
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
         seeds = list(self.config.join)
@@ -166,6 +173,16 @@ class NodeService(MultiService):
                 self.log.info("{message}", message=message)
                 return
 
+    def _checkpoint(self) -> Deferred[None]:
+        """The store's checkpoint, in a thread; a failure is logged and the next one tried."""
+        def done(result) -> None:
+            self._checkpointing = None
+            if isinstance(result, Failure):
+                self.log.failure("storage checkpoint failed", result)
+
+        self._checkpointing = deferToThread(self.store.checkpoint)
+        return self._checkpointing.addBoth(done)
+
     def stopService(self) -> Deferred[None]:
         return ensureDeferred(self._stop())
 
@@ -176,6 +193,10 @@ class NodeService(MultiService):
         self.cluster.stop()
         self.rebalancer.stop()
         self.hints.stop()
+        if self.checkpoints.running:
+            self.checkpoints.stop()
+        if self._checkpointing is not None:
+            await self._checkpointing  # the store must not close under it
         if self.udp is not None:
             await self.udp.stopListening()
         if self.port is not None:

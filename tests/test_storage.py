@@ -122,3 +122,27 @@ def test_engines_converge_on_the_newest_version_in_any_order(tmp_path_factory, w
         assert s.keys(None, 1000) == sorted(k for k, r in expected.items() if not r.deleted)
         s.close()
 
+
+
+def test_sqlite_commits_leave_the_database_file_to_the_checkpoints(tmp_path):
+    s = open_store("sqlite", str(tmp_path))
+    database = tmp_path / "records.sqlite3"
+    empty = database.stat().st_size
+    s.write([(f"k{i}", rec(1, value=b"x" * 100)) for i in range(2000)])
+    assert database.stat().st_size == empty  # all in the WAL: no commit waited for a copy
+    s.checkpoint()
+    assert database.stat().st_size > empty + 200_000
+    assert s.get("k1999").value == b"x" * 100
+    s.close()
+
+
+def test_a_long_wal_is_finished_by_the_writer(tmp_path, monkeypatch):
+    import gossipdht.storage.sqlite
+
+    monkeypatch.setattr(gossipdht.storage.sqlite, "WAL_FINISH_FRAMES", 10)
+    s = open_store("sqlite", str(tmp_path))
+    s.write([(f"k{i}", rec(1, value=b"x" * 100)) for i in range(2000)])
+    s.checkpoint()  # copies what is there, and sees a long WAL
+    s.write([("written-after-the-checkpoint", rec(1))])  # ... so this commit finishes the job
+    assert b"written-after-the-checkpoint" in (tmp_path / "records.sqlite3").read_bytes()
+    s.close()

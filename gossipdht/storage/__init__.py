@@ -76,6 +76,9 @@ class Store(Protocol):
     def hint_counts(self) -> dict[str, int]:
         """How many hints are kept for each target."""
 
+    def checkpoint(self) -> None:
+        """Move written data from a log to its place on disk; blocking, for a thread."""
+
     def close(self) -> None:
         """Release the engine's resources."""
 

@@ -109,6 +109,9 @@ class MemoryStore:
     def hint_counts(self) -> dict[str, int]:
         return {target: len(kept) for target, kept in self._hints.items() if kept}
 
+    def checkpoint(self) -> None:
+        """Nothing is written to disk."""
+
     def close(self) -> None:
         self._records.clear()
         self._hints.clear()

@@ -104,9 +104,11 @@ class NodeProcess:
         self.args = ("--port", str(self.port), "--data-dir", str(self.data_dir), *args)
         with open(self.log_path, "ab") as log:
             self._log_offset = log.tell()
+            # A session of its own: Ctrl-C in a terminal reaches the parent only, which
+            # then stops the node once (a second signal made twistd log a traceback).
             self.process = subprocess.Popen(
                 twistd_command(*self.args), cwd=self.directory, env=_child_env(),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self._wait_until_healthy(timeout)
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from gossipdht import load
+from gossipdht.__main__ import main
 from gossipdht.load import LoadError, batches, check
 
 
@@ -30,7 +30,7 @@ async def test_a_file_is_loaded_and_summed_up(node, http, tmp_path, capsys):
     path = tmp_path / "data.tsv"
     path.write_text("".join(f"key{i}\tv\u00e4rde {i}\n" for i in range(2345)), encoding="utf-8")
     address = f"127.0.0.1:{node.port.getHost().port}"
-    status = await deferToThread(load.main, [str(path), "--node", address, "--batch", "500"])
+    status = await deferToThread(main, ["load", str(path), "--node", address, "--batch", "500"])
     assert status == 0
     summary = capsys.readouterr().out.strip()
     assert summary.startswith("2345 keys in ") and summary.endswith(" keys/s")
@@ -44,6 +44,6 @@ async def test_a_bad_file_sends_nothing_and_fails(node, http, tmp_path, capsys):
     path = tmp_path / "data.tsv"
     path.write_bytes(b"a\t1\nb\t2\n\xff\t3\n")
     address = f"127.0.0.1:{node.port.getHost().port}"
-    assert await deferToThread(load.main, [str(path), "--node", address]) == 1
+    assert await deferToThread(main, ["load", str(path), "--node", address]) == 1
     assert capsys.readouterr().err.strip() == "gossipdht load: line 3: not valid UTF-8; nothing was loaded"
     assert (await http.request(b"GET", b"/db?scope=replica"))[2] == b""

@@ -19,7 +19,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -421,14 +420,10 @@ def measure_rounds(ops: Sequence[Operation], rounds: int,
     return [aggregate(op.name, results[op.name]) for op in ops]
 
 
-def run(settings: Settings, progress: Callable[[str], None] = lambda message: None) -> dict:
-    """Start the baseline server and both clusters, measure, stop everything; the report."""
+def run(settings: Settings, scratch: Path, progress: Callable[[str], None] = lambda message: None) -> dict:
+    """Start the baseline server and both clusters in ``scratch``, measure, stop
+    everything; the report."""
     with ExitStack() as stack:
-        if settings.directory is None:
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gossipdht-bench-")))
-        else:
-            scratch = settings.directory
-            scratch.mkdir(parents=True, exist_ok=True)
         postal = postal_data(settings.data, scratch)
         progress("starting the baseline server and two 3-node clusters")
         baseline = start_baseline(stack, scratch)

@@ -78,20 +78,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="gossipdht-bench-") as scratch:
             directory = settings.directory or Path(scratch)
+            directory.mkdir(parents=True, exist_ok=True)
             if args.scale:
                 report = scale(settings, settings.preload, args.large, directory, progress)
-                text = format_scale(report)
+                text = f"{format_scale(report)}\nreproduce: {settings.command}"
             elif args.idle:
                 report = idle(IDLE_NODES, args.idle_seconds, directory, progress)
-                text = format_idle(report)
+                text = f"{format_idle(report)}\nreproduce: {settings.command}"
             else:
-                report = run(settings, progress)
+                report = run(settings, directory, progress)
                 text = format_table(report)
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
-    print(json.dumps(report) if args.json else f"{text}\nreproduce: {settings.command}" if args.scale or args.idle
-          else text)
+    print(json.dumps(report) if args.json else text)
     return 0
 
 

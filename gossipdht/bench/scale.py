@@ -7,6 +7,7 @@ fourth node costs to add, and what an idle cluster costs.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -24,7 +25,6 @@ SETTLED_SECONDS = 3.0
 POLL_SECONDS = 0.5
 #: A node joining a cluster of 1,000,000 keys receives 750,000 replicas before it answers.
 JOIN_SECONDS = 600
-CLOCK_TICKS = 100  # of /proc/<pid>/stat; os.sysconf("SC_CLK_TCK") on Linux
 
 
 def data_stats(node: NodeProcess) -> dict:
@@ -142,7 +142,7 @@ def cpu_seconds(pid: int) -> float:
     """User and system time of a process so far (Linux)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def idle(count: int, seconds: float, directory: Path, progress: Callable[[str], None]) -> dict:

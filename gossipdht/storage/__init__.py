@@ -14,10 +14,16 @@ from __future__ import annotations
 
 from typing import Iterable, NamedTuple, Optional, Protocol, Sequence
 
+from gossipdht.hashing import token
 from gossipdht.hlc import Version
 
 #: ``[low, high)`` on the 64-bit ring.
 TokenRange = tuple[int, int]
+
+
+def ring_order(key: str) -> tuple[int, str]:
+    """The sort key of listings: by token, then by code point."""
+    return token(key), key
 
 
 class Record(NamedTuple):
@@ -44,7 +50,8 @@ class Store(Protocol):
         """Apply the writes as one durable batch, keeping the newest version of each key."""
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
-        """Up to ``limit`` live keys in code-point order, starting after ``after``."""
+        """Up to ``limit`` live keys in ``ring_order``, starting after ``after``: the
+        order the records are stored in, as Cassandra lists them."""
 
     def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
         """(count, sum of version digests) of the records in each range, tombstones included."""

@@ -7,7 +7,7 @@ from typing import Iterable, Optional, Sequence
 
 from gossipdht.hashing import digest, token
 from gossipdht.hlc import Version
-from gossipdht.storage import Record, TokenRange
+from gossipdht.storage import Record, TokenRange, ring_order
 
 
 class MemoryStore:
@@ -17,7 +17,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
         self._hints: dict[str, dict[str, Record]] = {}
-        self._sorted: Optional[list[str]] = None  # live keys, built when listed
+        self._sorted: Optional[list[tuple[int, str]]] = None  # live keys in ring order, built when listed
         self._by_token: Optional[list[tuple[int, str]]] = None  # every key, built when ranges are asked
         self._max_timestamp = 0
 
@@ -40,9 +40,9 @@ class MemoryStore:
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
         if self._sorted is None:
-            self._sorted = sorted(k for k, r in self._records.items() if not r.deleted)
-        start = 0 if after is None else bisect_right(self._sorted, after)
-        return self._sorted[start : start + limit]
+            self._sorted = sorted(ring_order(k) for k, r in self._records.items() if not r.deleted)
+        start = 0 if after is None else bisect_right(self._sorted, ring_order(after))
+        return [key for _, key in self._sorted[start : start + limit]]
 
     def _in_range(self, token_range: TokenRange) -> list[str]:
         if self._by_token is None:

@@ -25,6 +25,12 @@ SETTLED_SECONDS = 3.0
 POLL_SECONDS = 0.5
 #: A node joining a cluster of 1,000,000 keys receives 750,000 replicas before it answers.
 JOIN_SECONDS = 600
+#: After a load, the nodes still copy their write-ahead logs and compare replicas for a
+#: while: rates are measured once every node used less than this share of a core over
+#: ``QUIET_SAMPLE_SECONDS``, or after ``QUIET_SECONDS`` at most.
+QUIET_CPU = 0.05
+QUIET_SAMPLE_SECONDS = 2.0
+QUIET_SECONDS = 120.0
 
 
 def data_stats(node: NodeProcess) -> dict:
@@ -122,10 +128,12 @@ def scale(settings: Settings, small: int, large: int, directory: Path,
         nodes = start_cluster(stack, directory / "scale-cluster", replicas=3)
         progress(f"loading {small:,} keys")
         preload(nodes, small)
+        wait_until_quiet(nodes)
         progress(f"measuring with {small:,} keys")
         at_small = single_key_rates(nodes[0], settings, small, "small")
         progress(f"loading up to {large:,} keys")
         preload(nodes, large, start=small)
+        wait_until_quiet(nodes)
         progress(f"measuring with {large:,} keys")
         at_large = single_key_rates(nodes[0], settings, large, "large")
         progress("adding a fourth node")
@@ -143,6 +151,16 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_quiet(nodes: Sequence[NodeProcess]) -> None:
+    """Until every node is (nearly) idle; see ``QUIET_CPU``."""
+    deadline = time.monotonic() + QUIET_SECONDS
+    while time.monotonic() < deadline:
+        before = [cpu_seconds(n.pid) for n in nodes]
+        time.sleep(QUIET_SAMPLE_SECONDS)
+        if all(cpu_seconds(n.pid) - b < QUIET_CPU * QUIET_SAMPLE_SECONDS for n, b in zip(nodes, before)):
+            return
 
 
 def idle(count: int, seconds: float, directory: Path, progress: Callable[[str], None]) -> dict:

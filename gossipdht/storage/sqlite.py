@@ -21,7 +21,7 @@ _SHIFT = 1 << 63
 
 # One B-tree holds the records, in ring order: a write touches one random page, where a
 # table with a key index and a token index touched three; at 1,000,000 keys a row in
-# commits of 16 cost 85 -> 57 microseconds, a read 19 -> 13.  Values come last, so
+# commits of 16 cost 85 -> 57-67 microseconds, a read 19 -> 11-13.  Values come last, so
 # that scans of digests and versions stop before them.
 _RECORDS = """
 CREATE TABLE records (

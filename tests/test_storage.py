@@ -85,6 +85,30 @@ def test_sqlite_uses_wal(tmp_path):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_large_values_keep_one_blob_per_record_and_none_after(tmp_path):
+    from gossipdht.storage.sqlite import INLINE_BYTES
+
+    s = open_store("sqlite", str(tmp_path))
+    blobs = sqlite3.connect(tmp_path / "records.sqlite3")
+
+    def count():
+        return blobs.execute("SELECT count(*) FROM blobs").fetchone()[0]
+
+    large = [bytes([i]) * (INLINE_BYTES + 1) for i in range(4)]
+    s.write([("a", rec(2, value=large[0])), ("b", rec(1, value=large[1]))])
+    assert (s.get("a").value, s.get("b").value, count()) == (large[0], large[1], 2)
+    s.write([("a", rec(1, value=large[2]))])  # older: refused, and no blob left behind
+    assert (s.get("a").value, count()) == (large[0], 2)
+    s.write([("a", rec(3, value=large[2])), ("a", rec(4, value=large[3]))])  # newer, twice in a batch
+    assert (s.get("a").value, count()) == (large[3], 2)
+    assert s.get_many(["a", "b"]) == [rec(4, value=large[3]), rec(1, value=large[1])]
+    s.write([("a", rec(5, value=b"small"))])
+    assert (s.get("a").value, count()) == (b"small", 1)
+    assert s.remove([("b", Version(1, "n"))]) == 1
+    assert count() == 0
+    s.close()
+
+
 # The records tables of earlier versions: keyed by rowid and key, then with tokens added.
 _EARLIER_TABLES = {
     "without tokens": "CREATE TABLE records (key TEXT PRIMARY KEY, timestamp INTEGER NOT NULL, "
@@ -99,7 +123,7 @@ _EARLIER_TABLES = {
 
 @pytest.mark.parametrize("layout", sorted(_EARLIER_TABLES))
 def test_sqlite_copies_a_database_of_an_earlier_layout(tmp_path, layout):
-    records = {f"key{i}": rec(i, value=b"v%d" % i, deleted=i % 5 == 0) for i in range(1, 30)}
+    records = {f"key{i}": rec(i, value=b"v%d" % i * i * 10, deleted=i % 5 == 0) for i in range(1, 30)}
     db = sqlite3.connect(tmp_path / "records.sqlite3")
     db.executescript(_EARLIER_TABLES[layout])
     db.executemany("INSERT INTO records (key, timestamp, node, deleted, content_type, value) VALUES (?, ?, ?, ?, ?, ?)",

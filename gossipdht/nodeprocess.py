@@ -80,7 +80,8 @@ class NodeProcess:
     """One node, started and restarted as a ``twistd`` child process."""
 
     def __init__(self, directory: Union[str, Path], port: Optional[int] = None, host: str = HOST) -> None:
-        self.directory = Path(directory)
+        # Absolute: the node runs in its directory, where a relative path would nest.
+        self.directory = Path(directory).absolute()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -100,7 +101,7 @@ class NodeProcess:
         if self.running:
             raise RuntimeError(f"node on port {self.port} is already running")
         if data_dir is not None:
-            self.data_dir = Path(data_dir)
+            self.data_dir = Path(data_dir).absolute()
         self.args = ("--port", str(self.port), "--data-dir", str(self.data_dir), *args)
         with open(self.log_path, "ab") as log:
             self._log_offset = log.tell()

@@ -137,6 +137,18 @@ def test_versions_keep_increasing_across_restarts(node_factory):
     assert (status, body) == (200, b"new")
 
 
+def test_a_node_in_a_relative_directory_keeps_its_data_there(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    node = NodeProcess("nodes/one")
+    try:
+        node.start()
+        assert node.request("PUT", "/db/k", b"v")[0] == 204
+    finally:
+        node.stop()
+    assert (tmp_path / "nodes" / "one" / "data" / "records.sqlite3").exists()
+    assert not (tmp_path / "nodes" / "one" / "nodes").exists()
+
+
 # -- logging ----------------------------------------------------------------------------
 
 

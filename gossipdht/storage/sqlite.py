@@ -98,6 +98,11 @@ _STORED_VERSION = "SELECT timestamp, node FROM records WHERE token = ? AND key =
 WAL_FINISH_FRAMES = 4096
 
 
+def _stored_token(key: str) -> int:
+    """The key's token as stored, shifted into SQLite's signed integers."""
+    return token(key) - _SHIFT
+
+
 def _bounds(token_range: TokenRange) -> tuple[int, int]:
     low, high = token_range
     return low - _SHIFT, high - 1 - _SHIFT
@@ -106,7 +111,7 @@ def _bounds(token_range: TokenRange) -> tuple[int, int]:
 def _row(key: str, record: Record, blob: Optional[int] = None) -> tuple:
     """The columns of ``_UPSERT``: the value itself, or where it is in ``blobs``."""
     timestamp, node = record.version
-    return (token(key) - _SHIFT, key, digest(key, timestamp, node), timestamp, node, int(record.deleted),
+    return (_stored_token(key), key, digest(key, timestamp, node), timestamp, node, int(record.deleted),
             record.content_type, None if blob is not None else record.value, blob)
 
 
@@ -192,12 +197,12 @@ class SQLiteStore:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def get(self, key: str) -> Optional[Record]:
-        row = self._db.execute(_BY_KEY, (token(key) - _SHIFT, key)).fetchone()
+        row = self._db.execute(_BY_KEY, (_stored_token(key), key)).fetchone()
         return None if row is None else _record(row)
 
     def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
         with self._scanning:
-            rows = [self._scanner.execute(_BY_KEY, (token(key) - _SHIFT, key)).fetchone() for key in keys]
+            rows = [self._scanner.execute(_BY_KEY, (_stored_token(key), key)).fetchone() for key in keys]
         return [None if row is None else _record(row) for row in rows]
 
     def write(self, items: Iterable[tuple[str, Record]]) -> None:
@@ -216,7 +221,7 @@ class SQLiteStore:
         db.executemany(_UPSERT, [_row(key, r) for key, r in items if len(r.value) <= INLINE_BYTES])
         for key, record in items:
             if len(record.value) > INLINE_BYTES:
-                stored = db.execute(_STORED_VERSION, (token(key) - _SHIFT, key)).fetchone()
+                stored = db.execute(_STORED_VERSION, (_stored_token(key), key)).fetchone()
                 if stored is None or record.version > Version(*stored):
                     blob = db.execute("INSERT INTO blobs (value) VALUES (?)", (record.value,)).lastrowid
                     db.execute(_UPSERT, _row(key, record, blob))
@@ -227,7 +232,7 @@ class SQLiteStore:
             args: tuple = (limit,)
         else:
             query = "SELECT key FROM records WHERE (token, key) > (?, ?) AND NOT deleted ORDER BY token, key LIMIT ?"
-            args = (token(after) - _SHIFT, after, limit)
+            args = (_stored_token(after), after, limit)
         return [key for (key,) in self._db.execute(query, args)]
 
     def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
@@ -245,7 +250,7 @@ class SQLiteStore:
         with self._transaction() as db:
             cursor = db.executemany(
                 "DELETE FROM records WHERE token = ? AND key = ? AND timestamp = ? AND node = ?",
-                [(token(key) - _SHIFT, key, v.timestamp, v.node) for key, v in items],
+                [(_stored_token(key), key, v.timestamp, v.node) for key, v in items],
             )
             return cursor.rowcount
 

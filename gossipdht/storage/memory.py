@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from itertools import islice
 from typing import Iterable, Optional, Sequence
 
-from gossipdht.hashing import digest, token
+from gossipdht.hashing import digest
 from gossipdht.hlc import Version
 from gossipdht.storage import Record, TokenRange, ring_order
 
@@ -17,8 +18,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
         self._hints: dict[str, dict[str, Record]] = {}
-        self._sorted: Optional[list[tuple[int, str]]] = None  # live keys in ring order, built when listed
-        self._by_token: Optional[list[tuple[int, str]]] = None  # every key, built when ranges are asked
+        self._by_token: Optional[list[tuple[int, str]]] = None  # every key in ring order, built when asked
         self._max_timestamp = 0
 
     def get(self, key: str) -> Optional[Record]:
@@ -31,26 +31,26 @@ class MemoryStore:
         for key, record in items:
             old = self._records.get(key)
             if old is None or record.version > old.version:
-                if old is None or old.deleted != record.deleted:
-                    self._sorted = None
                 if old is None:
                     self._by_token = None
                 self._records[key] = record
                 self._max_timestamp = max(self._max_timestamp, record.version.timestamp)
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
-        if self._sorted is None:
-            self._sorted = sorted(ring_order(k) for k, r in self._records.items() if not r.deleted)
-        start = 0 if after is None else bisect_right(self._sorted, ring_order(after))
-        return [key for _, key in self._sorted[start : start + limit]]
+        ordered = self._ring_order()
+        start = 0 if after is None else bisect_right(ordered, ring_order(after))
+        live = (key for _, key in islice(ordered, start, None) if not self._records[key].deleted)
+        return list(islice(live, limit))
+
+    def _ring_order(self) -> list[tuple[int, str]]:
+        if self._by_token is None:
+            self._by_token = sorted(map(ring_order, self._records))
+        return self._by_token
 
     def _in_range(self, token_range: TokenRange) -> list[str]:
-        if self._by_token is None:
-            self._by_token = sorted((token(key), key) for key in self._records)
+        ordered = self._ring_order()
         low, high = token_range
-        start = bisect_left(self._by_token, (low,))
-        end = bisect_left(self._by_token, (high,))
-        return [key for _, key in self._by_token[start:end]]
+        return [key for _, key in ordered[bisect_left(ordered, (low,)) : bisect_left(ordered, (high,))]]
 
     def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
         answer = []
@@ -74,7 +74,7 @@ class MemoryStore:
                 del self._records[key]
                 removed += 1
         if removed:
-            self._sorted = self._by_token = None
+            self._by_token = None
         return removed
 
     def purge_tombstones(self, before: int) -> int:
@@ -115,4 +115,4 @@ class MemoryStore:
     def close(self) -> None:
         self._records.clear()
         self._hints.clear()
-        self._sorted = self._by_token = None
+        self._by_token = None

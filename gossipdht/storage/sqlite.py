@@ -89,11 +89,12 @@ ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)
 """
 
 _IN_RANGE = "token BETWEEN ? AND ?"
-_BY_KEY = """
+_ONE_KEY = "FROM records WHERE token = ? AND key = ?"
+_BY_KEY = f"""
 SELECT timestamp, node, deleted, content_type,
        CASE WHEN blob IS NULL THEN value ELSE (SELECT value FROM blobs WHERE id = records.blob) END
-FROM records WHERE token = ? AND key = ?"""
-_STORED_VERSION = "SELECT timestamp, node FROM records WHERE token = ? AND key = ?"
+{_ONE_KEY}"""
+_STORED_VERSION = f"SELECT timestamp, node {_ONE_KEY}"
 #: About 16 MB of WAL (pages of 4 KiB) before the writer finishes a checkpoint itself.
 WAL_FINISH_FRAMES = 4096
 

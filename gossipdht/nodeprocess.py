@@ -32,6 +32,20 @@ class NodeStartError(AssertionError):
     """A node did not come up; the message holds the tail of its log."""
 
 
+def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> int:
+    """SIGTERM the process and wait for it to exit; SIGKILL it after ``timeout``.
+
+    Returns the exit status (negative: killed by that signal)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    return process.returncode
+
+
 def free_port(host: str = HOST) -> int:
     """A port free for both TCP (the API) and UDP (gossip), never the same one twice
     in a process.
@@ -157,16 +171,7 @@ class NodeProcess:
         """SIGTERM the node and wait for a clean exit; SIGKILL it after ``timeout``.
 
         Returns the exit status (negative: killed by that signal)."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
+        return None if self.process is None else stop_process(self.process, timeout)
 
     def log(self, whole: bool = False) -> str:
         """The log of the latest start (or of every start), as text."""

@@ -1,16 +1,19 @@
-"""The pure parts of ``gossipdht.bench``: no wrk, no processes."""
+"""The pure parts of ``gossipdht.bench``, and its etcd scripts where etcd and wrk are installed."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+from contextlib import ExitStack
 
 import pytest
 
 import gossipdht.bench.__main__ as cli
+from gossipdht.bench import etcd
 from gossipdht.bench import (
-    SCRIPTS, Measurement, Row, Unavailable, aggregate, build_report, format_table, parse_loader, parse_wrk,
-    postal_data, postal_lines, prefixed_copy,
+    CONNECTIONS, SCRIPTS, Measurement, Row, Unavailable, aggregate, build_report, format_table, parse_loader, parse_wrk,
+    postal_data, postal_lines, prefixed_copy, run_wrk, start_etcd_preloaded,
 )
 
 WRK_OUTPUT = """\
@@ -55,7 +58,7 @@ def test_report_lua_prints_every_field_parse_wrk_reads():
     assert "'BENCH {" in lua
 
 
-@pytest.mark.parametrize("script", ["static.lua", "put.lua", "get.lua", "load.lua"])
+@pytest.mark.parametrize("script", ["static.lua", "put.lua", "get.lua", "load.lua", "etcd.lua"])
 def test_every_script_reports(script):
     assert 'report.lua")' in (SCRIPTS / script).read_text()
 
@@ -230,3 +233,31 @@ def test_without_wrk_the_command_says_so_and_exits_2(monkeypatch, capsys):
     monkeypatch.setattr(cli, "run", lambda *args: pytest.fail("ran without wrk"))
     assert cli.main(["--quick"]) == 2
     assert capsys.readouterr().err.strip() == "wrk not found: apt-get install wrk"
+
+
+# -- etcd, the reference ------------------------------------------------------------------------
+
+
+def test_without_etcd_its_rows_say_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(etcd, "etcd_path", lambda: None)
+    with ExitStack() as stack:
+        missing = start_etcd_preloaded(stack, tmp_path, 10)
+    assert isinstance(missing, Unavailable)
+    assert aggregate("etcd PUT", [missing]).note == "n/a: etcd not found: apt-get install etcd-server"
+
+
+@pytest.mark.skipif(etcd.etcd_path() is None or shutil.which("wrk") is None, reason="needs etcd and wrk")
+def test_etcd_lua_writes_and_reads_the_keys_python_encodes(tmp_path):
+    """etcd's gateway takes base64: the script's encoder must agree with Python's, or the
+    PUT row writes other keys and the GET row measures misses (answered 200 all the same)."""
+    with ExitStack() as stack:
+        port = start_etcd_preloaded(stack, tmp_path, 50)
+        assert not isinstance(port, Unavailable), port
+        assert etcd.value(port, "bench-pre-7") == f"{7:016x}"
+        url = f"http://127.0.0.1:{port}"
+        written = run_wrk(url, "etcd.lua", 1, ["put", "t-x"])
+        assert written.requests > 0 and written.errors == 0
+        # Keys t-x-2 on (wrk's first request() is a probe), and those still in flight at the end.
+        assert written.requests <= etcd.count(port, "t-x-") <= written.requests + CONNECTIONS
+        assert etcd.value(port, "t-x-2") == f"{2:08x}{2 * 2654435761 % 2**32:08x}"
+        assert run_wrk(url, "etcd.lua", 1, ["get", "50"]).errors == 0

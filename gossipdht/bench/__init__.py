@@ -3,7 +3,8 @@
 ``python -m gossipdht.bench`` (see ``__main__``) starts everything itself, measures each
 operation once per round, rounds interleaved so that a slow minute of the machine hurts
 every operation alike, and reports the median of the rounds, with the rate of a bare
-twisted.web server answering a constant (``A``) as the yardstick.  The ``wrk`` scripts
+twisted.web server answering a constant (``A``) as the yardstick, and etcd (``etcd``)
+beside it when it is installed.  The ``wrk`` scripts
 (``*.lua``) live next to this module; each prints one ``BENCH {json}`` line when done.
 """
 
@@ -27,8 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
+from gossipdht.bench import etcd
 from gossipdht.localcluster import join, peers, wait_for
-from gossipdht.nodeprocess import HOST, NodeProcess, free_port
+from gossipdht.nodeprocess import HOST, NodeProcess, free_port, stop_process
 
 SCRIPTS = Path(__file__).resolve().parent
 #: The shared data set, ``../shared/data`` from the repository root; generated when absent.
@@ -47,7 +49,9 @@ LOADER_LINE = re.compile(r"(\d+) keys in ([\d.]+) s")
 LOADER_FAILED = re.compile(r"(\d+) not stored")
 ERRORS_NOTE = f"! more than {ERROR_LIMIT:.0%} of the requests failed"
 UNITS_NOTE = (f"postal PUT: rows/s, one row per PUT, {POSTAL_THREADS} threads x {CONNECTIONS // POSTAL_THREADS} "
-              "connections on nodes 1, 2, 3, 1, cycling over the rows; postal load: keys/s as the loader reports them")
+              "connections on nodes 1, 2, 3, 1, cycling over the rows; postal load: keys/s as the loader reports them; "
+              "etcd: 3 members with etcd's defaults (a write fsynced by a quorum, linearizable reads), "
+              "driven through member 1 as PUT and GET are through node 1")
 
 
 class Unavailable(Exception):
@@ -203,7 +207,8 @@ def format_table(report: dict) -> str:
     meta = report["meta"]
     a = "n/a" if meta["A"] is None else f"{meta['A']:,.0f} req/s"
     lines = [
-        f"gossipdht benchmark {meta['date']}: {meta['cores']} cores, Python {meta['python']}, wrk {meta['wrk']}",
+        f"gossipdht benchmark {meta['date']}: {meta['cores']} cores, Python {meta['python']}, wrk {meta['wrk']}"
+        + (f", etcd {meta['etcd']}" if meta.get("etcd") else ""),
         f"{meta['rounds']} round(s) of {meta['seconds']} s per operation after {meta['warmup_seconds']} s of warm-up, "
         f"{meta['connections']} connections; medians over the rounds; A = {a}, {meta['A_is']}",
     ]
@@ -307,7 +312,7 @@ def start_baseline(stack: ExitStack, directory: Path) -> int:
     log = stack.enter_context(open(directory / "baseline.log", "wb"))
     process = subprocess.Popen([sys.executable, "-m", "gossipdht.bench.baseline", str(port)],
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    stack.callback(_end, process)
+    stack.callback(stop_process, process)
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -325,15 +330,6 @@ def _answers(port: int) -> bool:
         return False
     finally:
         connection.close()
-
-
-def _end(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def start_cluster(stack: ExitStack, directory: Path, replicas: int, count: int = 3) -> list[NodeProcess]:
@@ -381,8 +377,25 @@ def warmed(url: str, script: str, settings: Settings, round_: int,
     return run_wrk(url, script, settings.seconds, args(f"r{round_}"), threads, env)
 
 
+def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[int, Unavailable]:
+    """etcd's member 1 client port, its members holding the keys that ``preload`` writes;
+    or why etcd is not measured."""
+    if etcd.etcd_path() is None:
+        return Unavailable(etcd.INSTALL)
+    try:
+        _, port = etcd.start_etcd(stack, scratch, START_TIMEOUT, PRELOAD_BATCH)
+        for first in range(0, count, PRELOAD_BATCH):
+            etcd.put_many(port, [(f"bench-pre-{i}", f"{i:016x}") for i in range(first, min(first + PRELOAD_BATCH, count))])
+        if etcd.value(port, f"bench-pre-{count // 2}") != f"{count // 2:016x}":
+            raise etcd.EtcdError("a preloaded key does not read back")
+    except (etcd.EtcdError, OSError, http.client.HTTPException) as e:
+        return Unavailable(f"etcd: {e}")
+    return port
+
+
 def operations(settings: Settings, scratch: Path, baseline: int, cluster: Sequence[NodeProcess],
-               postal_cluster: Sequence[NodeProcess], postal: Path) -> list[Operation]:
+               postal_cluster: Sequence[NodeProcess], postal: Path,
+               etcd_port: Union[int, Unavailable]) -> list[Operation]:
     """The rows of the table, in order; the first one is A."""
     base = f"http://{HOST}:{baseline}"
     node1, postal1 = cluster[0], postal_cluster[0]
@@ -394,12 +407,30 @@ def operations(settings: Settings, scratch: Path, baseline: int, cluster: Sequen
     def load(round_: int) -> Measurement:
         return run_loader(prefixed_copy(postal, scratch / f"load-r{round_}.tsv", f"load-r{round_}-"), postal1)
 
+    def on_etcd(args: Callable[[str], list[str]], round_: int) -> Measurement:
+        if isinstance(etcd_port, Unavailable):
+            raise etcd_port
+        return warmed(f"http://{HOST}:{etcd_port}", "etcd.lua", settings, round_, args)
+
+    def etcd_put(round_: int) -> Measurement:
+        measured = on_etcd(lambda phase: ["put", f"etcd-{phase}"], round_)
+        try:
+            stored = etcd.count(etcd_port, f"etcd-r{round_}-")
+        except (etcd.EtcdError, OSError, http.client.HTTPException) as e:
+            raise Unavailable(f"etcd: {e}") from None
+        if stored < measured.requests - measured.errors:
+            raise Unavailable(f"etcd holds {stored} keys of the {measured.requests - measured.errors} written: "
+                              "etcd.lua encodes keys otherwise than Python")
+        return measured
+
     return [
         Operation("baseline GET", lambda r: warmed(f"{base}/", "static.lua", settings, r)),
         Operation("baseline PUT", lambda r: warmed(f"{base}/put/", "put.lua", settings, r, lambda p: [p])),
         Operation("PUT", lambda r: warmed(node1.url("/db/"), "put.lua", settings, r, lambda p: [f"bench-{p}"])),
         Operation("GET", lambda r: warmed(node1.url("/db/"), "get.lua", settings, r,
                                           lambda p: [str(settings.preload)])),
+        Operation("etcd PUT", etcd_put),
+        Operation("etcd GET", lambda r: on_etcd(lambda p: ["get", str(settings.preload)], r)),
         Operation("postal PUT (N=2)", lambda r: warmed(postal1.url("/"), "load.lua", settings, r, postal_args,
                                                       POSTAL_THREADS, postal_env)),
         Operation("postal load (N=2)", load),
@@ -431,7 +462,9 @@ def run(settings: Settings, scratch: Path, progress: Callable[[str], None] = lam
         postal_cluster = start_cluster(stack, scratch / "postal-cluster", replicas=2)
         progress(f"preloading {settings.preload:,} keys")
         preload(cluster, settings.preload)
-        ops = operations(settings, scratch, baseline, cluster, postal_cluster, postal)
+        progress(f"starting etcd, {etcd.MEMBERS} members, with the same keys")
+        etcd_port = start_etcd_preloaded(stack, scratch, settings.preload)
+        ops = operations(settings, scratch, baseline, cluster, postal_cluster, postal, etcd_port)
         rows = measure_rounds(ops, settings.rounds, progress)
     return build_report(rows, _meta(settings, postal))
 
@@ -442,6 +475,7 @@ def _meta(settings: Settings, postal: Path) -> dict:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "wrk": wrk_version(),
+        "etcd": etcd.etcd_version() if etcd.etcd_path() else None,
         "rounds": settings.rounds,
         "seconds": settings.seconds,
         "warmup_seconds": settings.warmup,

@@ -383,7 +383,7 @@ def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[i
     if etcd.etcd_path() is None:
         return Unavailable(etcd.INSTALL)
     try:
-        _, port = etcd.start_etcd(stack, scratch, START_TIMEOUT, PRELOAD_BATCH)
+        port = etcd.start_etcd(stack, scratch, START_TIMEOUT, PRELOAD_BATCH)
         for first in range(0, count, PRELOAD_BATCH):
             etcd.put_many(port, [(f"bench-pre-{i}", f"{i:016x}") for i in range(first, min(first + PRELOAD_BATCH, count))])
         if etcd.value(port, f"bench-pre-{count // 2}") != f"{count // 2:016x}":

@@ -40,8 +40,8 @@ def etcd_version() -> str:
     return match.group(1) if match else "unknown"
 
 
-def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: int) -> tuple[str, int]:
-    """``MEMBERS`` members, each stopped when ``stack`` closes; member 1's host and client port."""
+def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: int) -> int:
+    """``MEMBERS`` members on ``HOST``, each stopped when ``stack`` closes; member 1's client port."""
     ports = [(free_port(), free_port()) for _ in range(MEMBERS)]
     cluster = ",".join(f"m{i}=http://{HOST}:{peer}" for i, (_, peer) in enumerate(ports, 1))
     for i, (client, peer) in enumerate(ports, 1):
@@ -60,7 +60,7 @@ def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: i
         if time.monotonic() > deadline:
             raise EtcdError(f"etcd did not become healthy in {timeout:.0f} s; see {directory / 'etcd-m1.log'}")
         time.sleep(0.1)
-    return HOST, port
+    return port
 
 
 def _healthy(port: int) -> bool:

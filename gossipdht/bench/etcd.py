@@ -66,9 +66,9 @@ def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: i
 def _healthy(port: int) -> bool:
     try:
         status, body = _call(port, "GET", "/health", None)
-    except (OSError, http.client.HTTPException):
+        return status == 200 and json.loads(body).get("health") == "true"
+    except (OSError, http.client.HTTPException, ValueError):
         return False
-    return status == 200 and json.loads(body).get("health") == "true"
 
 
 def _call(port: int, method: str, path: str, message: Optional[dict], timeout: float = 60.0) -> tuple[int, bytes]:
@@ -82,32 +82,35 @@ def _call(port: int, method: str, path: str, message: Optional[dict], timeout: f
         connection.close()
 
 
+def _post(port: int, path: str, message: dict) -> dict:
+    """The JSON answer of a ``POST``; EtcdError for any status but 200."""
+    status, body = _call(port, "POST", path, message)
+    try:
+        if status == 200:
+            return json.loads(body)
+    except ValueError:
+        pass
+    raise EtcdError(f"{path} answered {status}: {body[:200]!r}")
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
 def put_many(port: int, items: Sequence[tuple[str, str]]) -> None:
     """The items in one transaction (at most ``max_txn_ops`` of them)."""
-    puts = [{"requestPut": {"key": _b64(key), "value": _b64(value)}} for key, value in items]
-    status, body = _call(port, "POST", "/v3/kv/txn", {"success": puts})
-    if status != 200:
-        raise EtcdError(f"a transaction of {len(items)} puts answered {status}: {body[:200]!r}")
+    _post(port, "/v3/kv/txn", {"success": [{"requestPut": {"key": _b64(key), "value": _b64(value)}}
+                                           for key, value in items]})
 
 
 def value(port: int, key: str) -> Optional[str]:
     """The value stored at ``key``, or None."""
-    status, body = _call(port, "POST", "/v3/kv/range", {"key": _b64(key)})
-    if status != 200:
-        raise EtcdError(f"a read answered {status}: {body[:200]!r}")
-    found = json.loads(body).get("kvs")
+    found = _post(port, "/v3/kv/range", {"key": _b64(key)}).get("kvs")
     return base64.b64decode(found[0]["value"]).decode() if found else None
 
 
 def count(port: int, prefix: str) -> int:
     """How many keys start with ``prefix``."""
     end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    status, body = _call(port, "POST", "/v3/kv/range",
-                         {"key": _b64(prefix), "range_end": _b64(end), "count_only": True})
-    if status != 200:
-        raise EtcdError(f"a count answered {status}: {body[:200]!r}")
-    return int(json.loads(body).get("count", 0))
+    return int(_post(port, "/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(end), "count_only": True})
+               .get("count", 0))

@@ -348,18 +348,29 @@ def start_cluster(stack: ExitStack, directory: Path, replicas: int, count: int =
     return nodes
 
 
+def preloaded(i: int) -> tuple[str, str]:
+    """The ``i``-th preloaded key and its value, which the ``GET`` rows read."""
+    return f"bench-pre-{i}", f"{i:016x}"
+
+
+def preload_batches(count: int, start: int = 0) -> list[list[tuple[str, str]]]:
+    """Preloaded keys ``start`` .. ``count - 1``, ``PRELOAD_BATCH`` to a batch."""
+    return [[preloaded(i) for i in range(first, min(first + PRELOAD_BATCH, count))]
+            for first in range(start, count, PRELOAD_BATCH)]
+
+
 def preload(nodes: Sequence[NodeProcess], count: int, start: int = 0) -> None:
     """Keys ``bench-pre-<start>`` .. ``bench-pre-<count - 1>`` through ``POST /db``, batches spread over the nodes."""
-    batches = [range(first, min(first + PRELOAD_BATCH, count)) for first in range(start, count, PRELOAD_BATCH)]
+    batches = preload_batches(count, start)
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(lambda i: _post_batch(nodes[i % len(nodes)], batches[i]), range(len(batches))))
-    status, _, _ = nodes[0].request("GET", f"/db/bench-pre-{count // 2}")
+    status, _, _ = nodes[0].request("GET", f"/db/{preloaded(count // 2)[0]}")
     if status != 200:
         raise RuntimeError(f"a preloaded key reads back {status}, not 200")
 
 
-def _post_batch(node: NodeProcess, keys: range) -> None:
-    body = "".join(f"bench-pre-{i}\t{i:016x}\n" for i in keys).encode()
+def _post_batch(node: NodeProcess, items: list[tuple[str, str]]) -> None:
+    body = "".join(f"{key}\t{value}\n" for key, value in items).encode()
     status, _, answer = node.request("POST", "/db", body, {"Content-Type": TSV}, timeout=120)
     if status != 200:
         raise RuntimeError(f"preloading through port {node.port}: {status} {answer[:300]!r}")
@@ -384,11 +395,12 @@ def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[i
         return Unavailable(etcd.INSTALL)
     try:
         port = etcd.start_etcd(stack, scratch, START_TIMEOUT, PRELOAD_BATCH)
-        for first in range(0, count, PRELOAD_BATCH):
-            etcd.put_many(port, [(f"bench-pre-{i}", f"{i:016x}") for i in range(first, min(first + PRELOAD_BATCH, count))])
-        if etcd.value(port, f"bench-pre-{count // 2}") != f"{count // 2:016x}":
+        for batch in preload_batches(count):
+            etcd.put_many(port, batch)
+        key, value = preloaded(count // 2)
+        if etcd.value(port, key) != value:
             raise etcd.EtcdError("a preloaded key does not read back")
-    except (etcd.EtcdError, OSError, http.client.HTTPException) as e:
+    except etcd.EtcdError as e:
         return Unavailable(f"etcd: {e}")
     return port
 
@@ -416,7 +428,7 @@ def operations(settings: Settings, scratch: Path, baseline: int, cluster: Sequen
         measured = on_etcd(lambda phase: ["put", f"etcd-{phase}"], round_)
         try:
             stored = etcd.count(etcd_port, f"etcd-r{round_}-")
-        except (etcd.EtcdError, OSError, http.client.HTTPException) as e:
+        except etcd.EtcdError as e:
             raise Unavailable(f"etcd: {e}") from None
         if stored < measured.requests - measured.errors:
             raise Unavailable(f"etcd holds {stored} keys of the {measured.requests - measured.errors} written: "

@@ -27,7 +27,7 @@ INSTALL = "etcd not found: apt-get install etcd-server"
 
 
 class EtcdError(Exception):
-    """etcd did not start or answered something else than expected."""
+    """etcd did not start, could not be reached, or answered something else than expected."""
 
 
 def etcd_path() -> Optional[str]:
@@ -67,17 +67,20 @@ def _healthy(port: int) -> bool:
     try:
         status, body = _call(port, "GET", "/health", None)
         return status == 200 and json.loads(body).get("health") == "true"
-    except (OSError, http.client.HTTPException, ValueError):
+    except (EtcdError, ValueError):
         return False
 
 
 def _call(port: int, method: str, path: str, message: Optional[dict], timeout: float = 60.0) -> tuple[int, bytes]:
+    """Status and body; EtcdError when etcd cannot be reached or breaks off."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         body = None if message is None else json.dumps(message).encode()
         connection.request(method, path, body, {"Content-Type": "application/json"})
         response = connection.getresponse()
         return response.status, response.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise EtcdError(f"{path}: {e}") from None
     finally:
         connection.close()
 

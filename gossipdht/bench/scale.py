@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from gossipdht.bench import (
-    Settings, Unavailable, aggregate, join, peers, preload, start_cluster, wait_for, warmed,
+    Settings, Unavailable, aggregate, join, peers, preload, preloaded, start_cluster, wait_for, warmed,
 )
 from gossipdht.nodeprocess import NodeProcess
 
@@ -78,7 +78,7 @@ class Reader(threading.Thread):
             i = (i * 7919 + 1) % self.stored
             started = time.monotonic()
             try:
-                status, _, _ = self.node.request("GET", f"/db/bench-pre-{i}", timeout=10)
+                status, _, _ = self.node.request("GET", f"/db/{preloaded(i)[0]}", timeout=10)
             except OSError:
                 status = None
             self.latencies.append(time.monotonic() - started)

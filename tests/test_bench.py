@@ -215,10 +215,11 @@ def test_scale_and_idle_are_separate_runs(capsys):
 def test_the_scale_report_reads_as_ratios():
     from gossipdht.bench.scale import format_scale
 
-    rate = lambda r: {"rate": r, "p50_ms": 5.0, "p99_ms": 20.0, "errors": 0}  # noqa: E731
+    rate = lambda r, p99=20.0: {"rate": r, "p50_ms": 5.0, "p99_ms": p99, "errors": 0}  # noqa: E731
     report = {
         "keys": [100, 1000], "drop": {"PUT": 0.25, "GET": -0.1},
-        "rates": {"100": {"PUT": rate(2000), "GET": rate(3000)}, "1000": {"PUT": rate(1500), "GET": rate(3300)}},
+        "rates": {"100": {"PUT": rate(2000), "GET": rate(3000)},
+                  "1000": {"PUT": rate(1500, p99=472.0), "GET": rate(3300)}},
         "fourth_node": {"replicas_before": 3000, "records_moved": 825, "ideal": 750.0, "moved_to_ideal": 1.1,
                         "seconds": 2.0, "join_answered_seconds": 1.5, "records_per_second": 412.5,
                         "keys_held": [750, 750, 750, 750],
@@ -226,6 +227,7 @@ def test_the_scale_report_reads_as_ratios():
     }
     text = format_scale(report)
     assert "-25%" in text and "+10%" in text and "1.10 x ideal" in text and "412 records/s" in text
+    assert re.search(r"p99 20 ms +1,500/s p99 472 ms", text)  # wide figures keep their columns apart
 
 
 def test_without_wrk_the_command_says_so_and_exits_2(monkeypatch, capsys):

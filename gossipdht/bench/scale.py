@@ -181,10 +181,10 @@ def idle(count: int, seconds: float, directory: Path, progress: Callable[[str], 
 def format_scale(report: dict) -> str:
     small, large = report["keys"]
     lines = ["single-key rates through one node of 3 (N=3, R=W=2) as the data grows:",
-             f"{'operation':10s}{f'{small:,} keys':>16s}{f'{large:,} keys':>18s}{'change':>9s}"]
+             f"{'operation':10s}{f'{small:,} keys':>18s} {f'{large:,} keys':>19s} {'change':>8s}"]
     for op in ("PUT", "GET"):
         a, b = report["rates"][str(small)][op], report["rates"][str(large)][op]
-        lines.append(f"{op:10s}{_rate(a):>16s}{_rate(b):>18s}{-report['drop'][op]:>+9.0%}")
+        lines.append(f"{op:10s}{_rate(a):>18s} {_rate(b):>19s} {-report['drop'][op]:>+8.0%}")
     added = report["fourth_node"]
     reads = added["reads_meanwhile"]
     lines += [

@@ -45,20 +45,30 @@ def moved(nodes: Sequence[NodeProcess]) -> int:
     return sum(s["keys_repaired"] + s["keys_handed_off"] for s in map(data_stats, nodes))
 
 
-def single_key_rates(node: NodeProcess, settings: Settings, stored: int, label: str) -> dict:
-    """PUT of new keys and GET of stored ones through ``node``: medians of the rounds."""
-    rows = {}
-    for name, script, args in (("PUT", "put.lua", lambda p: [f"scale-{label}-{p}"]),
-                               ("GET", "get.lua", lambda p: [str(stored)])):
-        results: list = []
-        for round_ in range(1, settings.rounds + 1):
-            try:
-                results.append(warmed(node.url("/db/"), script, settings, round_, args))
-            except Unavailable as e:
-                results.append(e)
-        row = aggregate(name, results)
-        rows[name] = {"rate": row.rate, "p50_ms": row.p50_ms, "p99_ms": row.p99_ms, "errors": row.errors}
-    return rows
+def single_key_rates(settings: Settings, clusters: Sequence[tuple[NodeProcess, int]]) -> list[dict]:
+    """PUT of new keys and GET of stored ones through each ``(node, keys stored)``:
+    medians of the rounds.  The clusters take turns within each round, in an order that
+    alternates, so that the machine's drift between rounds weighs on all of them alike."""
+    tests = (("PUT", "put.lua", lambda i, p: [f"scale-{i}-{p}"]),
+             ("GET", "get.lua", lambda i, p: [str(clusters[i][1])]))
+    results: list[dict[str, list]] = [{name: [] for name, _, _ in tests} for _ in clusters]
+    for round_ in range(1, settings.rounds + 1):
+        order = range(len(clusters)) if round_ % 2 else reversed(range(len(clusters)))
+        for i in order:
+            for name, script, args in tests:
+                try:
+                    results[i][name].append(warmed(clusters[i][0].url("/db/"), script, settings, round_,
+                                                   lambda p: args(i, p)))
+                except Unavailable as e:
+                    results[i][name].append(e)
+    rates = []
+    for by_name in results:
+        rows = {}
+        for name, rounds in by_name.items():
+            row = aggregate(name, rounds)
+            rows[name] = {"rate": row.rate, "p50_ms": row.p50_ms, "p99_ms": row.p99_ms, "errors": row.errors}
+        rates.append(rows)
+    return rates
 
 
 class Reader(threading.Thread):
@@ -123,21 +133,20 @@ def add_node(stack: ExitStack, nodes: list[NodeProcess], directory: Path, preloa
 
 def scale(settings: Settings, small: int, large: int, directory: Path,
           progress: Callable[[str], None]) -> dict:
-    """Single-key rates with ``small`` then ``large`` keys stored, then a fourth node."""
+    """Single-key rates of a cluster holding ``small`` keys against one holding ``large``
+    keys, measured side by side, then a fourth node joining the larger."""
     with ExitStack() as stack:
-        nodes = start_cluster(stack, directory / "scale-cluster", replicas=3)
-        progress(f"loading {small:,} keys")
-        preload(nodes, small)
-        wait_until_quiet(nodes)
-        progress(f"measuring with {small:,} keys")
-        at_small = single_key_rates(nodes[0], settings, small, "small")
-        progress(f"loading up to {large:,} keys")
-        preload(nodes, large, start=small)
-        wait_until_quiet(nodes)
-        progress(f"measuring with {large:,} keys")
-        at_large = single_key_rates(nodes[0], settings, large, "large")
-        progress("adding a fourth node")
-        added = add_node(stack, nodes, directory, large)
+        progress("starting two 3-node clusters")
+        smaller = start_cluster(stack, directory / "scale-small", replicas=3)
+        larger = start_cluster(stack, directory / "scale-large", replicas=3)
+        progress(f"loading {small:,} and {large:,} keys")
+        preload(smaller, small)
+        preload(larger, large)
+        wait_until_quiet(smaller + larger)
+        progress("measuring both, rounds interleaved")
+        at_small, at_large = single_key_rates(settings, [(smaller[0], small), (larger[0], large)])
+        progress("adding a fourth node to the larger")
+        added = add_node(stack, larger, directory / "scale-large", large)
     return {
         "keys": [small, large],
         "rates": {str(small): at_small, str(large): at_large},

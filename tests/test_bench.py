@@ -12,7 +12,7 @@ import pytest
 import gossipdht.bench.__main__ as cli
 from gossipdht.bench import etcd
 from gossipdht.bench import (
-    CONNECTIONS, SCRIPTS, Measurement, Row, Unavailable, aggregate, build_report, format_table, parse_loader, parse_wrk,
+    CONNECTIONS, SCRIPTS, Measurement, Row, Settings, Unavailable, aggregate, build_report, format_table, parse_loader, parse_wrk,
     postal_data, postal_lines, prefixed_copy, run_wrk, start_etcd_preloaded,
 )
 
@@ -228,6 +228,31 @@ def test_the_scale_report_reads_as_ratios():
     text = format_scale(report)
     assert "-25%" in text and "+10%" in text and "1.10 x ideal" in text and "412 records/s" in text
     assert re.search(r"p99 20 ms +1,500/s p99 472 ms", text)  # wide figures keep their columns apart
+
+
+def test_the_scale_rates_take_turns_between_the_clusters(monkeypatch):
+    from gossipdht.bench import scale
+
+    class Node:
+        def __init__(self, port):
+            self.port = port
+
+        def url(self, path):
+            return f"http://127.0.0.1:{self.port}{path}"
+
+    calls = []
+
+    def warmed(url, script, settings, round_, args):
+        calls.append((round_, url, script, args("r")))
+        return Measurement(requests=1000 if ":1/" in url else 700, seconds=1.0)
+
+    monkeypatch.setattr(scale, "warmed", warmed)
+    settings = Settings(rounds=3, seconds=1, warmup=1, preload=10, data=None)
+    small, large = scale.single_key_rates(settings, [(Node(1), 100), (Node(2), 1000)])
+    ports = [(round_, url.split(":")[2][0]) for round_, url, script, _ in calls if script == "put.lua"]
+    assert ports == [(1, "1"), (1, "2"), (2, "2"), (2, "1"), (3, "1"), (3, "2")]
+    assert ("get.lua", ["1000"]) in [(script, args) for _, url, script, args in calls if ":2/" in url]
+    assert (small["PUT"]["rate"], large["GET"]["rate"]) == (1000, 700)
 
 
 def test_without_wrk_the_command_says_so_and_exits_2(monkeypatch, capsys):

@@ -353,15 +353,15 @@ def preloaded(i: int) -> tuple[str, str]:
     return f"bench-pre-{i}", f"{i:016x}"
 
 
-def preload_batches(count: int, start: int = 0) -> list[list[tuple[str, str]]]:
-    """Preloaded keys ``start`` .. ``count - 1``, ``PRELOAD_BATCH`` to a batch."""
+def preload_batches(count: int) -> list[list[tuple[str, str]]]:
+    """Preloaded keys 0 .. ``count - 1``, ``PRELOAD_BATCH`` to a batch."""
     return [[preloaded(i) for i in range(first, min(first + PRELOAD_BATCH, count))]
-            for first in range(start, count, PRELOAD_BATCH)]
+            for first in range(0, count, PRELOAD_BATCH)]
 
 
-def preload(nodes: Sequence[NodeProcess], count: int, start: int = 0) -> None:
-    """Keys ``bench-pre-<start>`` .. ``bench-pre-<count - 1>`` through ``POST /db``, batches spread over the nodes."""
-    batches = preload_batches(count, start)
+def preload(nodes: Sequence[NodeProcess], count: int) -> None:
+    """Keys ``bench-pre-0`` .. ``bench-pre-<count - 1>`` through ``POST /db``, batches spread over the nodes."""
+    batches = preload_batches(count)
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(lambda i: _post_batch(nodes[i % len(nodes)], batches[i]), range(len(batches))))
     status, _, _ = nodes[0].request("GET", f"/db/{preloaded(count // 2)[0]}")

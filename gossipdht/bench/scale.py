@@ -12,11 +12,12 @@ import statistics
 import threading
 import time
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from gossipdht.bench import (
-    Settings, Unavailable, aggregate, join, peers, preload, preloaded, start_cluster, wait_for, warmed,
+    Row, Settings, Unavailable, aggregate, join, peers, preload, preloaded, start_cluster, wait_for, warmed,
 )
 from gossipdht.nodeprocess import NodeProcess
 
@@ -49,26 +50,22 @@ def single_key_rates(settings: Settings, clusters: Sequence[tuple[NodeProcess, i
     """PUT of new keys and GET of stored ones through each ``(node, keys stored)``:
     medians of the rounds.  The clusters take turns within each round, in an order that
     alternates, so that the machine's drift between rounds weighs on all of them alike."""
-    tests = (("PUT", "put.lua", lambda i, p: [f"scale-{i}-{p}"]),
-             ("GET", "get.lua", lambda i, p: [str(clusters[i][1])]))
+    tests = (("PUT", "put.lua", lambda i, phase: [f"scale-{i}-{phase}"]),
+             ("GET", "get.lua", lambda i, phase: [str(clusters[i][1])]))
     results: list[dict[str, list]] = [{name: [] for name, _, _ in tests} for _ in clusters]
     for round_ in range(1, settings.rounds + 1):
-        order = range(len(clusters)) if round_ % 2 else reversed(range(len(clusters)))
-        for i in order:
+        for i in range(len(clusters)) if round_ % 2 else reversed(range(len(clusters))):
             for name, script, args in tests:
                 try:
-                    results[i][name].append(warmed(clusters[i][0].url("/db/"), script, settings, round_,
-                                                   lambda p: args(i, p)))
+                    measured = warmed(clusters[i][0].url("/db/"), script, settings, round_, partial(args, i))
                 except Unavailable as e:
-                    results[i][name].append(e)
-    rates = []
-    for by_name in results:
-        rows = {}
-        for name, rounds in by_name.items():
-            row = aggregate(name, rounds)
-            rows[name] = {"rate": row.rate, "p50_ms": row.p50_ms, "p99_ms": row.p99_ms, "errors": row.errors}
-        rates.append(rows)
-    return rates
+                    measured = e
+                results[i][name].append(measured)
+    return [{name: _summary(aggregate(name, rounds)) for name, rounds in by_name.items()} for by_name in results]
+
+
+def _summary(row: Row) -> dict:
+    return {"rate": row.rate, "p50_ms": row.p50_ms, "p99_ms": row.p99_ms, "errors": row.errors}
 
 
 class Reader(threading.Thread):

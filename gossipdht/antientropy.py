@@ -6,12 +6,18 @@ digests end the comparison; a differing range is cut into ``FANOUT`` equal parts
 compared again, a Merkle tree built on demand, until it holds at most ``LEAF_KEYS``
 keys.  For those leaves the two sides compare versions key by key, then the newer
 records travel: pushed to the peer, and pulled from it when ``pull`` is set.
+
+With ``before``, both sides leave out the records whose timestamps are not below it:
+writes still on their way to their replicas.  Under a steady load of new keys every
+range differs by those otherwise, and a comparison runs down to every leaf and every
+version (at 1,000,000 keys the single-key ``PUT`` rate fell by a third for as long as
+the rounds ran).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from gossipdht.replica import LocalReplica, Replica
 from gossipdht.storage import TokenRange
@@ -38,15 +44,15 @@ def split(token_range: TokenRange) -> list[TokenRange]:
     return list(zip(bounds, bounds[1:]))
 
 
-async def differing_leaves(local: LocalReplica, remote: Replica,
-                           ranges: Sequence[TokenRange]) -> list[tuple[TokenRange, int]]:
+async def differing_leaves(local: LocalReplica, remote: Replica, ranges: Sequence[TokenRange],
+                           before: Optional[int] = None) -> list[tuple[TokenRange, int]]:
     """The smallest ranges whose digests differ, each with the larger side's key count."""
     leaves = []
     pending = list(ranges)
     while pending:
         batch, pending = pending[:RANGES_PER_REQUEST], pending[RANGES_PER_REQUEST:]
-        mine = await local.digests(batch)
-        theirs = await remote.digests(batch)
+        mine = await local.digests(batch, before)
+        theirs = await remote.digests(batch, before)
         for token_range, a, b in zip(batch, mine, theirs):
             if a == b:
                 continue
@@ -60,32 +66,33 @@ async def differing_leaves(local: LocalReplica, remote: Replica,
 
 
 async def exchange(local: LocalReplica, remote: Replica, ranges: Sequence[TokenRange],
-                   push: bool, pull: bool) -> Repaired:
+                   push: bool, pull: bool, before: Optional[int] = None) -> Repaired:
     """Make ``remote`` hold at least what ``local`` holds in the ranges when ``push``,
-    and the converse when ``pull``; returns how many records travelled each way."""
+    and the converse when ``pull``, for the records below ``before`` when given;
+    returns how many records travelled each way."""
     repaired = Repaired()
-    leaves = await differing_leaves(local, remote, ranges)
+    leaves = await differing_leaves(local, remote, ranges, before)
     step: list[TokenRange] = []
     size = 0
     for index, (leaf, count) in enumerate(leaves):
         step.append(leaf)
         size += count
         if size >= KEYS_PER_STEP or index == len(leaves) - 1:
-            await _repair(local, remote, step, push, pull, repaired)
+            await _repair(local, remote, step, push, pull, before, repaired)
             step, size = [], 0
     return repaired
 
 
 async def _repair(local: LocalReplica, remote: Replica, leaves: list[TokenRange], push: bool, pull: bool,
-                  repaired: Repaired) -> None:
+                  before: Optional[int], repaired: Repaired) -> None:
     # The leaves were found while writes may have been landing: what has converged
     # since costs two digests here instead of a comparison of every version.
-    mine_now, theirs_now = await local.digests(leaves), await remote.digests(leaves)
+    mine_now, theirs_now = await local.digests(leaves, before), await remote.digests(leaves, before)
     leaves = [leaf for leaf, a, b in zip(leaves, mine_now, theirs_now) if a != b]
     if not leaves:
         return
-    mine = dict(await local.versions(leaves))
-    theirs = dict(await remote.versions(leaves))
+    mine = dict(await local.versions(leaves, before))
+    theirs = dict(await remote.versions(leaves, before))
     newer = [key for key, version in mine.items() if key not in theirs or theirs[key] < version] if push else []
     if newer:
         records = await local.read(newer)

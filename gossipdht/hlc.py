@@ -14,6 +14,11 @@ COUNTER_BITS = 16
 COUNTER_MASK = (1 << COUNTER_BITS) - 1
 
 
+def timestamp_at(seconds: float) -> int:
+    """The lowest timestamp of a wall-clock time, in seconds since the epoch."""
+    return int(seconds * 1000) << COUNTER_BITS
+
+
 class Version(NamedTuple):
     """The version of a record: compared as (timestamp, node)."""
 
@@ -39,7 +44,7 @@ class HybridLogicalClock:
 
     def now(self) -> int:
         """A timestamp greater than every one issued or observed before."""
-        physical = int(self._wall() * 1000) << COUNTER_BITS
+        physical = timestamp_at(self._wall())
         self._last = max(physical, self._last + 1)
         return self._last
 

@@ -11,6 +11,10 @@ A round, run by each node for itself:
   range's owners and drops its copy once all of them acknowledged it;
 - it purges the tombstones older than the grace period.
 
+A round after a membership change compares every record.  Periodic rounds leave out
+the writes of the last ``IN_FLIGHT_SECONDS``, which the next round compares: under a
+steady load of new keys, the replicas always differ by the writes in flight.
+
 Rounds never overlap.  ``settle`` runs rounds until one completes without failures on
 an unchanged ring: ``POST /dht/join`` answers only then.  ``hand_off`` pushes all of this
 node's data to the owners of a ring without it: ``/dht/leave`` does that first.
@@ -26,7 +30,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from gossipdht.antientropy import exchange
-from gossipdht.hlc import COUNTER_BITS
+from gossipdht.hlc import timestamp_at
 from gossipdht.peer import PeerError
 from gossipdht.replica import Replicas
 from gossipdht.ring import Ring
@@ -38,6 +42,9 @@ DEBOUNCE_SECONDS = 0.2
 RETRY_SECONDS = 1.0
 #: Keys handed off between two drops, which bounds the versions kept in memory.
 HANDOFF_STEP = 50_000
+#: Writes this recent may still be on their way to their replicas (a write to a replica
+#: answers or fails within ``REQUEST_SECONDS``, 2 s): periodic rounds leave them out.
+IN_FLIGHT_SECONDS = 5.0
 
 
 def merged(ranges: Sequence[TokenRange]) -> list[TokenRange]:
@@ -67,6 +74,8 @@ class Rebalancer:
         self._grace = tombstone_grace
         self._lock = DeferredLock()
         self._call: Optional[IDelayedCall] = None
+        #: Whether the ring changed since the last round that completed.
+        self._ring_changed = True
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -79,6 +88,7 @@ class Rebalancer:
         self._call = None
 
     def ring_changed(self) -> None:
+        self._ring_changed = True
         self._schedule(DEBOUNCE_SECONDS)
 
     def _schedule(self, delay: float) -> None:
@@ -117,6 +127,8 @@ class Rebalancer:
     async def _round(self) -> bool:
         self._stats.rebalance_rounds += 1
         self._purge_tombstones()
+        full, self._ring_changed = self._ring_changed, False
+        before = None if full else timestamp_at(self._reactor.seconds() - IN_FLIGHT_SECONDS)
         ring = self._ring()
         if self.name not in ring.members:
             # Leaving: ``hand_off`` gave everything to the others already, and once alone
@@ -137,12 +149,14 @@ class Rebalancer:
         for peer, ranges in shared.items():
             # Pulls walk the ring backwards while handoffs walk it forwards: when a node
             # joins, the two meet once instead of moving the same records side by side.
-            complete &= await self._exchange(peer, merged(ranges)[::-1])
+            complete &= await self._exchange(peer, merged(ranges)[::-1], before)
+        self._ring_changed |= full and not complete
         return complete
 
-    async def _exchange(self, peer: str, ranges: list[TokenRange]) -> bool:
+    async def _exchange(self, peer: str, ranges: list[TokenRange], before: Optional[int]) -> bool:
         try:
-            repaired = await exchange(self._replicas.local, self._replicas[peer], ranges, push=False, pull=True)
+            repaired = await exchange(self._replicas.local, self._replicas[peer], ranges, push=False, pull=True,
+                                      before=before)
         except PeerError as e:
             self._stats.anti_entropy_failures += 1
             self.log.debug("anti-entropy with {peer} failed: {error}", peer=peer, error=e)
@@ -195,6 +209,6 @@ class Rebalancer:
         return complete
 
     def _purge_tombstones(self) -> None:
-        cutoff = int((self._reactor.seconds() - self._grace) * 1000) << COUNTER_BITS
+        cutoff = timestamp_at(self._reactor.seconds() - self._grace)
         if cutoff > 0:
             self._stats.tombstones_purged += self._store.purge_tombstones(cutoff)

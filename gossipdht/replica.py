@@ -21,8 +21,8 @@ from gossipdht.rpc import Handler, RpcClient
 from gossipdht.stats import DataStats
 from gossipdht.storage import Record, Store, TokenRange
 from gossipdht.transfer import (
-    BadMessage, Write, pack_digests, pack_keys, pack_ranges, pack_records, pack_versions, pack_writes,
-    unpack_digests, unpack_keys, unpack_ranges, unpack_records, unpack_versions, unpack_writes,
+    BadMessage, Write, pack_digests, pack_keys, pack_scan, pack_records, pack_versions, pack_writes,
+    unpack_digests, unpack_keys, unpack_scan, unpack_records, unpack_versions, unpack_writes,
 )
 
 #: Keys or records in one request between nodes.
@@ -88,11 +88,12 @@ class LocalReplica:
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
         return self._scan(self.store.get_many, keys)
 
-    def digests(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[int, int]]]:
-        return self._scan(self.store.digests, ranges)
+    def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
+        return self._scan(self.store.digests, ranges, before)
 
-    def versions(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[str, Version]]]:
-        return self._scan(self.store.versions, ranges)
+    def versions(self, ranges: Sequence[TokenRange],
+                 before: Optional[int] = None) -> Deferred[list[tuple[str, Version]]]:
+        return self._scan(self.store.versions, ranges, before)
 
 
 class RemoteReplica:
@@ -150,15 +151,16 @@ class RemoteReplica:
             records += await self._read(keys[start : start + BATCH_ITEMS], BULK_SECONDS)
         return records
 
-    def digests(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[int, int]]]:
+    def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
         async def ask():
-            body = await self._call("digests", pack_ranges(ranges), BULK_SECONDS)
+            body = await self._call("digests", pack_scan(ranges, before), BULK_SECONDS)
             return _checked(unpack_digests, body, len(ranges))
         return ensureDeferred(ask())
 
-    def versions(self, ranges: Sequence[TokenRange]) -> Deferred[list[tuple[str, Version]]]:
+    def versions(self, ranges: Sequence[TokenRange],
+                 before: Optional[int] = None) -> Deferred[list[tuple[str, Version]]]:
         async def ask():
-            return _checked(unpack_versions, await self._call("versions", pack_ranges(ranges), BULK_SECONDS))
+            return _checked(unpack_versions, await self._call("versions", pack_scan(ranges, before), BULK_SECONDS))
         return ensureDeferred(ask())
 
 
@@ -179,8 +181,8 @@ def handlers(local: LocalReplica) -> dict[str, Handler]:
     return {
         "write": write,
         "read": read,
-        "digests": lambda body: local.digests(unpack_ranges(body)).addCallback(pack_digests),
-        "versions": lambda body: local.versions(unpack_ranges(body)).addCallback(pack_versions),
+        "digests": lambda body: local.digests(*unpack_scan(body)).addCallback(pack_digests),
+        "versions": lambda body: local.versions(*unpack_scan(body)).addCallback(pack_versions),
     }
 
 

@@ -85,19 +85,25 @@ def unpack_records(body: bytes) -> list[Optional[tuple[str, Record]]]:
     return [None if item is None else _record_fields(item) for item in _list(_unpack(body), "the body")]
 
 
-def pack_ranges(ranges: Sequence[TokenRange]) -> bytes:
-    """As ``[low, last]`` with ``last = high - 1``: 2**64 does not fit msgpack's integers."""
-    return msgpack.packb([[low, high - 1] for low, high in ranges], use_bin_type=True)
+def pack_scan(ranges: Sequence[TokenRange], before: Optional[int]) -> bytes:
+    """What a digest or version scan covers, as ``[before, [[low, last], ...]]``: ranges
+    with ``last = high - 1`` (2**64 does not fit msgpack's integers), and the timestamp
+    the records must be below, nil for all of them."""
+    return msgpack.packb([before, [[low, high - 1] for low, high in ranges]], use_bin_type=True)
 
 
-def unpack_ranges(body: bytes) -> list[TokenRange]:
+def unpack_scan(body: bytes) -> tuple[list[TokenRange], Optional[int]]:
+    message = _unpack(body)
+    if not (isinstance(message, list) and len(message) == 2
+            and (message[0] is None or isinstance(message[0], int) and 0 <= message[0] < RING_SIZE)):
+        raise BadMessage("a scan is not [before, ranges] with before nil or a timestamp")
     ranges = []
-    for item in _list(_unpack(body), "the body"):
+    for item in _list(message[1], "the ranges"):
         if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, int) for x in item)
                 and 0 <= item[0] <= item[1] < RING_SIZE):
             raise BadMessage("a range is not [low, last] with 0 <= low <= last < 2**64")
         ranges.append((item[0], item[1] + 1))
-    return ranges
+    return ranges, message[0]
 
 
 def pack_digests(digests: Sequence[tuple[int, int]]) -> bytes:

@@ -116,5 +116,20 @@ def test_leaves_that_converged_since_they_were_found_cost_no_version_comparison(
     for side in (a, b):
         side.versions = lambda ranges, side=side: compared.append(side.name) or LocalReplica.versions(side, ranges)
     repaired = antientropy.Repaired()
-    run(antientropy._repair(a, b, leaves, True, True, repaired))
+    run(antientropy._repair(a, b, leaves, True, True, None, repaired))
     assert compared == [] and (repaired.pushed, repaired.pulled) == (0, 0)
+
+
+def test_records_from_the_bound_on_are_left_out_and_older_ones_still_travel():
+    a, b = replica("a"), replica("b")
+    items = [(f"k{i}", rec(10)) for i in range(3000)]
+    a.store.write(items)
+    b.store.write(items)
+    a.store.write([(f"a-in-flight{i}", rec(100 + i)) for i in range(50)])
+    b.store.write([("b-in-flight", rec(100))])
+    assert run(differing_leaves(a, b, WHOLE, before=100)) == []
+    assert len(run(differing_leaves(a, b, WHOLE))) > 1
+    b.store.write([("missed", rec(99))])
+    repaired = run(exchange(a, b, WHOLE, push=True, pull=True, before=100))
+    assert (repaired.pushed, repaired.pulled) == (0, 1)
+    assert a.store.get("missed") and a.store.get("b-in-flight") is None and b.store.get("a-in-flight0") is None

@@ -4,8 +4,9 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
 from gossipdht.committer import GroupCommitter
-from gossipdht.hlc import HybridLogicalClock, Version
-from gossipdht.rebalance import Rebalancer
+from gossipdht.hlc import HybridLogicalClock, Version, timestamp_at
+from gossipdht.peer import PeerError
+from gossipdht.rebalance import IN_FLIGHT_SECONDS, Rebalancer
 from gossipdht.replica import LocalReplica
 from gossipdht.ring import Ring
 from gossipdht.stats import DataStats
@@ -68,3 +69,52 @@ def test_a_node_outside_its_own_ring_keeps_everything():
     replicas["a"].store.write([(k, Record(Version(1, "a"), b"v", "t")) for k in keys])
     assert round_on(Ring("bc"), clock, replicas).result is True  # "a" is leaving
     assert held(replicas["a"]) == set(keys)
+
+
+class Failing(LocalReplica):
+    """A co-replica whose scans fail while ``down``."""
+
+    down = False
+
+    def digests(self, *args):
+        if self.down:
+            raise PeerError("down")
+        return super().digests(*args)
+
+
+def test_periodic_rounds_leave_the_writes_in_flight_to_the_next_and_a_new_ring_compares_all():
+    clock, replicas = cluster("ab")
+    b = replicas["b"]
+    replicas["b"] = Failing("b", b.store, GroupCommitter(b.store, clock), HybridLogicalClock(clock.seconds),
+                            DataStats())
+    clock.advance(1_000_000)
+    ring = Ring("ab")
+    rebalancer = Rebalancer("a", lambda: ring, As("a", replicas), 2, clock, DataStats(), 30, 86400)
+
+    def round_():
+        d = ensureDeferred(rebalancer.run_round())
+        clock.advance(0)
+        return d.result
+
+    def write_to_b(key, seconds_ago):
+        replicas["b"].store.write([(key, Record(Version(timestamp_at(clock.seconds() - seconds_ago), "b"), b"v", "t"))])
+
+    assert round_() is True  # the first round of a node compares everything
+    write_to_b("settled", IN_FLIGHT_SECONDS + 1)
+    write_to_b("in flight", 0)
+    assert round_() is True
+    assert held(replicas["a"]) == {"settled"}
+    clock.advance(IN_FLIGHT_SECONDS + 1)
+    assert round_() is True
+    assert held(replicas["a"]) == {"settled", "in flight"}
+
+    write_to_b("before the change", 0)
+    rebalancer.ring_changed()
+    replicas["b"].down = True
+    assert round_() is False
+    replicas["b"].down = False
+    assert round_() is True  # the round after a failed one still compares everything
+    assert "before the change" in held(replicas["a"])
+    write_to_b("after", 0)
+    assert round_() is True
+    assert "after" not in held(replicas["a"])

@@ -41,7 +41,9 @@ async def refused(call) -> PeerError:
     ("write", msgpack.packb([["k", 1, "n", False, "t"]])),  # a field short
     ("write", msgpack.packb([["k", -1, "n", False, "t", b"v"]])),
     ("read", msgpack.packb([1, 2])),
-    ("digests", msgpack.packb([[5, 1]])),
+    ("digests", msgpack.packb([None, [[5, 1]]])),
+    ("digests", msgpack.packb([[0, 1]])),  # ranges without the bound
+    ("versions", msgpack.packb([-1, [[0, 1]]])),
     ("versions", msgpack.packb({"a": 1})),
 ])
 async def test_malformed_calls_are_400_and_change_nothing(node, http, rpc, method, body):
@@ -127,3 +129,15 @@ async def test_a_read_of_many_keys_is_a_scan_cut_the_same_way(node, rpc, monkeyp
     records = await RemoteReplica("peer", address(node), rpc, None).read(keys)
     assert all(r is not None and r.value == b"x" * 1000 for r in records) and len(records) == 300
     assert len(calls) == 3  # 100 values an answer
+
+
+@pytest_twisted.ensureDeferred
+async def test_scans_with_a_bound_leave_out_the_newer_records_across_the_wire(node, rpc):
+    from gossipdht.hashing import RING_SIZE
+
+    whole = [(0, RING_SIZE)]
+    node.store.write([("old", Record(Version(10, "n"), b"v", "t")), ("new", Record(Version(20, "n"), b"v", "t"))])
+    replica = RemoteReplica("peer", address(node), rpc, None)
+    assert await replica.versions(whole, 20) == [("old", Version(10, "n"))]
+    assert await replica.digests(whole, 20) == node.store.digests(whole, 20)
+    assert (await replica.digests(whole))[0][0] == 2

@@ -62,6 +62,18 @@ def test_keys_page_in_ring_order(store):
     assert all(len(p) <= 2 for p in pages)
 
 
+def test_scans_with_a_bound_leave_out_the_records_from_it_on(store):
+    from gossipdht.hashing import RING_SIZE, digest
+
+    whole = [(0, RING_SIZE)]
+    store.write([("old", rec(10)), ("edge", rec(20)), ("new", rec(30, deleted=True))])
+    assert store.versions(whole, 20) == [("old", Version(10, "n"))]
+    assert store.digests(whole, 20) == [(1, digest("old", 10, "n"))]
+    assert sorted(store.versions(whole)) == [("edge", Version(20, "n")), ("new", Version(30, "n")),
+                                             ("old", Version(10, "n"))]
+    assert store.digests(whole)[0][0] == 3
+
+
 def test_max_timestamp(store):
     assert store.max_timestamp() == 0
     store.write([("a", rec(9)), ("b", rec(4))])

@@ -53,11 +53,13 @@ class Store(Protocol):
         """Up to ``limit`` live keys in ``ring_order``, starting after ``after``: the
         order the records are stored in, as Cassandra lists them."""
 
-    def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
-        """(count, sum of version digests) of the records in each range, tombstones included."""
+    def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[int, int]]:
+        """(count, sum of version digests) of the records in each range, tombstones included;
+        only those with a timestamp below ``before`` when it is given."""
 
-    def versions(self, ranges: Sequence[TokenRange]) -> list[tuple[str, Version]]:
-        """Every record's key and version in the ranges, tombstones included."""
+    def versions(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[str, Version]]:
+        """Every record's key and version in the ranges, tombstones included; only those
+        with a timestamp below ``before`` when it is given."""
 
     def remove(self, items: Iterable[tuple[str, Version]]) -> int:
         """Forget each key whose record still has exactly that version; how many went."""

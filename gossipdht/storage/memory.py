@@ -52,19 +52,16 @@ class MemoryStore:
         low, high = token_range
         return [key for _, key in ordered[bisect_left(ordered, (low,)) : bisect_left(ordered, (high,))]]
 
-    def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
+    def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[int, int]]:
         answer = []
         for token_range in ranges:
-            keys = self._in_range(token_range)
-            total = 0
-            for key in keys:
-                version = self._records[key].version
-                total += digest(key, version.timestamp, version.node)
-            answer.append((len(keys), total))
+            versions = self.versions([token_range], before)
+            answer.append((len(versions), sum(digest(key, v.timestamp, v.node) for key, v in versions)))
         return answer
 
-    def versions(self, ranges: Sequence[TokenRange]) -> list[tuple[str, Version]]:
-        return [(key, self._records[key].version) for r in ranges for key in self._in_range(r)]
+    def versions(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[str, Version]]:
+        found = [(key, self._records[key].version) for r in ranges for key in self._in_range(r)]
+        return found if before is None else [(key, v) for key, v in found if v.timestamp < before]
 
     def remove(self, items: Iterable[tuple[str, Version]]) -> int:
         removed = 0

@@ -18,6 +18,8 @@ from gossipdht.hlc import Version
 from gossipdht.storage import Record, TokenRange
 
 _SHIFT = 1 << 63
+#: Above every timestamp (they take 64 bits, and SQLite's integers are signed).
+_NO_TIMESTAMP_ABOVE = (1 << 63) - 1
 
 # One B-tree holds the records, in ring order: a write touches one random page, where a
 # table with a key index and a token index touched three; at 1,000,000 keys a row in
@@ -88,7 +90,7 @@ INSERT INTO meta (name, value) VALUES ('max_timestamp', ?)
 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)
 """
 
-_IN_RANGE = "token BETWEEN ? AND ?"
+_IN_RANGE_BEFORE = "token BETWEEN ? AND ? AND timestamp < ?"
 _ONE_KEY = "FROM records WHERE token = ? AND key = ?"
 _BY_KEY = f"""
 SELECT timestamp, node, deleted, content_type,
@@ -114,6 +116,10 @@ def _stored_token(key: str) -> int:
 def _bounds(token_range: TokenRange) -> tuple[int, int]:
     low, high = token_range
     return low - _SHIFT, high - 1 - _SHIFT
+
+
+def _scan_bounds(token_range: TokenRange, before: Optional[int]) -> tuple[int, int, int]:
+    return *_bounds(token_range), _NO_TIMESTAMP_ABOVE if before is None else before
 
 
 def _row(key: str, record: Record, blob: Optional[int] = None) -> tuple:
@@ -241,16 +247,16 @@ class SQLiteStore:
             args = (_stored_token(after), after, limit)
         return [key for (key,) in self._db.execute(query, args)]
 
-    def digests(self, ranges: Sequence[TokenRange]) -> list[tuple[int, int]]:
-        query = f"SELECT count(*), coalesce(sum(digest), 0) FROM records WHERE {_IN_RANGE}"
+    def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[int, int]]:
+        query = f"SELECT count(*), coalesce(sum(digest), 0) FROM records WHERE {_IN_RANGE_BEFORE}"
         with self._scanning:
-            return [tuple(self._scanner.execute(query, _bounds(r)).fetchone()) for r in ranges]
+            return [tuple(self._scanner.execute(query, _scan_bounds(r, before)).fetchone()) for r in ranges]
 
-    def versions(self, ranges: Sequence[TokenRange]) -> list[tuple[str, Version]]:
-        query = f"SELECT key, timestamp, node FROM records WHERE {_IN_RANGE}"
+    def versions(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[str, Version]]:
+        query = f"SELECT key, timestamp, node FROM records WHERE {_IN_RANGE_BEFORE}"
         with self._scanning:
             return [(key, Version(ts, node)) for r in ranges
-                    for key, ts, node in self._scanner.execute(query, _bounds(r))]
+                    for key, ts, node in self._scanner.execute(query, _scan_bounds(r, before))]
 
     def remove(self, items: Iterable[tuple[str, Version]]) -> int:
         with self._transaction() as db:

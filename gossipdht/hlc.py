@@ -12,6 +12,9 @@ from typing import Callable, NamedTuple
 
 COUNTER_BITS = 16
 COUNTER_MASK = (1 << COUNTER_BITS) - 1
+#: Timestamps are below this: they fit SQLite's signed 64-bit integers, whose largest
+#: value stays free to mean "after every timestamp".
+TIMESTAMP_LIMIT = (1 << 63) - 1
 
 
 def timestamp_at(seconds: float) -> int:

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 import msgpack
 
 from gossipdht.hashing import RING_SIZE
-from gossipdht.hlc import Version
+from gossipdht.hlc import TIMESTAMP_LIMIT, Version
 from gossipdht.storage import Record, TokenRange
 
 #: A record sent to a replica, with the name of the node it is kept for when it is a hint.
@@ -39,7 +39,7 @@ def _record_fields(item: Any) -> tuple[str, Record]:
     if not (isinstance(item, list) and len(item) >= 6):
         raise BadMessage("a record is not a list of 6 fields")
     key, timestamp, node, deleted, content_type, value = item[:6]
-    if not (isinstance(key, str) and isinstance(timestamp, int) and 0 <= timestamp < RING_SIZE
+    if not (isinstance(key, str) and isinstance(timestamp, int) and 0 <= timestamp < TIMESTAMP_LIMIT
             and isinstance(node, str) and isinstance(deleted, bool) and isinstance(content_type, str)
             and isinstance(value, bytes)):
         raise BadMessage("a record field has the wrong type")
@@ -95,7 +95,7 @@ def pack_scan(ranges: Sequence[TokenRange], before: Optional[int]) -> bytes:
 def unpack_scan(body: bytes) -> tuple[list[TokenRange], Optional[int]]:
     message = _unpack(body)
     if not (isinstance(message, list) and len(message) == 2
-            and (message[0] is None or isinstance(message[0], int) and 0 <= message[0] < RING_SIZE)):
+            and (message[0] is None or isinstance(message[0], int) and 0 <= message[0] <= TIMESTAMP_LIMIT)):
         raise BadMessage("a scan is not [before, ranges] with before nil or a timestamp")
     ranges = []
     for item in _list(message[1], "the ranges"):

@@ -40,10 +40,12 @@ async def refused(call) -> PeerError:
     ("write", b"\xc1garbage"),
     ("write", msgpack.packb([["k", 1, "n", False, "t"]])),  # a field short
     ("write", msgpack.packb([["k", -1, "n", False, "t", b"v"]])),
+    ("write", msgpack.packb([["k", 2**63, "n", False, "t", b"v"]])),  # beyond SQLite's integers
     ("read", msgpack.packb([1, 2])),
     ("digests", msgpack.packb([None, [[5, 1]]])),
     ("digests", msgpack.packb([[0, 1]])),  # ranges without the bound
     ("versions", msgpack.packb([-1, [[0, 1]]])),
+    ("versions", msgpack.packb([2**63, [[0, 1]]])),
     ("versions", msgpack.packb({"a": 1})),
 ])
 async def test_malformed_calls_are_400_and_change_nothing(node, http, rpc, method, body):

@@ -14,12 +14,10 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional, Sequence
 
 from gossipdht.hashing import digest, token
-from gossipdht.hlc import Version
+from gossipdht.hlc import TIMESTAMP_LIMIT, Version
 from gossipdht.storage import Record, TokenRange
 
 _SHIFT = 1 << 63
-#: Above every timestamp (they take 64 bits, and SQLite's integers are signed).
-_NO_TIMESTAMP_ABOVE = (1 << 63) - 1
 
 # One B-tree holds the records, in ring order: a write touches one random page, where a
 # table with a key index and a token index touched three; at 1,000,000 keys a row in
@@ -119,7 +117,7 @@ def _bounds(token_range: TokenRange) -> tuple[int, int]:
 
 
 def _scan_bounds(token_range: TokenRange, before: Optional[int]) -> tuple[int, int, int]:
-    return *_bounds(token_range), _NO_TIMESTAMP_ABOVE if before is None else before
+    return *_bounds(token_range), TIMESTAMP_LIMIT if before is None else before
 
 
 def _row(key: str, record: Record, blob: Optional[int] = None) -> tuple:

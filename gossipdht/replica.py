@@ -88,7 +88,8 @@ class LocalReplica:
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
         return self._scan(self.store.get_many, keys)
 
-    def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
+    def digests(self, ranges: Sequence[TokenRange],
+                before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
         return self._scan(self.store.digests, ranges, before)
 
     def versions(self, ranges: Sequence[TokenRange],
@@ -151,7 +152,8 @@ class RemoteReplica:
             records += await self._read(keys[start : start + BATCH_ITEMS], BULK_SECONDS)
         return records
 
-    def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
+    def digests(self, ranges: Sequence[TokenRange],
+                before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
         async def ask():
             body = await self._call("digests", pack_scan(ranges, before), BULK_SECONDS)
             return _checked(unpack_digests, body, len(ranges))

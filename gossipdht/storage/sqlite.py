@@ -88,7 +88,9 @@ INSERT INTO meta (name, value) VALUES ('max_timestamp', ?)
 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)
 """
 
-_IN_RANGE_BEFORE = "token BETWEEN ? AND ? AND timestamp < ?"
+_IN_RANGE_BEFORE = "FROM records WHERE token BETWEEN ? AND ? AND timestamp < ?"
+_DIGESTS = f"SELECT count(*), coalesce(sum(digest), 0) {_IN_RANGE_BEFORE}"
+_VERSIONS = f"SELECT key, timestamp, node {_IN_RANGE_BEFORE}"
 _ONE_KEY = "FROM records WHERE token = ? AND key = ?"
 _BY_KEY = f"""
 SELECT timestamp, node, deleted, content_type,
@@ -111,13 +113,10 @@ def _stored_token(key: str) -> int:
     return token(key) - _SHIFT
 
 
-def _bounds(token_range: TokenRange) -> tuple[int, int]:
-    low, high = token_range
-    return low - _SHIFT, high - 1 - _SHIFT
-
-
 def _scan_bounds(token_range: TokenRange, before: Optional[int]) -> tuple[int, int, int]:
-    return *_bounds(token_range), TIMESTAMP_LIMIT if before is None else before
+    """The parameters of ``_DIGESTS`` and ``_VERSIONS``: stored tokens and the timestamp bound."""
+    low, high = token_range
+    return low - _SHIFT, high - 1 - _SHIFT, TIMESTAMP_LIMIT if before is None else before
 
 
 def _row(key: str, record: Record, blob: Optional[int] = None) -> tuple:
@@ -246,15 +245,13 @@ class SQLiteStore:
         return [key for (key,) in self._db.execute(query, args)]
 
     def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[int, int]]:
-        query = f"SELECT count(*), coalesce(sum(digest), 0) FROM records WHERE {_IN_RANGE_BEFORE}"
         with self._scanning:
-            return [tuple(self._scanner.execute(query, _scan_bounds(r, before)).fetchone()) for r in ranges]
+            return [tuple(self._scanner.execute(_DIGESTS, _scan_bounds(r, before)).fetchone()) for r in ranges]
 
     def versions(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[str, Version]]:
-        query = f"SELECT key, timestamp, node FROM records WHERE {_IN_RANGE_BEFORE}"
         with self._scanning:
             return [(key, Version(ts, node)) for r in ranges
-                    for key, ts, node in self._scanner.execute(query, _scan_bounds(r, before))]
+                    for key, ts, node in self._scanner.execute(_VERSIONS, _scan_bounds(r, before))]
 
     def remove(self, items: Iterable[tuple[str, Version]]) -> int:
         with self._transaction() as db:

@@ -8,8 +8,12 @@ import sqlite3
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gossipdht.hlc import Version
+from gossipdht.hashing import RING_SIZE, digest
+from gossipdht.hlc import TIMESTAMP_LIMIT, Version
 from gossipdht.storage import Record, open_store, ring_order
+from gossipdht.storage.buckets import BUCKET_BITS, BUCKET_WIDTH
+
+WHOLE = [(0, RING_SIZE)]
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -161,8 +165,37 @@ def test_sqlite_batch_is_all_or_nothing(tmp_path):
     s = open_store("sqlite", str(tmp_path))
     s.write([("a", rec(1))])
     with pytest.raises(Exception):
-        s.write([("b", rec(1)), ("c", Record(Version(1, "n"), object(), "x"))])
+        s.write([("b", rec(1)), ("c", Record(Version(1, "n"), b"x" * 300, object()))])
     assert s.get("b") is None and s.get("a") is not None
+    s.write([("d", rec(1))])  # the next commit must not carry what the failed one staged
+    assert s.digests(WHOLE) == s.digests(WHOLE, TIMESTAMP_LIMIT) == [(2, digest("a", 1, "n") + digest("d", 1, "n"))]
+    s.close()
+
+
+tokens = st.one_of(st.integers(0, RING_SIZE), st.integers(0, 1 << BUCKET_BITS).map(lambda b: b * BUCKET_WIDTH))
+token_ranges = st.lists(st.tuples(tokens, tokens).map(sorted).filter(lambda r: r[0] < r[1]).map(tuple), max_size=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(writes=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 9), st.booleans()), max_size=80),
+       removed=st.lists(st.integers(0, 40), max_size=10), ranges=token_ranges)
+def test_sqlite_digests_kept_as_records_change_equal_a_scan(tmp_path_factory, writes, removed, ranges):
+    """Inserts, newer and older versions, tombstones, removals, purges and a restart."""
+    ranges = ranges + WHOLE + [(0, BUCKET_WIDTH * 3 + 5), (BUCKET_WIDTH - 1, BUCKET_WIDTH + 1)]
+    path = str(tmp_path_factory.mktemp("sqlite"))
+    s, fresh = open_store("sqlite", path), open_store("memory", "")
+    items = [(f"k{n}", rec(ts, deleted=deleted)) for n, ts, deleted in writes]
+    for i in range(0, len(items), 7):
+        s.write(items[i : i + 7])
+        fresh.write(items[i : i + 7])
+    gone = [(f"k{n}", s.get(f"k{n}").version) for n in removed if s.get(f"k{n}")]
+    assert s.remove(gone) == fresh.remove(gone)
+    assert s.purge_tombstones(5) == fresh.purge_tombstones(5)
+    expected = fresh.digests(ranges)
+    assert s.digests(ranges) == s.digests(ranges, TIMESTAMP_LIMIT) == expected
+    s.close()
+    s = open_store("sqlite", path)
+    assert s.digests(ranges) == expected
     s.close()
 
 

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from gossipdht.hashing import digest, token
 from gossipdht.hlc import TIMESTAMP_LIMIT, Version
 from gossipdht.storage import Record, TokenRange
+from gossipdht.storage.buckets import BUCKET_BITS, BucketDigests
 
 _SHIFT = 1 << 63
 
@@ -86,6 +87,19 @@ WHERE (excluded.timestamp, excluded.node) > (hints.timestamp, hints.node)
 _RAISE_MAX = """
 INSERT INTO meta (name, value) VALUES ('max_timestamp', ?)
 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)
+"""
+
+# A record's bucket from its stored token (SQLite's >> keeps the sign).
+_BUCKET = f"((token >> {64 - BUCKET_BITS}) + {1 << (BUCKET_BITS - 1)})"
+_BUCKET_TOTALS = f"SELECT {_BUCKET}, count(*), sum(digest) FROM records GROUP BY 1"
+# Temporary triggers live with the writer's connection, the only one that writes records.
+_BUCKET_TRIGGERS = f"""
+CREATE TEMP TRIGGER bucket_insert AFTER INSERT ON main.records
+BEGIN SELECT bucket_change({_BUCKET.replace("token", "new.token")}, 1, new.digest); END;
+CREATE TEMP TRIGGER bucket_update AFTER UPDATE OF digest ON main.records
+BEGIN SELECT bucket_change({_BUCKET.replace("token", "new.token")}, 0, new.digest - old.digest); END;
+CREATE TEMP TRIGGER bucket_delete AFTER DELETE ON main.records
+BEGIN SELECT bucket_change({_BUCKET.replace("token", "old.token")}, -1, -old.digest); END;
 """
 
 _IN_RANGE_BEFORE = "FROM records WHERE token BETWEEN ? AND ? AND timestamp < ?"
@@ -162,7 +176,11 @@ class SQLiteStore:
         self._scanner.execute("PRAGMA cache_size=-16384")
         self._scanning = threading.Lock()
         self._writer.executescript(_SCHEMA)
+        self._buckets = BucketDigests()
         self._create_records()
+        self._buckets.load(self._writer.execute(_BUCKET_TOTALS))
+        self._writer.create_function("bucket_change", 3, self._buckets.stage)
+        self._writer.executescript(_BUCKET_TRIGGERS)
 
     @staticmethod
     def _connect(path: str) -> sqlite3.Connection:
@@ -174,9 +192,14 @@ class SQLiteStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction at a time, whichever thread asks."""
         with self._writing:
-            with self._writer:
-                self._writer.execute("BEGIN")
-                yield self._writer
+            try:
+                with self._writer:
+                    self._writer.execute("BEGIN")
+                    yield self._writer
+            except BaseException:
+                self._buckets.discard()
+                raise
+            self._buckets.apply()
             if self._wal_frames > WAL_FINISH_FRAMES:
                 self._wal_frames = 0
                 self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -245,8 +268,19 @@ class SQLiteStore:
         return [key for (key,) in self._db.execute(query, args)]
 
     def digests(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[int, int]]:
+        """Without ``before``, from the bucket sums and the partial buckets at the ends."""
         with self._scanning:
-            return [tuple(self._scanner.execute(_DIGESTS, _scan_bounds(r, before)).fetchone()) for r in ranges]
+            return [self._digest(r, before) for r in ranges]
+
+    def _digest(self, token_range: TokenRange, before: Optional[int]) -> tuple[int, int]:
+        split = None if before is not None else self._buckets.split(*token_range)
+        if split is None:
+            return tuple(self._scanner.execute(_DIGESTS, _scan_bounds(token_range, before)).fetchone())
+        (count, total), ends = split
+        for end in ends:
+            more, added = self._scanner.execute(_DIGESTS, _scan_bounds(end, None)).fetchone()
+            count, total = count + more, total + added
+        return count, total
 
     def versions(self, ranges: Sequence[TokenRange], before: Optional[int] = None) -> list[tuple[str, Version]]:
         with self._scanning:

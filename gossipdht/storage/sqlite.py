@@ -89,17 +89,21 @@ INSERT INTO meta (name, value) VALUES ('max_timestamp', ?)
 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)
 """
 
-# A record's bucket from its stored token (SQLite's >> keeps the sign).
-_BUCKET = f"((token >> {64 - BUCKET_BITS}) + {1 << (BUCKET_BITS - 1)})"
-_BUCKET_TOTALS = f"SELECT {_BUCKET}, count(*), sum(digest) FROM records GROUP BY 1"
+
+def _bucket(stored_token: str) -> str:
+    """SQL for the bucket of a stored token (SQLite's >> keeps the sign)."""
+    return f"(({stored_token} >> {64 - BUCKET_BITS}) + {1 << (BUCKET_BITS - 1)})"
+
+
+_BUCKET_TOTALS = f"SELECT {_bucket('token')}, count(*), sum(digest) FROM records GROUP BY 1"
 # Temporary triggers live with the writer's connection, the only one that writes records.
 _BUCKET_TRIGGERS = f"""
 CREATE TEMP TRIGGER bucket_insert AFTER INSERT ON main.records
-BEGIN SELECT bucket_change({_BUCKET.replace("token", "new.token")}, 1, new.digest); END;
+BEGIN SELECT bucket_change({_bucket('new.token')}, 1, new.digest); END;
 CREATE TEMP TRIGGER bucket_update AFTER UPDATE OF digest ON main.records
-BEGIN SELECT bucket_change({_BUCKET.replace("token", "new.token")}, 0, new.digest - old.digest); END;
+BEGIN SELECT bucket_change({_bucket('new.token')}, 0, new.digest - old.digest); END;
 CREATE TEMP TRIGGER bucket_delete AFTER DELETE ON main.records
-BEGIN SELECT bucket_change({_BUCKET.replace("token", "old.token")}, -1, -old.digest); END;
+BEGIN SELECT bucket_change({_bucket('old.token')}, -1, -old.digest); END;
 """
 
 _IN_RANGE_BEFORE = "FROM records WHERE token BETWEEN ? AND ? AND timestamp < ?"

@@ -32,6 +32,14 @@ def rec(ts, value=b"v", deleted=False):
     return Record(Version(ts, "w"), b"" if deleted else value, "t", deleted)
 
 
+def version_lists_asked(*sides):
+    """The names of the sides asked for their version lists from now on, in order."""
+    asked = []
+    for side in sides:
+        side.versions = lambda *args, side=side: asked.append(side.name) or LocalReplica.versions(side, *args)
+    return asked
+
+
 def run(coroutine):
     """Everything here is local and synchronous: the result is there at once."""
     d = ensureDeferred(coroutine)
@@ -112,9 +120,7 @@ def test_leaves_that_converged_since_they_were_found_cost_no_version_comparison(
     leaves = [leaf for leaf, _ in run(differing_leaves(a, b, WHOLE))]
     assert leaves
     b.store.write([("k99", rec(1))])  # the write in flight landed meanwhile
-    compared = []
-    for side in (a, b):
-        side.versions = lambda ranges, side=side: compared.append(side.name) or LocalReplica.versions(side, ranges)
+    compared = version_lists_asked(a, b)
     repaired = antientropy.Repaired()
     run(antientropy._repair(a, b, leaves, True, True, None, repaired))
     assert compared == [] and (repaired.pushed, repaired.pulled) == (0, 0)
@@ -127,10 +133,7 @@ def test_records_from_the_bound_on_are_left_out_and_older_ones_still_travel():
     b.store.write(items)
     a.store.write([(f"a-in-flight{i}", rec(100 + i)) for i in range(50)])
     b.store.write([("b-in-flight", rec(100))])
-    compared = []
-    for side in (a, b):
-        side.versions = lambda ranges, before, side=side: (
-            compared.append(side.name) or LocalReplica.versions(side, ranges, before))
+    compared = version_lists_asked(a, b)
     repaired = run(exchange(a, b, WHOLE, push=True, pull=True, before=100))
     assert compared == [] and (repaired.pushed, repaired.pulled) == (0, 0)
     b.store.write([("missed", rec(99))])

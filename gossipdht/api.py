@@ -15,7 +15,6 @@ from twisted.internet.task import TaskDone, TaskStopped, cooperate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
@@ -24,8 +23,9 @@ from gossipdht.cluster import Cluster, ClusterError
 from gossipdht.config import Address, ConfigError, parse_seeds
 from gossipdht.coordinator import Coordinator, QuorumError
 from gossipdht import rpc
-from gossipdht.keyresource import KEY_PREFIX, Dispatch, KeyResource
+from gossipdht.keyresource import KEY_PREFIX, KeyResource
 from gossipdht.replica import LocalReplica, handlers
+from gossipdht.request import Site
 from gossipdht.rpc import RpcResource
 from gossipdht.transfer import BadMessage
 from gossipdht.web import ClientError, header_values, key_from_path, plain, quorum
@@ -49,10 +49,10 @@ class RestAPI:
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
 
-    def resource(self) -> Resource:
-        """Klein's resource, with single-key requests going to the plain ``KeyResource``
-        and calls between nodes to ``RpcResource``."""
-        return Dispatch(self.app.resource(), {
+    def site(self) -> Site:
+        """The node's HTTP site: Klein's resource, with single-key requests going to the
+        plain ``KeyResource`` and calls between nodes to ``RpcResource``."""
+        return Site(self.app.resource(), self.max_value_bytes, prefixes={
             KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas),
             rpc.PATH: RpcResource(handlers(self.local), rpc.max_frame_bytes(self.max_value_bytes)),
         })

@@ -2,7 +2,7 @@
 
 Klein's routing (werkzeug URL matching, its request wrappers) cost about as much CPU per
 request as twisted.web's whole HTTP handling; single-key requests skip it.  Klein serves
-every other path (``RestAPI``); ``Dispatch`` picks one of the two by path.
+every other path (``RestAPI``); the site picks one of the two by path (``request.Site``).
 """
 
 from __future__ import annotations
@@ -93,20 +93,3 @@ def _read(record: Optional[Record], request: IRequest) -> bytes:
     request.setHeader(b"content-length", b"%d" % len(record.value))
     return record.value
 
-
-class Dispatch(Resource):
-    """Requests whose path starts with one of ``prefixes`` to its resource, others to ``rest``."""
-
-    isLeaf = True
-
-    def __init__(self, rest: Resource, prefixes: dict[bytes, Resource]) -> None:
-        super().__init__()
-        self.rest = rest
-        self.prefixes = list(prefixes.items())
-
-    def render(self, request: IRequest):
-        path = request.path
-        for prefix, resource in self.prefixes:
-            if path.startswith(prefix):
-                return resource.render(request)
-        return self.rest.render(request)

@@ -29,7 +29,6 @@ from gossipdht.stats import DataStats
 from gossipdht.swim import SwimConfig
 from gossipdht.peer import PeerClient
 from gossipdht.rpc import RpcClient, max_frame_bytes
-from gossipdht.request import Site
 from gossipdht.snapshot import Snapshot, load as load_snapshot
 from gossipdht.storage import open_store
 
@@ -85,8 +84,7 @@ class NodeService(MultiService):
         self.cluster.before_leave = self._hand_data_off
         api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
                       config.replicas)
-        self.site = Site(api.resource(),
-                         max_body_bytes=config.max_value_bytes)
+        self.site = api.site()
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster
             self.snapshot = Snapshot(os.path.join(config.data_dir, "members.json"), self._other_members, reactor)

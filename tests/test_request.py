@@ -73,3 +73,42 @@ async def test_head_answers_the_length_of_the_value(node):
     reply = await exchange(node, b"HEAD /db/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Length: 5" in head and body == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_site_sends_prefixed_paths_to_their_resource_with_the_date_of_the_second():
+    from types import SimpleNamespace
+
+    from twisted.internet import reactor
+    from twisted.internet.task import Clock
+    from twisted.web.resource import Resource
+
+    from gossipdht.request import Site
+
+    class Text(Resource):
+        isLeaf = True
+
+        def __init__(self, text: bytes) -> None:
+            super().__init__()
+            self.text = text
+
+        def render(self, request):
+            return self.text + b" " + request.path
+
+    clock = Clock()
+    clock.advance(86400.75)  # 1970-01-02 00:00:00.75
+    site = Site(Text(b"rest"), 1024, prefixes={b"/db/": Text(b"key")}, reactor=clock)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+
+    async def get(path: bytes) -> bytes:
+        return await exchange(SimpleNamespace(port=port), b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
+
+    try:
+        key = await get(b"/db/k")
+        assert key.endswith(b"\r\n\r\nkey /db/k")
+        assert b"\r\nDate: Fri, 02 Jan 1970 00:00:00 GMT\r\n" in key
+        assert (await get(b"/dbx")).endswith(b"\r\n\r\nrest /dbx")
+        clock.advance(0.5)
+        assert b"\r\nDate: Fri, 02 Jan 1970 00:00:01 GMT\r\n" in await get(b"/db/k")
+    finally:
+        await port.stopListening()

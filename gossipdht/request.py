@@ -123,6 +123,12 @@ class Site(server.Site):
         self._date_second = -1
         self._date = b""
 
+    def getContentFile(self, length: int | None) -> BytesIO:
+        """Request bodies are kept in memory, as twisted.web keeps those under 100 kB: the
+        requests are bounded, and their handlers read a body whole anyway.  (Without this
+        method twisted.web looked it up in vain, an AttributeError on every request.)"""
+        return BytesIO()
+
     def date(self) -> bytes:
         """The ``Date`` header of the current second."""
         second = int(self.reactor.seconds())

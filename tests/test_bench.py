@@ -288,3 +288,28 @@ def test_etcd_lua_writes_and_reads_the_keys_python_encodes(tmp_path):
         assert written.requests <= etcd.count(port, "t-x-") <= written.requests + CONNECTIONS
         assert etcd.value(port, "t-x-2") == f"{2:08x}{2 * 2654435761 % 2**32:08x}"
         assert run_wrk(url, "etcd.lua", 1, ["get", "50"]).errors == 0
+
+
+def test_reference_servers_start_and_the_klein_dict_holds_the_preloaded_keys(tmp_path):
+    import http.client
+
+    from gossipdht.bench import preloaded, start_baseline
+
+    with ExitStack() as stack:
+        ports = {kind: start_baseline(stack, tmp_path, kind, 3) for kind in ("bare", "quiet", "klein")}
+
+        def ask(kind: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+            connection = http.client.HTTPConnection("127.0.0.1", ports[kind], timeout=10)
+            try:
+                connection.request(method, path, body)
+                answer = connection.getresponse()
+                return answer.status, answer.read()
+            finally:
+                connection.close()
+
+        assert ask("bare", "GET", "/") == ask("quiet", "GET", "/x") == (200, b"value")
+        key, value = preloaded(2)
+        assert ask("klein", "GET", f"/db/{key}") == (200, value.encode())
+        assert ask("klein", "GET", f"/db/{preloaded(3)[0]}")[0] == 404
+        assert ask("klein", "PUT", "/db/new", b"v")[0] == 204
+        assert ask("klein", "GET", "/db/new") == (200, b"v")

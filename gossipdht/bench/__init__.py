@@ -306,26 +306,29 @@ def run_loader(path: Path, node: NodeProcess) -> Measurement:
                           f"{tail[-1] if tail else 'no output'}") from None
 
 
-def start_baseline(stack: ExitStack, directory: Path) -> int:
-    """The bare twisted.web server in a child process, answering on the returned port."""
+def start_baseline(stack: ExitStack, directory: Path, kind: str = "bare", keys: int = 0) -> int:
+    """A reference server (``baseline.py``: ``bare``, ``quiet`` or ``klein`` holding the
+    first ``keys`` preloaded keys) in a child process, answering on the returned port."""
     port = free_port()
-    log = stack.enter_context(open(directory / "baseline.log", "wb"))
-    process = subprocess.Popen([sys.executable, "-m", "gossipdht.bench.baseline", str(port)],
+    log = stack.enter_context(open(directory / f"baseline-{kind}.log", "wb"))
+    process = subprocess.Popen([sys.executable, "-m", "gossipdht.bench.baseline", str(port), kind, str(keys)],
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     stack.callback(stop_process, process)
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the baseline server did not start; see {directory / 'baseline.log'}")
+            raise RuntimeError(f"the {kind} reference server did not start; see {directory / f'baseline-{kind}.log'}")
         time.sleep(0.05)
     return port
 
 
 def _answers(port: int) -> bool:
+    """Whether an HTTP server answers on ``port``, whatever the status."""
     connection = http.client.HTTPConnection(HOST, port, timeout=1.0)
     try:
         connection.request("GET", "/")
-        return connection.getresponse().status == 200
+        connection.getresponse()
+        return True
     except (OSError, http.client.HTTPException):
         return False
     finally:
@@ -405,11 +408,12 @@ def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[i
     return port
 
 
-def operations(settings: Settings, scratch: Path, baseline: int, cluster: Sequence[NodeProcess],
+def operations(settings: Settings, scratch: Path, references: dict[str, int], cluster: Sequence[NodeProcess],
                postal_cluster: Sequence[NodeProcess], postal: Path,
                etcd_port: Union[int, Unavailable]) -> list[Operation]:
-    """The rows of the table, in order; the first one is A."""
-    base = f"http://{HOST}:{baseline}"
+    """The rows of the table, in order; the first one is A.  ``references`` are the
+    ports of the reference servers by kind (``start_baseline``)."""
+    base, quiet, klein = (f"http://{HOST}:{references[kind]}" for kind in ("bare", "quiet", "klein"))
     node1, postal1 = cluster[0], postal_cluster[0]
     postal_env = {"BENCH_NODES": " ".join(f"{n.host}:{n.port}" for n in postal_cluster)}
 
@@ -438,6 +442,10 @@ def operations(settings: Settings, scratch: Path, baseline: int, cluster: Sequen
     return [
         Operation("baseline GET", lambda r: warmed(f"{base}/", "static.lua", settings, r)),
         Operation("baseline PUT", lambda r: warmed(f"{base}/put/", "put.lua", settings, r, lambda p: [p])),
+        Operation("no access log GET", lambda r: warmed(f"{quiet}/", "static.lua", settings, r)),
+        Operation("Klein dict PUT", lambda r: warmed(f"{klein}/db/", "put.lua", settings, r, lambda p: [f"k-{p}"])),
+        Operation("Klein dict GET", lambda r: warmed(f"{klein}/db/", "get.lua", settings, r,
+                                                    lambda p: [str(settings.preload)])),
         Operation("PUT", lambda r: warmed(node1.url("/db/"), "put.lua", settings, r, lambda p: [f"bench-{p}"])),
         Operation("GET", lambda r: warmed(node1.url("/db/"), "get.lua", settings, r,
                                           lambda p: [str(settings.preload)])),
@@ -468,15 +476,15 @@ def run(settings: Settings, scratch: Path, progress: Callable[[str], None] = lam
     everything; the report."""
     with ExitStack() as stack:
         postal = postal_data(settings.data, scratch)
-        progress("starting the baseline server and two 3-node clusters")
-        baseline = start_baseline(stack, scratch)
+        progress("starting the reference servers and two 3-node clusters")
+        references = {kind: start_baseline(stack, scratch, kind, settings.preload) for kind in ("bare", "quiet", "klein")}
         cluster = start_cluster(stack, scratch / "cluster", replicas=3)
         postal_cluster = start_cluster(stack, scratch / "postal-cluster", replicas=2)
         progress(f"preloading {settings.preload:,} keys")
         preload(cluster, settings.preload)
         progress(f"starting etcd, {etcd.MEMBERS} members, with the same keys")
         etcd_port = start_etcd_preloaded(stack, scratch, settings.preload)
-        ops = operations(settings, scratch, baseline, cluster, postal_cluster, postal, etcd_port)
+        ops = operations(settings, scratch, references, cluster, postal_cluster, postal, etcd_port)
         rows = measure_rounds(ops, settings.rounds, progress)
     return build_report(rows, _meta(settings, postal))
 

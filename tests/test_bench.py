@@ -313,3 +313,43 @@ def test_reference_servers_start_and_the_klein_dict_holds_the_preloaded_keys(tmp
         assert ask("klein", "GET", f"/db/{preloaded(3)[0]}")[0] == 404
         assert ask("klein", "PUT", "/db/new", b"v")[0] == 204
         assert ask("klein", "GET", "/db/new") == (200, b"v")
+
+
+def fake_stat(samples: list[tuple[int, int]]):
+    """``/proc/stat`` read by read: each read the next cumulative (busy, total) ticks."""
+    left = iter(samples)
+
+    def read() -> str:
+        busy, total = next(left)
+        return f"cpu  {busy} 0 0 {total - busy} 0 0 0 0 0 0\ncpu0 1 2 3 4\n"
+
+    return read
+
+
+def test_cpu_times_reads_busy_and_total_ticks():
+    from gossipdht.bench import cpu_times
+
+    assert cpu_times("cpu  10 1 5 80 4 0 0 0 0 0\ncpu0 1 2 3 4\n") == (16, 100)
+
+
+def test_wait_until_quiet_waits_for_a_sample_under_the_quiet_share():
+    from gossipdht.bench import QUIET_SHARE, wait_until_quiet
+
+    quiet_busy = int(QUIET_SHARE * 100) - 1
+    half, half_again, quiet = ((0, 0), (50, 100)), ((50, 100), (100, 200)), ((100, 200), (100 + quiet_busy, 300))
+    slept: list[float] = []
+    assert wait_until_quiet(1.0, 10.0, fake_stat([*half, *half_again, *quiet]), slept.append)
+    assert slept == [1.0, 1.0, 1.0]
+    always_busy = [(100 * i, 100 * i) for i in range(20)]
+    slept.clear()
+    assert not wait_until_quiet(1.0, 3.0, fake_stat(always_busy), slept.append)
+    assert slept == [1.0, 1.0, 1.0]
+
+
+def test_wait_until_quiet_without_proc_stat_does_not_wait():
+    from gossipdht.bench import wait_until_quiet
+
+    def missing() -> str:
+        raise FileNotFoundError("/proc/stat")
+
+    assert not wait_until_quiet(1.0, 10.0, missing, lambda s: None)

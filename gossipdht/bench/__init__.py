@@ -47,6 +47,12 @@ TSV = "text/tab-separated-values"
 BENCH_LINE = "BENCH "
 LOADER_LINE = re.compile(r"(\d+) keys in ([\d.]+) s")
 LOADER_FAILED = re.compile(r"(\d+) not stored")
+#: Each measurement starts once the machine used under this share of its CPU over
+#: ``QUIET_SAMPLE_SECONDS`` (or after ``QUIET_SECONDS``): etcd or a node still busy after
+#: the row before would slow the next row, whichever it is.
+QUIET_SHARE = 0.10
+QUIET_SAMPLE_SECONDS = 0.5
+QUIET_SECONDS = 60.0
 ERRORS_NOTE = f"! more than {ERROR_LIMIT:.0%} of the requests failed"
 UNITS_NOTE = (f"postal PUT: rows/s, one row per PUT, {POSTAL_THREADS} threads x {CONNECTIONS // POSTAL_THREADS} "
               "connections on nodes 1, 2, 3, 1, cycling over the rows; postal load: keys/s as the loader reports them; "
@@ -261,6 +267,42 @@ def postal_data(data: Path, scratch: Path) -> Path:
     return data if data.is_file() else write_lines(scratch / "postal-generated.tsv", postal_lines())
 
 
+# -- the machine -------------------------------------------------------------------------------------
+
+
+def cpu_times(stat: str) -> tuple[int, int]:
+    """Busy and total time of all CPUs, in ticks, from the text of ``/proc/stat``."""
+    ticks = [int(field) for field in stat.split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+    total = sum(ticks[:8])  # guest time is counted in user time already
+    return total - idle, total
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time that was busy between two ``cpu_times``."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
+def wait_until_quiet(sample_seconds: float = QUIET_SAMPLE_SECONDS, timeout: float = QUIET_SECONDS,
+                     read_stat: Callable[[], str] = lambda: Path("/proc/stat").read_text(),
+                     sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Until the machine used under ``QUIET_SHARE`` of its CPU over ``sample_seconds``;
+    False when it did not within ``timeout`` (or cannot tell: no ``/proc/stat``)."""
+    waited = 0.0
+    while waited < timeout:
+        try:
+            before = cpu_times(read_stat())
+            sleep(sample_seconds)
+            after = cpu_times(read_stat())
+        except OSError:
+            return False
+        waited += sample_seconds
+        if busy_share(before, after) < QUIET_SHARE:
+            return True
+    return False
+
+
 # -- processes -------------------------------------------------------------------------------------
 
 
@@ -457,12 +499,14 @@ def operations(settings: Settings, scratch: Path, references: dict[str, int], cl
     ]
 
 
-def measure_rounds(ops: Sequence[Operation], rounds: int,
-                   progress: Callable[[str], None]) -> list[Row]:
-    """Every operation once per round, rounds one after the other."""
+def measure_rounds(ops: Sequence[Operation], rounds: int, progress: Callable[[str], None],
+                   quiet: Callable[[], bool] = wait_until_quiet) -> list[Row]:
+    """Every operation once per round, rounds one after the other, each once the machine is quiet."""
     results: dict[str, list[Union[Measurement, Unavailable]]] = {op.name: [] for op in ops}
     for round_ in range(1, rounds + 1):
         for op in ops:
+            if not quiet():
+                progress(f"the machine stayed busy for {QUIET_SECONDS:.0f} s; measuring anyway")
             progress(f"round {round_}/{rounds}: {op.name}")
             try:
                 results[op.name].append(op.measure(round_))

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from gossipdht.bench import (
-    Row, Settings, Unavailable, aggregate, join, peers, preload, preloaded, start_cluster, wait_for, warmed,
+    Row, Settings, Unavailable, aggregate, join, peers, preload, preloaded, start_cluster, wait_for, wait_until_quiet,
+    warmed,
 )
 from gossipdht.nodeprocess import NodeProcess
 
@@ -27,9 +28,8 @@ POLL_SECONDS = 0.5
 #: A node joining a cluster of 1,000,000 keys receives 750,000 replicas before it answers.
 JOIN_SECONDS = 600
 #: After a load, the nodes still copy their write-ahead logs and compare replicas for a
-#: while: rates are measured once every node used less than this share of a core over
-#: ``QUIET_SAMPLE_SECONDS``, or after ``QUIET_SECONDS`` at most.
-QUIET_CPU = 0.05
+#: while: rates are measured once the machine is quiet (``wait_until_quiet``) over this
+#: long, or after ``QUIET_SECONDS`` at most.
 QUIET_SAMPLE_SECONDS = 2.0
 QUIET_SECONDS = 120.0
 
@@ -139,7 +139,7 @@ def scale(settings: Settings, small: int, large: int, directory: Path,
         progress(f"loading {small:,} and {large:,} keys")
         preload(smaller, small)
         preload(larger, large)
-        wait_until_quiet(smaller + larger)
+        wait_until_quiet(QUIET_SAMPLE_SECONDS, QUIET_SECONDS)
         progress("measuring both, rounds interleaved")
         at_small, at_large = single_key_rates(settings, [(smaller[0], small), (larger[0], large)])
         progress("adding a fourth node to the larger")
@@ -157,16 +157,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_quiet(nodes: Sequence[NodeProcess]) -> None:
-    """Until every node is (nearly) idle; see ``QUIET_CPU``."""
-    deadline = time.monotonic() + QUIET_SECONDS
-    while time.monotonic() < deadline:
-        before = [cpu_seconds(n.pid) for n in nodes]
-        time.sleep(QUIET_SAMPLE_SECONDS)
-        if all(cpu_seconds(n.pid) - b < QUIET_CPU * QUIET_SAMPLE_SECONDS for n, b in zip(nodes, before)):
-            return
 
 
 def idle(count: int, seconds: float, directory: Path, progress: Callable[[str], None]) -> dict:

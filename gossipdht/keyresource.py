@@ -92,4 +92,3 @@ def _read(record: Optional[Record], request: IRequest) -> bytes:
     request.setHeader(b"content-type", record.content_type.encode("latin-1"))
     request.setHeader(b"content-length", b"%d" % len(record.value))
     return record.value
-

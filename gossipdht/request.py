@@ -71,7 +71,7 @@ class BoundedRequest(server.Request):
         """A path with one of the site's prefixes is rendered by that resource, with less
         of twisted.web's work per request: no resource traversal and no ``prepath`` or
         ``postpath``, which it does not use, and a ``Date`` formatted once a second.
-        ``GET`` of single keys through one node: 1.12 times the rate (7 interleaved rounds)."""
+        ``GET`` of single keys through one node: 1.10-1.12 times the rate (7 interleaved rounds)."""
         site = self.channel.site
         for prefix, resource in site.prefixes:
             if self.path.startswith(prefix):

@@ -499,14 +499,14 @@ def operations(settings: Settings, scratch: Path, references: dict[str, int], cl
     ]
 
 
-def measure_rounds(ops: Sequence[Operation], rounds: int, progress: Callable[[str], None],
-                   quiet: Callable[[], bool] = wait_until_quiet) -> list[Row]:
+def measure_rounds(ops: Sequence[Operation], rounds: int, progress: Callable[[str], None]) -> list[Row]:
     """Every operation once per round, rounds one after the other, each once the machine is quiet."""
     results: dict[str, list[Union[Measurement, Unavailable]]] = {op.name: [] for op in ops}
     for round_ in range(1, rounds + 1):
         for op in ops:
-            if not quiet():
-                progress(f"the machine stayed busy for {QUIET_SECONDS:.0f} s; measuring anyway")
+            if not wait_until_quiet():
+                progress(f"measuring anyway: the machine was not quiet within {QUIET_SECONDS:.0f} s "
+                         "(or has no /proc/stat)")
             progress(f"round {round_}/{rounds}: {op.name}")
             try:
                 results[op.name].append(op.measure(round_))

@@ -69,7 +69,7 @@ def site(kind: str, keys: int) -> Site:
     if kind == "klein":
         from gossipdht.bench import preloaded
 
-        return Site(klein_dict(dict((key, value.encode()) for key, value in map(preloaded, range(keys)))))
+        return Site(klein_dict({key: value.encode() for key, value in map(preloaded, range(keys))}))
     if kind == "bare":
         return Site(Constant())
     raise SystemExit(f"unknown kind {kind!r}: bare, quiet or klein")

@@ -29,9 +29,9 @@ POLL_SECONDS = 0.5
 JOIN_SECONDS = 600
 #: After a load, the nodes still copy their write-ahead logs and compare replicas for a
 #: while: rates are measured once the machine is quiet (``wait_until_quiet``) over this
-#: long, or after ``QUIET_SECONDS`` at most.
-QUIET_SAMPLE_SECONDS = 2.0
-QUIET_SECONDS = 120.0
+#: long, or after ``AFTER_LOAD_SECONDS`` at most (longer than between the main bench's rows).
+AFTER_LOAD_SAMPLE_SECONDS = 2.0
+AFTER_LOAD_SECONDS = 120.0
 
 
 def data_stats(node: NodeProcess) -> dict:
@@ -139,7 +139,7 @@ def scale(settings: Settings, small: int, large: int, directory: Path,
         progress(f"loading {small:,} and {large:,} keys")
         preload(smaller, small)
         preload(larger, large)
-        wait_until_quiet(QUIET_SAMPLE_SECONDS, QUIET_SECONDS)
+        wait_until_quiet(AFTER_LOAD_SAMPLE_SECONDS, AFTER_LOAD_SECONDS)
         progress("measuring both, rounds interleaved")
         at_small, at_large = single_key_rates(settings, [(smaller[0], small), (larger[0], large)])
         progress("adding a fourth node to the larger")

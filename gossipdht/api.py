@@ -27,6 +27,7 @@ from gossipdht.keyresource import KEY_PREFIX, KeyResource
 from gossipdht.replica import LocalReplica, handlers
 from gossipdht.request import Site
 from gossipdht.rpc import RpcResource
+from gossipdht.settlement import Settlement, as_text
 from gossipdht.transfer import BadMessage
 from gossipdht.web import ClientError, header_values, key_from_path, plain, quorum
 
@@ -41,9 +42,11 @@ class RestAPI:
     log = Logger()
 
     def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
-                 data_stats: Callable[[], dict], max_value_bytes: int, replicas: int) -> None:
+                 data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
+                 settlement: Settlement) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
+        self.settlement = settlement
         self.local = local
         self.data_stats = data_stats
         self.max_value_bytes = max_value_bytes
@@ -153,6 +156,37 @@ class RestAPI:
             raise ClientError(400, f"bad join request: {e}") from None
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return (await self.cluster.join(seeds)).encode() + b"\n"
+
+    @app.route("/dht/transfers", methods=["GET", "HEAD"])
+    async def transfers(self, request: IRequest) -> bytes:
+        """What this node (``?cluster=1``: every member) still moves, and the ring it settled."""
+        cluster = request.args.get(b"cluster", [b"0"])[-1]
+        if cluster not in (b"0", b"1"):
+            raise ClientError(400, "cluster must be 0 or 1")
+        reports = [self.settlement.report(self.cluster.name)]
+        if cluster == b"1":
+            others = self.cluster.others()
+            answers = await self.settlement.ask(others)
+            reports += [answers[m.name] or {"node": m.name, "unreachable": True} for m in others]
+        if _wants_json(request):
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(reports if cluster == b"1" else reports[0]).encode() + b"\n"
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return "".join(f"{r['node']} did not answer\n" if r.get("unreachable") else as_text(r)
+                       for r in reports).encode()
+
+    @app.route("/dht/remove", methods=["POST"])
+    async def remove(self, request: IRequest) -> bytes:
+        """Take a dead member off the ring now (its name is the body), without waiting
+        for the rebalance delay; answers once its data has new owners."""
+        try:
+            name = request.content.read().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ClientError(400, "the body is a member's name, in UTF-8") from None
+        if not name:
+            raise ClientError(400, "the body is the name of the member to remove")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (await self.cluster.remove(name)).encode() + b"\n"
 
     @app.route("/dht/leave", methods=["GET", "POST"])
     async def leave(self, request: IRequest) -> bytes:

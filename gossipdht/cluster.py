@@ -2,7 +2,9 @@
 
 ``Cluster`` runs the core's timers on the reactor, sends its datagrams over UDP, carries
 its push/pull exchanges and TCP probes over HTTP, and orchestrates the operator's
-``join`` and ``leave``, which answer only once the rest of the cluster agrees.
+``join``, ``leave`` and ``remove``, which answer only once the rest of the cluster agrees
+and has moved its data.  The ring is made of the live members and of the dead ones
+within their rebalance delay (``ringmembers``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from twisted.logger import Logger
 from gossipdht.config import Address
 from gossipdht.gossip import GossipProtocol
 from gossipdht.membership import Membership
-from gossipdht.swim import Datagram, Member, Outgoing, StreamPing, SwimConfig, SyncRequest
+from gossipdht.swim import Datagram, Member, Outgoing, State, StreamPing, SwimConfig, SyncRequest
 from gossipdht.peer import PeerClient, PeerError
 from gossipdht.ring import Ring
+from gossipdht.ringmembers import ring_members
 from gossipdht.wire import Alive, WireError, pack_state, unpack_state
 
 POLL_SECONDS = 0.05
@@ -28,6 +31,11 @@ POLL_SECONDS = 0.05
 
 async def _nothing(*args) -> None:
     pass
+
+
+#: What ``Cluster.data_moved`` is awaited with: the members to ask (called again on each
+#: poll) and the checksum of the ring they must have settled.
+MembersToAsk = Callable[[], list[Member]]
 
 
 class ClusterError(Exception):
@@ -43,7 +51,7 @@ class Cluster:
 
     def __init__(self, name: str, host: str, gossip_port: int, api_port: int, reactor,
                  peers: PeerClient, config: SwimConfig = SwimConfig(), settle_seconds: float = 10.0,
-                 sync_timeout: float = 5.0) -> None:
+                 sync_timeout: float = 5.0, rebalance_delay: float = 0.0) -> None:
         self.name = name
         self._address = (host, gossip_port, api_port)
         self._reactor = reactor
@@ -52,20 +60,27 @@ class Cluster:
         self._rng = random.Random()
         self._settle_seconds = settle_seconds
         self._sync_timeout = sync_timeout
+        self._rebalance_delay = rebalance_delay
         self._call: Optional[IDelayedCall] = None
+        #: When the next down member's rebalance delay ends.
+        self._ring_call: Optional[IDelayedCall] = None
         self._busy: Optional[str] = None
         #: The members this node left: their push/pull must not pull it back in.
         self._left_behind: set[str] = set()
         self.protocol = GossipProtocol(self._received)
-        #: Called with no arguments whenever the member list changes, and when the ring changes.
+        #: Called with no arguments whenever the member list changes, and when the ring
+        #: or the set of its members that are down changes.
         self.on_change: list[Callable[[], None]] = []
         self.on_ring_change: list[Callable[[], None]] = []
-        #: Awaited by ``join`` once membership agrees (moves the data), and by ``leave``
-        #: with the names of the other members before leaving (hands the data off).
-        self.after_join: Callable[[], Awaitable[None]] = _nothing
+        #: Awaited by ``leave`` with the names of the other members before leaving (hands
+        #: the data off), and by ``join``, ``leave`` and ``remove`` once membership agrees,
+        #: until the members asked have settled the ring (raises ClusterError if not).
         self.before_leave: Callable[[list[str]], Awaitable[None]] = _nothing
+        self.data_moved: Callable[[MembersToAsk, Callable[[], str]], Awaitable[None]] = _nothing
         self.core = self._new_core(int(reactor.seconds()))
         self.ring = Ring([name])
+        #: Members on the ring that are dead, within their rebalance delay.
+        self.down: frozenset[str] = frozenset()
 
     # -- the core and its timers ----------------------------------------------------------
 
@@ -83,22 +98,37 @@ class Cluster:
         self._membership_changed()
 
     def _membership_changed(self) -> None:
-        """Recompute the ring from the live members alone, then tell the subscribers."""
-        live = sorted(m.name for m in self.core.live_members())
-        if live != self.ring.members:
-            self.ring = Ring(live)
+        """Recompute the ring, then tell the subscribers."""
+        now = self._reactor.seconds()
+        placed = ring_members(self.core.members.values(), now, self._rebalance_delay)
+        if self._ring_call is not None and self._ring_call.active():
+            self._ring_call.cancel()
+        self._ring_call = None
+        if placed.next_change is not None:
+            self._ring_call = self._reactor.callLater(placed.next_change - now, self._delay_over)
+        changed = placed.names != self.ring.members or placed.down != self.down
+        if placed.names != self.ring.members:
+            self.ring = Ring(placed.names)
+        self.down = placed.down
+        if changed:
             for listener in self.on_ring_change:
                 listener()
         for listener in self.on_change:
             listener()
 
+    def _delay_over(self) -> None:
+        self._ring_call = None
+        self.log.info("rebalancing: the members dead for {delay:g} s leave the ring", delay=self._rebalance_delay)
+        self._membership_changed()
+
     def start(self) -> None:
         self._reschedule()
 
     def stop(self) -> None:
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
+        for call in (self._call, self._ring_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._call = self._ring_call = None
 
     def _reschedule(self) -> None:
         deadline = self.core.next_deadline()
@@ -202,7 +232,7 @@ class Cluster:
         return [
             {"name": m.name, "address": m.host, "port": m.api_port, "gossip_port": m.port,
              "state": m.state.value, "incarnation": m.incarnation,
-             "since_seconds": round(now - m.since, 3)}
+             "since_seconds": round(now - m.since, 3), "in_ring": m.name in self.ring.members}
             for m in ordered
         ]
 
@@ -223,7 +253,7 @@ class Cluster:
                 await self._leave()
             await self._sync_with_any(seeds)
             await self._until(self._everyone_lists_me, "members still missing this node")
-            await self.after_join()
+            await self.data_moved(self.others, lambda: self.ring.checksum)
             return f"joined a cluster of {len(self.peers())} members"
         finally:
             self._busy = None
@@ -234,11 +264,36 @@ class Cluster:
         try:
             if len(self.core.live_members()) <= 1:
                 return "alone already"
-            await self.before_leave([m.name for m in self.core.live_members() if m.name != self.name])
+            others = self.others()
+            remaining = Ring([name for name in self.ring.members if name != self.name]).checksum
+            await self.before_leave([m.name for m in others])
             await self._leave()
+            await self.data_moved(lambda: others, lambda: remaining)
             return "left the cluster; alone now"
         finally:
             self._busy = None
+
+    async def remove(self, name: str) -> str:
+        """Take a dead member off the ring for good (Cassandra's ``removenode``); answer
+        once the others have re-replicated its data."""
+        member = self.core.members.get(name)
+        if member is None or member.state is State.LEFT:
+            raise ClusterError(404, f"{name} is not a member")
+        if member.state is not State.DEAD:
+            raise ClusterError(409, f"{name} is {member.state.value}; only a dead member can be removed "
+                                    "(a live one leaves with /dht/leave)")
+        self._claim("remove")
+        try:
+            self.core.remove(self._reactor.seconds(), name)
+            self._reschedule()
+            await self.data_moved(self.others, lambda: self.ring.checksum)
+            return f"removed {name}; its data is on the other members"
+        finally:
+            self._busy = None
+
+    def others(self) -> list[Member]:
+        """The live members other than this node."""
+        return [m for m in self.core.live_members() if m.name != self.name]
 
     def _claim(self, what: str) -> None:
         if self._busy is not None:
@@ -267,7 +322,7 @@ class Cluster:
                            "could not reach any seed: " + "; ".join(str(e) for _, e in failures))
 
     async def _leave(self) -> None:
-        others = [m for m in self.core.live_members() if m.name != self.name]
+        others = self.others()
         old_incarnation = self.core.incarnation
         self.core.leave(self._reactor.seconds())
         self._reschedule()
@@ -308,7 +363,7 @@ class Cluster:
     async def _everyone_lists_me(self) -> list[str]:
         """Members that do not yet list this node, or list someone this node does not."""
         mine = set(self.peers())
-        others = [m for m in self.core.live_members() if m.name != self.name]
+        others = self.others()
         lists = await self._peer_lists(others)
         return [name for name, theirs in lists.items() if theirs is None or self.name not in theirs or not theirs <= mine]
 

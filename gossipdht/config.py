@@ -54,6 +54,7 @@ class NodeConfig:
     reap_after: float = 300.0
     anti_entropy_interval: float = 30.0
     tombstone_grace: float = 86400.0
+    rebalance_delay: float = 60.0
     join: tuple[Address, ...] = field(default=())
 
     def describe(self) -> str:
@@ -65,7 +66,8 @@ class NodeConfig:
             f"storage={self.storage} data-dir={self.data_dir} replicas={self.replicas} "
             f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
             f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
-            f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} join={seeds} "
+            f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
+            f"rebalance-delay={self.rebalance_delay:g} join={seeds} "
             f"log-format={self.log_format}"
         )
 
@@ -73,7 +75,7 @@ class NodeConfig:
 SETTINGS = (
     "name", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
-    "anti-entropy-interval", "tombstone-grace",
+    "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -85,6 +87,7 @@ DEFAULTS: Mapping[str, Any] = {
     "reap-after": 300,
     "anti-entropy-interval": 30,
     "tombstone-grace": 86400,
+    "rebalance-delay": 60,
     "join": [],
 }
 
@@ -138,6 +141,9 @@ def build_config(
         join = [join]
     if not isinstance(join, (list, tuple)):
         raise ConfigError(f"--join: {join!r} is not a list of HOST:PORT")
+    reap_after = _integer(merged, "reap-after", 1, 30 * 86400)
+    # A dead member that was reaped is forgotten, and so off the ring, whatever the delay.
+    rebalance_delay = _integer(merged, "rebalance-delay", 0, reap_after)
     return NodeConfig(
         name=name,
         port=port,
@@ -151,9 +157,10 @@ def build_config(
         write_quorum=write_quorum,
         max_value_bytes=_integer(merged, "max-value-bytes", 1, 1 << 30),
         log_format=log_format,
-        reap_after=_integer(merged, "reap-after", 1, 30 * 86400),
+        reap_after=reap_after,
         anti_entropy_interval=_integer(merged, "anti-entropy-interval", 1, 86400),
         tombstone_grace=_integer(merged, "tombstone-grace", 1, 365 * 86400),
+        rebalance_delay=rebalance_delay,
         join=tuple(parse_address(seed, "join") for seed in join),
     )
 

@@ -3,8 +3,13 @@
 The node that receives a request coordinates it, as in Dynamo: a write goes to the
 key's N replicas at once and is acknowledged after W of them; a replica that fails is
 replaced by the next node on the ring, which keeps the write as a hint for it (sloppy
-quorum).  A read asks the N replicas and answers with the newest version among R
-answers; replicas found stale are repaired in the background.
+quorum); an owner that is down (dead, still on the ring within the rebalance delay)
+is skipped at once.  A read asks the N replicas and answers with the newest version
+among R answers; replicas found stale are repaired in the background.
+
+While data moves to a new ring, a key may be on none of its new owners yet: a read
+that finds it nowhere also asks the members that have not settled the ring (their
+handoffs may still hold it), as Cassandra reads pending ranges.
 """
 
 from __future__ import annotations
@@ -41,9 +46,14 @@ def _live(record: Optional[Record]) -> Optional[Record]:
 
 class Coordinator:
     def __init__(self, name: str, ring: Callable[[], Ring], replicas: Replicas, clock: HybridLogicalClock,
-                 n: int, r: int, w: int, stats: DataStats) -> None:
+                 n: int, r: int, w: int, stats: DataStats,
+                 down: Callable[[], frozenset[str]] = frozenset,
+                 unsettled: Callable[[], list[str]] = list) -> None:
         self.name = name
         self._ring = ring
+        #: Owners to skip, and the members whose handoffs may still hold a key.
+        self._down = down
+        self._unsettled = unsettled
         self._replicas = replicas
         self._clock = clock
         self.n, self.r, self.w = n, r, w
@@ -86,7 +96,7 @@ class Coordinator:
         if needed > n:
             return self._short(Deferred(), {key: f"w={needed} but the cluster holds only {n} replicas of a key"
                                             for key, _ in writes})
-        return _Write(self, ring, writes, n, needed).start()
+        return _Write(self, ring, self._down(), writes, n, needed).start()
 
     def _short(self, done: Deferred, errors: dict[str, str]) -> Deferred:
         self.stats.quorum_failures += len(errors)
@@ -110,17 +120,25 @@ class Coordinator:
         needed = min(self.r, len(targets)) if r is None else r
         if needed > len(targets):
             return self._fail(Deferred(), f"r={needed} but the cluster holds only {len(targets)} replicas of a key")
+        down = self._down()
+        targets = [member for member in targets if member not in down]
         if self.name in targets:
             targets.remove(self.name)
             targets.insert(0, self.name)
         return _Read(self, key, targets, needed).start()
 
-    def _repair(self, key: str, answers: dict[str, Optional[Record]]) -> None:
-        """Read repair: bring the replicas that answered with an older version up to date."""
+    def _holders(self, asked: list[str]) -> list[str]:
+        """Members that may hold a key its owners lack: those still moving data."""
+        down = self._down()
+        return [member for member in self._unsettled() if member not in asked and member not in down]
+
+    def _repair(self, key: str, answers: dict[str, Optional[Record]], owners: list[str]) -> None:
+        """Read repair: bring the owners that answered with an older version up to date."""
         record = newest(answers.values())
         if record is None:
             return
-        for member, answer in answers.items():
+        for member in owners:
+            answer = answers.get(member, record)
             if answer is None or answer.version < record.version:
                 self.stats.read_repairs += 1
                 maybeDeferred(lambda: self._replicas[member].write([(key, record, None)])).addErrback(lambda _: None)
@@ -151,9 +169,9 @@ class _Write:
     """One coordinated write of one or more keys: acknowledgements, and retries on the
     next nodes of the ring (sloppy quorum)."""
 
-    def __init__(self, coordinator: Coordinator, ring: Ring, writes: list[tuple[str, Record]],
+    def __init__(self, coordinator: Coordinator, ring: Ring, down: frozenset[str], writes: list[tuple[str, Record]],
                  n: int, needed: int) -> None:
-        self.coordinator, self.ring, self.writes = coordinator, ring, writes
+        self.coordinator, self.ring, self.down, self.writes = coordinator, ring, down, writes
         self.n, self.needed = n, needed
         self.done: Deferred[dict[str, str]] = Deferred()
         self.acks = [0] * len(writes)
@@ -168,7 +186,10 @@ class _Write:
             for member in self.ring.preference_list(key, self.n):
                 batches.setdefault(member, []).append(i)
         for member, batch in batches.items():
-            self._send(member, batch, [None] * len(batch))
+            if member in self.down:
+                self._redirect(member, batch, [None] * len(batch))
+            else:
+                self._send(member, batch, [None] * len(batch))
         self.launched = True
         self._check()
         return self.done
@@ -189,10 +210,15 @@ class _Write:
 
     def _failed(self, _: Failure, batch: list[int], hints: list[Optional[str]], member: str) -> None:
         self.pending -= 1
+        self._redirect(member, batch, hints)
+
+    def _redirect(self, member: str, batch: list[int], hints: list[Optional[str]]) -> None:
+        """Send what ``member`` did not take to the next nodes of the ring, as hints."""
         retries: dict[str, tuple[list[int], list[Optional[str]]]] = {}
         for i, hint in zip(batch, hints):
             if i not in self.spares:
-                self.spares[i] = self.ring.preference_list(self.writes[i][0], len(self.ring.members))[self.n:]
+                self.spares[i] = [spare for spare in self.ring.preference_list(self.writes[i][0], len(self.ring.members))[self.n:]
+                                  if spare not in self.down]
             if self.spares[i]:  # sloppy quorum: the next node keeps it for the owner
                 retry = retries.setdefault(self.spares[i].pop(0), ([], []))
                 retry[0].append(i)
@@ -213,10 +239,12 @@ class _Write:
 
 
 class _Read:
-    """One coordinated read: R replicas first, the others when those do not settle it."""
+    """One coordinated read: R replicas first, the other owners when those do not settle
+    it, and the members still moving data when no owner has the key."""
 
     def __init__(self, coordinator: Coordinator, key: str, targets: list[str], needed: int) -> None:
         self.coordinator, self.key, self.targets, self.needed = coordinator, key, targets, needed
+        self.owners = list(targets)
         self.done: Deferred[Optional[Record]] = Deferred()
         self.answers: dict[str, Optional[Record]] = {}
         self.failures: list[str] = []
@@ -259,10 +287,17 @@ class _Read:
         if not done.called and self.asked < len(self.targets):
             self._ask(len(self.targets))
             return
-        self.coordinator._repair(self.key, answers)
+        if not done.called and len(self.targets) == len(self.owners) and newest(answers.values()) is None:
+            holders = self.coordinator._holders(self.targets)
+            if holders:
+                self.targets += holders
+                self._ask(len(holders))
+                return
+        self.coordinator._repair(self.key, answers, self.owners)
         if done.called:
             return
-        if len(answers) >= self.needed:
+        answered = sum(owner in answers for owner in self.owners)
+        if answered >= self.needed:
             done.callback(_live(newest(answers.values())))
         else:
-            self.coordinator._fail(done, f"only {len(answers)} of the {self.needed} replicas needed answered the read")
+            self.coordinator._fail(done, f"only {answered} of the {self.needed} replicas needed answered the read")

@@ -1,7 +1,8 @@
 """Hinted handoff: deliver the writes this node kept for a replica that was down.
 
 Hints are stored durably (they survive a restart) and delivered every second to their
-target once it is back on the ring.  A target that left the ring will not come back
+target once it is up again (a target that is down keeps its place on the ring for the
+rebalance delay).  A target that left the ring will not come back
 for its hints: they are written to the key's current owners instead, so an
 acknowledged write is never stranded in a hint.
 """
@@ -26,8 +27,10 @@ HINTS_PER_BATCH = 1000
 class HintedHandoff:
     log = Logger()
 
-    def __init__(self, ring: Callable[[], Ring], replicas: Replicas, n: int, stats: DataStats, reactor) -> None:
+    def __init__(self, ring: Callable[[], Ring], down: Callable[[], frozenset[str]], replicas: Replicas, n: int,
+                 stats: DataStats, reactor) -> None:
         self._ring = ring
+        self._down = down
         self._replicas = replicas
         self._store = replicas.local.store
         self._n = n
@@ -54,6 +57,8 @@ class HintedHandoff:
 
     async def _deliver_all(self) -> None:
         for target in self._store.hint_counts():
+            if target in self._down():
+                continue
             try:
                 while await self._deliver_batch(target):
                     pass

@@ -227,6 +227,12 @@ class Membership:
         self._set_state(now, self._me, State.LEFT, self._me.incarnation + 1)
         self._broadcast(Left(self.name, self._me.incarnation))
 
+    def remove(self, now: float, name: str) -> None:
+        """An operator's word that a dead member is gone for good: it is marked left, as
+        if it had left, and the news spreads.  Should it return, it refutes."""
+        member = self.members[name]
+        self._on_gone(now, Left(name, member.incarnation))
+
     # -- handling messages -----------------------------------------------------------------
 
     def _handle(self, now: float, source, sender: str, message: Message, out: list[Outgoing]) -> None:

@@ -7,6 +7,7 @@ connection the peer already closed is retried once on a fresh connection.
 
 from __future__ import annotations
 
+import json
 from typing import Optional
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ from twisted.web.client import (
 
 from gossipdht.config import Address
 
+#: What a transfers report holds at least.
+TRANSFERS_FIELDS = {"node", "ring", "settled", "sending", "receiving", "waiting"}
 #: Below twisted.web's 60 s idle timeout, so the client closes idle connections first.
 IDLE_SECONDS = 50
 
@@ -96,6 +99,19 @@ class PeerClient:
         if status != 200:
             raise PeerError(f"{Address(*address)} answered {status}", status=status)
         return body.decode().split("\r\n")
+
+    async def transfers(self, address: tuple[str, int], timeout: float) -> dict:
+        """The member's own transfers report (``GET /dht/transfers`` as JSON)."""
+        status, body = await self.request("GET", address, "/dht/transfers?format=json", timeout)
+        if status != 200:
+            raise PeerError(f"{Address(*address)} answered {status}", status=status)
+        try:
+            report = json.loads(body)
+        except ValueError:
+            report = None
+        if not isinstance(report, dict) or not TRANSFERS_FIELDS <= report.keys():
+            raise PeerError(f"{Address(*address)} sent a bad transfers report")
+        return report
 
     def close(self):
         return self._pool.closeCachedConnections()

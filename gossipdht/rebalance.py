@@ -15,9 +15,15 @@ A round after a membership change compares every record.  Periodic rounds leave 
 the writes of the last ``IN_FLIGHT_SECONDS``, which the next round compares: under a
 steady load of new keys, the replicas always differ by the writes in flight.
 
-Rounds never overlap.  ``settle`` runs rounds until one completes without failures on
-an unchanged ring: ``POST /dht/join`` answers only then.  ``hand_off`` pushes all of this
-node's data to the owners of a ring without it: ``/dht/leave`` does that first.
+Members that are down (dead, but still on the ring within the rebalance delay) are
+skipped: nothing is pulled from them, and data they should receive stays here, pushed
+to the other owners and not dropped, until they are back or off the ring.
+
+Rounds never overlap.  A round that completes on an unchanged ring *settles* it: the
+node has done what that ring asks of it, which ``transfers()`` reports (``GET
+/dht/transfers``) with what the round in progress still has to move; ``POST /dht/join``
+answers once every member settled.  ``hand_off`` pushes all of this node's data to the
+owners of a ring without it: ``/dht/leave`` does that first.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from typing import Callable, Optional, Sequence
 
 from twisted.internet.defer import DeferredLock, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from gossipdht.antientropy import exchange
@@ -61,10 +66,12 @@ def merged(ranges: Sequence[TokenRange]) -> list[TokenRange]:
 class Rebalancer:
     log = Logger()
 
-    def __init__(self, name: str, ring: Callable[[], Ring], replicas: Replicas, n: int, reactor,
-                 stats: DataStats, interval: float, tombstone_grace: float) -> None:
+    def __init__(self, name: str, ring: Callable[[], Ring], down: Callable[[], frozenset[str]],
+                 replicas: Replicas, n: int, reactor, stats: DataStats, interval: float,
+                 tombstone_grace: float) -> None:
         self.name = name
         self._ring = ring
+        self._down = down
         self._replicas = replicas
         self._store = replicas.local.store
         self._n = n
@@ -76,6 +83,13 @@ class Rebalancer:
         self._call: Optional[IDelayedCall] = None
         #: Whether the ring changed since the last round that completed.
         self._ring_changed = True
+        #: The checksum of the last ring a round completed on, unchanged while it ran.
+        self.settled: Optional[str] = None
+        # What the round in progress still has to do: keys to push to each owner, ranges
+        # to pull from each co-replica, keys kept for owners that are down.
+        self._sending: dict[str, int] = {}
+        self._receiving: dict[str, int] = {}
+        self._waiting: dict[str, int] = {}
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -111,16 +125,14 @@ class Rebalancer:
         """Run one round after any running one; True when nothing failed."""
         return await self._lock.run(lambda: ensureDeferred(self._round()))
 
-    async def settle(self, seconds: float) -> bool:
-        """Run rounds until one completes on an unchanged ring; False at the deadline."""
-        deadline = self._reactor.seconds() + seconds
-        while True:
-            ring = self._ring()
-            if await self.run_round() and self._ring() is ring:
-                return True
-            if self._reactor.seconds() >= deadline:
-                return False
-            await deferLater(self._reactor, RETRY_SECONDS / 4, lambda: None)
+    def transfers(self) -> dict:
+        """The ring this node settled and what it still moves, for ``GET /dht/transfers``."""
+        def listed(book: dict[str, int], role: str, unit: str) -> list[dict]:
+            return [{role: name, unit: count} for name, count in sorted(book.items()) if count > 0]
+        return {"node": self.name, "ring": self._ring().checksum, "settled": self.settled,
+                "sending": listed(self._sending, "to", "keys"),
+                "receiving": listed(self._receiving, "from", "ranges"),
+                "waiting": listed(self._waiting, "to", "keys")}
 
     # -- a round -----------------------------------------------------------------------------
 
@@ -130,6 +142,7 @@ class Rebalancer:
         full, self._ring_changed = self._ring_changed, False
         before = None if full else timestamp_at(self._reactor.seconds() - IN_FLIGHT_SECONDS)
         ring = self._ring()
+        self._sending, self._receiving, self._waiting = {}, {}, {}
         if self.name not in ring.members:
             # Leaving: ``hand_off`` gave everything to the others already, and once alone
             # the node keeps serving what it holds.  Nothing here is to be dropped.
@@ -143,14 +156,25 @@ class Rebalancer:
                         shared.setdefault(owner, []).append((low, high))
             else:
                 foreign.setdefault(frozenset(owners), []).append((low, high))
+        down = self._down()
+        for peer, ranges in shared.items():
+            if peer not in down:
+                self._receiving[peer] = len(merged(ranges))
         complete = True
         for owners, ranges in foreign.items():
             complete &= await self._hand_off(ranges, sorted(owners), drop=lambda: self._ring() is ring)
         for peer, ranges in shared.items():
+            if peer in down:  # what it holds, the other owners hold too; it pulls when back
+                continue
             # Pulls walk the ring backwards while handoffs walk it forwards: when a node
             # joins, the two meet once instead of moving the same records side by side.
-            complete &= await self._exchange(peer, merged(ranges)[::-1], before)
+            if await self._exchange(peer, merged(ranges)[::-1], before):
+                del self._receiving[peer]
+            else:
+                complete = False
         self._ring_changed |= full and not complete
+        if complete and self._ring() is ring:
+            self.settled = ring.checksum
         return complete
 
     async def _exchange(self, peer: str, ranges: list[TokenRange], before: Optional[int]) -> bool:
@@ -167,12 +191,19 @@ class Rebalancer:
 
     async def _hand_off(self, ranges: Sequence[TokenRange], owners: Sequence[str],
                         drop: Optional[Callable[[], bool]]) -> bool:
-        """Push the data held in ``ranges`` to each owner; then, if ``drop()`` still says
-        so, forget the versions every owner acknowledged."""
+        """Push the data held in ``ranges`` to each owner that is not down; then, if every
+        owner took it and ``drop()`` still says so, forget the versions they acknowledged."""
         local = self._replicas.local
-        for step in await self._steps(merged(ranges)):
+        down = self._down()
+        steps = await self._steps(merged(ranges))
+        for owner in owners:
+            book = self._waiting if owner in down else self._sending
+            book[owner] = book.get(owner, 0) + sum(size for _, size in steps)
+        for step, size in steps:
             held = await local.versions(step) if drop is not None else []
             for owner in owners:
+                if owner in down:
+                    continue
                 try:
                     repaired = await exchange(self._replicas.local, self._replicas[owner], step,
                                               push=True, pull=False)
@@ -180,23 +211,28 @@ class Rebalancer:
                     self.log.debug("handing data to {owner} failed: {error}", owner=owner, error=e)
                     return False
                 self._stats.keys_handed_off += repaired.pushed
-            if drop is not None and drop():
+                self._sending[owner] -= size
+            if drop is not None and not down & set(owners) and drop():
                 self._stats.keys_dropped += self._store.remove(held)
         return True
 
-    async def _steps(self, ranges: list[TokenRange]) -> list[list[TokenRange]]:
-        """The ranges that hold data here, grouped by about ``HANDOFF_STEP`` keys."""
-        steps: list[list[TokenRange]] = [[]]
+    async def _steps(self, ranges: list[TokenRange]) -> list[tuple[list[TokenRange], int]]:
+        """The ranges that hold data here, grouped by about ``HANDOFF_STEP`` keys, with
+        the number of keys in each group."""
+        steps: list[tuple[list[TokenRange], int]] = []
+        group: list[TokenRange] = []
         size = 0
         for token_range, (count, _) in zip(ranges, await self._replicas.local.digests(ranges)):
             if not count:
                 continue
             if size >= HANDOFF_STEP:
-                steps.append([])
-                size = 0
-            steps[-1].append(token_range)
+                steps.append((group, size))
+                group, size = [], 0
+            group.append(token_range)
             size += count
-        return steps if steps[0] else []
+        if group:
+            steps.append((group, size))
+        return steps
 
     async def hand_off(self, ring: Ring) -> bool:
         """Push everything stored here to its owners on ``ring``, keeping the copies."""

@@ -29,10 +29,12 @@ from gossipdht.stats import DataStats
 from gossipdht.swim import SwimConfig
 from gossipdht.peer import PeerClient
 from gossipdht.rpc import RpcClient, max_frame_bytes
+from gossipdht.settlement import Settlement
 from gossipdht.snapshot import Snapshot, load as load_snapshot
 from gossipdht.storage import open_store
 
-#: How long ``POST /dht/join`` waits for data to move before it answers 504.
+#: How long ``POST /dht/join``, ``/dht/leave`` and ``/dht/remove`` wait for data to move
+#: before they answer 504.
 DATA_MOVE_SECONDS = 300.0
 #: How often a thread copies the store's write-ahead log into the database.
 CHECKPOINT_SECONDS = 0.5
@@ -67,23 +69,28 @@ class NodeService(MultiService):
         except OSError as e:
             raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
         self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers,
-                               SwimConfig(reap_after=config.reap_after))
+                               SwimConfig(reap_after=config.reap_after), rebalance_delay=config.rebalance_delay)
         self.stats = DataStats()
-        clock = HybridLogicalClock(reactor.seconds)
+        clock = HybridLogicalClock(reactor.seconds, self.store.reserved_timestamp(), self.store.reserve_timestamp)
         local = LocalReplica(config.name, self.store, self.committer, clock, self.stats, deferToThread)
         self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes))
         self.replicas = Replicas(local, self.cluster.api_address, self.rpc, reactor)
-        ring = lambda: self.cluster.ring  # noqa: E731 - the ring is replaced on every change
-        self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
-                                       config.read_quorum, config.write_quorum, self.stats)
-        self.rebalancer = Rebalancer(config.name, ring, self.replicas, config.replicas, reactor, self.stats,
+        # The ring and its members that are down are replaced on every change.
+        ring = lambda: self.cluster.ring  # noqa: E731
+        down = lambda: self.cluster.down  # noqa: E731
+        self.rebalancer = Rebalancer(config.name, ring, down, self.replicas, config.replicas, reactor, self.stats,
                                      config.anti_entropy_interval, config.tombstone_grace)
-        self.hints = HintedHandoff(ring, self.replicas, config.replicas, self.stats, reactor)
+        self.settlement = Settlement(config.name, self.peers, reactor, self.rebalancer.transfers,
+                                     self.cluster.others, lambda: self.cluster.ring.checksum)
+        self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
+                                       config.read_quorum, config.write_quorum, self.stats, down,
+                                       self.settlement.unsettled)
+        self.hints = HintedHandoff(ring, down, self.replicas, config.replicas, self.stats, reactor)
         self.cluster.on_ring_change.append(self.rebalancer.ring_changed)
-        self.cluster.after_join = self._move_data_after_join
+        self.cluster.data_moved = self._data_moved
         self.cluster.before_leave = self._hand_data_off
         api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
-                      config.replicas)
+                      config.replicas, self.settlement)
         self.site = api.site()
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster
@@ -126,6 +133,7 @@ class NodeService(MultiService):
         super().startService()
         self.cluster.start()
         self.rebalancer.start()
+        self.settlement.start()
         self.hints.start()
         if self.store.threaded:
             self.checkpoints.start(CHECKPOINT_SECONDS, now=False)
@@ -139,10 +147,11 @@ class NodeService(MultiService):
         if seeds:
             self._joining = ensureDeferred(self._join_at_start(seeds))
 
-    async def _move_data_after_join(self) -> None:
-        if not await self.rebalancer.settle(DATA_MOVE_SECONDS):
-            raise ClusterError(504, f"joined, but moving data did not finish within {DATA_MOVE_SECONDS:g} s; "
-                               "it goes on in the background")
+    async def _data_moved(self, members, checksum) -> None:
+        pending = await self.settlement.wait(members, checksum, DATA_MOVE_SECONDS)
+        if pending:
+            raise ClusterError(504, "membership changed, but data is still to move; it goes on in the "
+                               "background: " + "; ".join(pending))
 
     async def _hand_data_off(self, others: list[str]) -> None:
         if not await self.rebalancer.hand_off(Ring(others)):
@@ -190,6 +199,7 @@ class NodeService(MultiService):
             self._joining.cancel()
         self.cluster.stop()
         self.rebalancer.stop()
+        self.settlement.stop()
         self.hints.stop()
         if self.checkpoints.running:
             self.checkpoints.stop()

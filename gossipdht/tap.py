@@ -32,6 +32,8 @@ class Options(usage.Options):
         ["reap-after", None, None, "seconds before dead and left members are forgotten [default: 300]"],
         ["anti-entropy-interval", None, None, "seconds between anti-entropy rounds [default: 30]"],
         ["tombstone-grace", None, None, "seconds a deletion is remembered before purging [default: 86400]"],
+        ["rebalance-delay", None, None,
+         "seconds a failed member keeps its place on the ring before its data moves [default: 60]"],
     ]
 
     def __init__(self) -> None:

@@ -6,12 +6,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gossipdht.committer import GroupCommitter
 from gossipdht.coordinator import Coordinator, QuorumError
-from gossipdht.hlc import HybridLogicalClock
+from gossipdht.hlc import HybridLogicalClock, Version
 from gossipdht.peer import PeerError
 from gossipdht.replica import LocalReplica
 from gossipdht.ring import Ring
 from gossipdht.stats import DataStats
-from gossipdht.storage import ring_order
+from gossipdht.storage import Record, ring_order
 from gossipdht.storage.memory import MemoryStore
 
 NAMES = ["a", "b", "c", "d", "e"]
@@ -56,8 +56,9 @@ class CoordinatorTests(SynchronousTestCase):
         self.coordinator = self.make()
 
     def make(self, n=3, r=2, w=2):
+        self.down, self.unsettled = frozenset(), []
         return Coordinator("a", lambda: self.ring, self.replicas, HybridLogicalClock(self.clock.seconds),
-                           n, r, w, self.stats)
+                           n, r, w, self.stats, lambda: self.down, lambda: self.unsettled)
 
     def owners(self, key, n=5):
         return self.ring.preference_list(key, n)
@@ -93,6 +94,44 @@ class CoordinatorTests(SynchronousTestCase):
         self.assertIsNone(self.stored(fourth, "k"))  # kept as a hint, not served
         self.assertEqual(self.replicas[fourth].store.hints(second, 10), [("k", record)])
         self.assertEqual(self.stats.hints_stored, 1)
+
+    def test_an_owner_that_is_down_is_not_asked_and_its_writes_go_to_a_fallback_as_hints(self):
+        first, second, third, fourth, fifth = self.owners("k")
+        self.replicas[second].state = "hung"  # would hold the write up, were it asked
+        self.replicas[fourth].state = "hung"  # a fallback that is down is skipped too
+        self.down = frozenset({second, fourth})
+        d = self.coordinator.put("k", b"v", "text/plain", w=3)
+        self.clock.advance(0)
+        record = self.successResultOf(d)
+        self.assertEqual(self.replicas[fifth].store.hints(second, 10), [("k", record)])
+        self.assertEqual(self.replicas[second].reads + len(self.replicas[second].store.hint_counts()), 0)
+        read = self.coordinator.get("k")
+        self.assertEqual(self.successResultOf(read), record)
+        self.assertEqual(self.replicas[second].reads, 0)
+
+    def test_a_key_on_none_of_its_owners_is_read_from_the_members_still_moving_data(self):
+        first, second, third, fourth, fifth = self.owners("k")
+        store = self.replicas[fifth].store
+        store.write([("k", _record(b"moving"))])  # its handoff has not run yet
+        self.assertIsNone(self.successResultOf(self.coordinator.get("k")))  # everyone settled
+        self.unsettled = [first, fourth, fifth]
+        self.down = frozenset({fourth})
+        self.assertEqual(self.successResultOf(self.coordinator.get("k")).value, b"moving")
+        self.assertEqual(self.replicas[fourth].reads, 0)
+        self.clock.advance(0)
+        for name in (first, second, third):  # read repair reaches the owners, only them
+            self.assertEqual(self.stored(name, "k").value, b"moving")
+        self.assertIsNone(self.stored(fourth, "k"))
+
+    def test_owners_that_have_the_key_are_not_second_guessed_by_the_members_still_moving_data(self):
+        first, second, third, fourth, fifth = self.owners("k")
+        d = self.coordinator.delete("k")
+        self.clock.advance(0)
+        self.successResultOf(d)
+        self.replicas[fifth].store.write([("k", _record(b"old"))])
+        self.unsettled = [fifth]
+        self.assertIsNone(self.successResultOf(self.coordinator.get("k")))  # the tombstone stands
+        self.assertEqual(self.replicas[fifth].reads, 0)
 
     def test_too_few_replicas_is_a_quorum_error_naming_the_count(self):
         first, *others = self.owners("k")
@@ -247,8 +286,5 @@ class CoordinatorTests(SynchronousTestCase):
         self.assertEqual(self.stats.quorum_failures, 2)
 
 
-def _record():
-    from gossipdht.hlc import Version
-    from gossipdht.storage import Record
-
-    return Record(Version(1, "x"), b"v", "t")
+def _record(value=b"v", timestamp=1):
+    return Record(Version(timestamp, "x"), value, "t")

@@ -7,116 +7,17 @@ quick; every check polls with a deadline rather than sleeping.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import random
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
-from urllib.parse import quote
 
-
+from clusterclient import (
+    FAST, Clients, data_stats, joined, listing, name, owners, parallel, path, placement_errors, put_all,
+    unreadable,
+)
 from gossipdht.localcluster import join, peers, wait_for
-from gossipdht.ring import Ring
-
-THREADS = 16
-FAST = ("--anti-entropy-interval", "5")
-
-
-class Clients:
-    """One keep-alive connection per thread and node."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def request(self, node, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        connections = self._local.__dict__.setdefault("connections", {})
-        for attempt in (1, 2):
-            connection = connections.get(node.port)
-            if connection is None:
-                connection = connections[node.port] = http.client.HTTPConnection(node.host, node.port, timeout=30)
-            try:
-                connection.request(method, path, body=body)
-                response = connection.getresponse()
-                return response.status, response.read()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connections[node.port] = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-
-def parallel(function, items) -> list:
-    with ThreadPoolExecutor(THREADS) as pool:
-        return list(pool.map(function, items))
-
-
-def path(key: str, query: str = "") -> str:
-    return "/db/" + quote(key, safe="") + query
-
-
-def name(node) -> str:
-    return f"127.0.0.1:{node.port}"
-
-
-def put_all(clients, nodes, items: dict[str, str]) -> None:
-    def put(item):
-        key, value = item
-        status, body = clients.request(random.choice(nodes), "PUT", path(key), value.encode())
-        assert status == 204, (key, status, body)
-    parallel(put, items.items())
-
-
-def unreadable(clients, nodes, items: dict[str, str], query: str = "", each_node: bool = True) -> list:
-    """(node port, key, status) of the reads that do not return the value: every key
-    through every node, or through one node picked at random."""
-    def read(job):
-        node, key = job
-        status, body = clients.request(node, "GET", path(key, query))
-        return None if status == 200 and body == items[key].encode() else (node.port, key, status)
-    jobs = [(n, k) for n in nodes for k in items] if each_node else [(random.choice(nodes), k) for k in items]
-    return [bad for bad in parallel(read, jobs) if bad]
-
-
-def listing(clients, node, scope: str = "primary") -> list[str]:
-    status, body = clients.request(node, "GET", f"/db?format=json&scope={scope}")
-    assert status == 200
-    return json.loads(body)
-
-
-def data_stats(clients, node) -> dict:
-    return json.loads(clients.request(node, "GET", "/dht/stats")[1])["data"]
-
-
-def start(node_factory, count: int, *args: str) -> list:
-    return [node_factory(*args) for _ in range(count)]
-
-
-def joined(node_factory, count: int, *args: str) -> list:
-    nodes = start(node_factory, count, *args)
-    for node in nodes[1:]:
-        join(node, nodes[0])
-    return nodes
-
-
-def test_ten_single_nodes_with_their_own_keys_join_one_by_one(node_factory):
-    clients = Clients()
-    nodes = start(node_factory, 10)
-    own = [{f"node{i}/key{k}": f"value {i}.{k}" for k in range(100)} for i in range(10)]
-    for node, items in zip(nodes, own):
-        put_all(clients, [node], items)
-    so_far = dict(own[0])
-    for i in range(1, 10):
-        join(nodes[i], nodes[i - 1])
-        so_far.update(own[i])
-        assert unreadable(clients, nodes[: i + 1], so_far) == [], f"after node {i} joined"
-    everyone = sorted(map(name, nodes))
-    for node in nodes:
-        assert sorted(peers(node)) == everyone
 
 
 def test_primary_listings_name_every_key_once_and_stay_balanced(node_factory):
@@ -152,22 +53,6 @@ def test_a_node_leaves_with_its_data_handed_off_and_comes_back(node_factory):
     assert unreadable(clients, [leaver], {key: items[key] for key in held}) == []
     join(leaver, others[0])
     assert unreadable(clients, nodes, items) == []
-
-
-def owners(nodes) -> Callable[[str], set[str]]:
-    """The owners of a key on the ring of these nodes, as every node computes them."""
-    ring = Ring(map(name, nodes))
-    return lambda key: set(ring.preference_list(key, 3))
-
-
-def placement_errors(clients, nodes, keys) -> list[str]:
-    """Keys not stored on exactly their three owners."""
-    holders: dict[str, set[str]] = {key: set() for key in keys}
-    for node in nodes:
-        for key in listing(clients, node, "replica"):
-            holders.setdefault(key, set()).add(name(node))
-    owners_of = owners(nodes)
-    return [key for key in keys if holders[key] != owners_of(key)]
 
 
 def test_kill9_during_writes_loses_no_acknowledged_write(node_factory):

@@ -40,9 +40,18 @@ def held(replica):
     return set(replica.store.keys(None, 10_000))
 
 
-def round_on(ring, clock, replicas, name="a"):
-    rebalancer = Rebalancer(name, lambda: ring, As(name, replicas), 2, clock, DataStats(), 30, 86400)
+def rebalancer_of(name, ring, clock, replicas, down=frozenset()):
+    return Rebalancer(name, lambda: ring, lambda: down, As(name, replicas), 2, clock, DataStats(), 30, 86400)
+
+
+def run(rebalancer, clock):
     d = ensureDeferred(rebalancer.run_round())
+    clock.advance(0)
+    return d.result
+
+
+def round_on(ring, clock, replicas, name="a"):
+    d = ensureDeferred(rebalancer_of(name, ring, clock, replicas).run_round())
     clock.advance(0)
     return d
 
@@ -89,12 +98,10 @@ def test_periodic_rounds_leave_the_writes_in_flight_to_the_next_and_a_new_ring_c
                             DataStats())
     clock.advance(1_000_000)
     ring = Ring("ab")
-    rebalancer = Rebalancer("a", lambda: ring, As("a", replicas), 2, clock, DataStats(), 30, 86400)
+    rebalancer = rebalancer_of("a", ring, clock, replicas)
 
     def round_():
-        d = ensureDeferred(rebalancer.run_round())
-        clock.advance(0)
-        return d.result
+        return run(rebalancer, clock)
 
     def write_to_b(key, seconds_ago):
         replicas["b"].store.write([(key, Record(Version(timestamp_at(clock.seconds() - seconds_ago), "b"), b"v", "t"))])
@@ -118,3 +125,48 @@ def test_periodic_rounds_leave_the_writes_in_flight_to_the_next_and_a_new_ring_c
     write_to_b("after", 0)
     assert round_() is True
     assert "after" not in held(replicas["a"])
+
+
+def test_data_for_an_owner_that_is_down_stays_until_it_is_back_and_the_ring_still_settles():
+    clock, replicas = cluster("abc")
+    keys = [f"k{i}" for i in range(300)]
+    replicas["a"].store.write([(k, Record(Version(1, "a"), b"v", "t")) for k in keys])
+    ring = Ring("abc")
+    foreign = {key for key in keys if "a" not in ring.preference_list(key, 2)}
+    for_b = foreign  # with N=2 of three, what "a" does not own is owned by "b" and "c"
+    rebalancer = rebalancer_of("a", ring, clock, replicas, down=frozenset("b"))
+    assert rebalancer.transfers()["settled"] is None
+    replicas["b"] = Failing("b", MemoryStore(), None, None, DataStats())
+    replicas["b"].down = True  # nothing may be asked of a member that is down
+    assert run(rebalancer, clock) is True
+    report = rebalancer.transfers()
+    assert report["settled"] == ring.checksum  # what the ring asks of "a" is done, but for "b"
+    assert report["waiting"] == [{"to": "b", "keys": len(for_b)}]
+    assert report["sending"] == report["receiving"] == []
+    assert for_b and for_b <= held(replicas["a"])  # kept, for its owner that is down
+    assert all(key in held(replicas["c"]) for key in foreign)  # the other owner has it all
+
+    replicas["b"] = cluster("b")[1]["b"]
+    rebalancer = rebalancer_of("a", ring, clock, replicas)  # "b" is back
+    assert run(rebalancer, clock) is True
+    assert rebalancer.transfers()["waiting"] == []
+    assert not foreign & held(replicas["a"])
+    assert for_b <= held(replicas["b"])
+
+
+def test_a_failed_pull_is_reported_and_leaves_the_ring_unsettled():
+    clock, replicas = cluster("ab")
+    b = replicas["b"]
+    replicas["b"] = Failing("b", b.store, GroupCommitter(b.store, clock), HybridLogicalClock(clock.seconds),
+                            DataStats())
+    replicas["b"].down = True
+    ring = Ring("ab")
+    rebalancer = rebalancer_of("a", ring, clock, replicas)
+    assert run(rebalancer, clock) is False
+    report = rebalancer.transfers()
+    assert report["settled"] is None and report["ring"] == ring.checksum
+    assert [t["from"] for t in report["receiving"]] == ["b"]
+    replicas["b"].down = False
+    assert run(rebalancer, clock) is True
+    assert rebalancer.transfers()["settled"] == ring.checksum
+    assert rebalancer.transfers()["receiving"] == []

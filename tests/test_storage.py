@@ -85,6 +85,16 @@ def test_max_timestamp(store):
     assert store.max_timestamp() == 9
 
 
+def test_reserved_timestamp_is_kept_apart_and_only_raised(store):
+    assert store.reserved_timestamp() == 0
+    store.reserve_timestamp(50)
+    store.write([("a", rec(9))])
+    assert (store.reserved_timestamp(), store.max_timestamp()) == (50, 9)
+    store.reserve_timestamp(70)
+    store.reserve_timestamp(60)
+    assert (store.reserved_timestamp(), store.max_timestamp()) == (70, 9)
+
+
 def test_sqlite_keeps_everything_across_reopen(tmp_path):
     s = open_store("sqlite", str(tmp_path))
     s.write([("a", rec(3, value=b"x")), ("b", rec(4, deleted=True))])
@@ -92,6 +102,15 @@ def test_sqlite_keeps_everything_across_reopen(tmp_path):
     s = open_store("sqlite", str(tmp_path))
     assert s.get("a") == rec(3, value=b"x") and s.get("b").deleted
     assert s.max_timestamp() == 4
+    s.close()
+
+
+def test_sqlite_keeps_the_reserved_timestamp_across_reopen(tmp_path):
+    s = open_store("sqlite", str(tmp_path))
+    s.reserve_timestamp(TIMESTAMP_LIMIT - 1)
+    s.close()
+    s = open_store("sqlite", str(tmp_path))
+    assert (s.reserved_timestamp(), s.max_timestamp()) == (TIMESTAMP_LIMIT - 1, 0)
     s.close()
 
 

@@ -1,11 +1,12 @@
 """A cluster of local ``twistd`` nodes on loopback: starting, joining and measuring it.
 
-The command line (``python -m gossipdht.localcluster run|measure``) is in ``__main__``;
+The command line (``python -m gossipdht.localcluster run|measure|outage``) is in ``__main__``;
 these functions are also what the multi-process tests use.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Callable, Sequence
@@ -13,6 +14,11 @@ from typing import Callable, Sequence
 from gossipdht.nodeprocess import NodeProcess, free_port
 
 POLL = 0.02
+#: The ``data`` counters of ``GET /dht/stats`` that count records moved between nodes.
+MOVED = ("keys_repaired", "keys_handed_off", "keys_dropped", "hints_stored", "hints_delivered")
+#: Periodic rebalance rounds leave out writes this recent (``rebalance.IN_FLIGHT_SECONDS``).
+IN_FLIGHT = 5.0
+BULK_KEYS = 1000
 
 
 def peers(node: NodeProcess) -> list[str]:
@@ -48,8 +54,8 @@ def start_nodes(directory: str, count: int, args: Sequence[str], first_port: int
     return nodes
 
 
-def measure(count: int, directory: str) -> dict:
-    nodes = start_nodes(directory, count, ["--storage", "memory"])
+def measure(count: int, directory: str, args: Sequence[str] = ()) -> dict:
+    nodes = start_nodes(directory, count, ["--storage", "memory", *args])
     try:
         names = [f"127.0.0.1:{n.port}" for n in nodes]
         started = time.monotonic()
@@ -63,7 +69,7 @@ def measure(count: int, directory: str) -> dict:
         gone = wait_for(lambda: all(names[-1] not in peers(n) for n in survivors), 60)
 
         started = time.monotonic()
-        victim.start("--storage", "memory", "--join", f"127.0.0.1:{nodes[0].port}")
+        victim.start("--storage", "memory", *args, "--join", f"127.0.0.1:{nodes[0].port}")
         back = wait_for(lambda: all(sorted(peers(n)) == sorted(names) for n in nodes), 30)
         return {
             "nodes": count,
@@ -71,6 +77,81 @@ def measure(count: int, directory: str) -> dict:
             "kill9_unlisted_seconds": round(gone, 2),
             "restart_listed_seconds": round(time.monotonic() - started, 2),
             "restart_listed_after_health_seconds": round(back, 2),
+        }
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def write_keys(nodes: Sequence[NodeProcess], count: int) -> None:
+    """``count`` keys through bulk writes (``POST /db``, TSV), the nodes taking turns."""
+    for number, first in enumerate(range(0, count, BULK_KEYS)):
+        body = "".join(f"key-{i:07d}\tvalue-{i}\n" for i in range(first, min(first + BULK_KEYS, count))).encode()
+        node = nodes[number % len(nodes)]
+        status, _, answer = node.request("POST", "/db", body, {"Content-Type": "text/tab-separated-values"}, 60)
+        if status != 200:
+            raise RuntimeError(f"bulk write through {node.port}: {status} {answer.decode().strip()[:500]}")
+
+
+def data_stats(nodes: Sequence[NodeProcess]) -> list[dict[str, int]]:
+    """Each node's ``data`` counters from ``GET /dht/stats``."""
+    out = []
+    for node in nodes:
+        status, _, body = node.request("GET", "/dht/stats", timeout=5)
+        if status != 200:
+            raise RuntimeError(f"GET /dht/stats of {node.port}: {status}")
+        out.append(json.loads(body)["data"])
+    return out
+
+
+def settle(nodes: Sequence[NodeProcess], rounds: Sequence[int], still: float, timeout: float) -> list[dict]:
+    """The counters once every node ran ``rounds`` rebalance rounds and none changed for ``still`` s."""
+    start = changed = time.monotonic()
+    seen = data_stats(nodes)
+    while time.monotonic() - changed < still or any(s["rebalance_rounds"] < r for s, r in zip(seen, rounds)):
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"the cluster did not settle within {timeout} s: {seen}")
+        time.sleep(0.1)
+        now = data_stats(nodes)
+        if now != seen:
+            changed, seen = time.monotonic(), now
+    return seen
+
+
+def outage(count: int, keys: int, down: float, directory: str, args: Sequence[str] = (),
+           replicas: int = 3, interval: float = 30) -> dict:
+    """Records moved by a ``kill -9`` of one node for ``down`` s and its restart on its disk."""
+    nodes = start_nodes(directory, count, args)
+    try:
+        names = [f"127.0.0.1:{n.port}" for n in nodes]
+        for node in nodes[1:]:
+            join(node, nodes[0], timeout=120)
+        wait_for(lambda: all(sorted(peers(n)) == sorted(names) for n in nodes), 30)
+        started = time.monotonic()
+        write_keys(nodes, keys)
+        loaded = time.monotonic() - started
+        # The baseline once a periodic round compared the load's writes on every node.
+        time.sleep(IN_FLIGHT)
+        deadline = 3 * interval + 60
+        before = settle(nodes, [s["rebalance_rounds"] + 1 for s in data_stats(nodes)], 2.0, deadline)
+
+        victim, survivors = nodes[-1], nodes[:-1]
+        killed = time.monotonic()
+        victim.kill9()
+        time.sleep(down)
+        rounds = [s["rebalance_rounds"] + 2 for s in data_stats(survivors)] + [2]
+        restarted = time.monotonic()
+        victim.start(*args)
+        wait_for(lambda: all(sorted(peers(n)) == sorted(names) for n in nodes), 60)
+        listed = time.monotonic()
+        after = settle(nodes, rounds, 2.0, deadline)
+        delta = {c: sum(a[c] - b[c] for a, b in zip(after, before[:-1])) + after[-1][c] for c in MOVED}
+        return {
+            "nodes": count, "keys": keys, "replicas_total": replicas * keys, "down_seconds": down, **delta,
+            "of_which_restarted_node": {c: after[-1][c] for c in MOVED},
+            "load_seconds": round(loaded, 2),
+            "restart_listed_seconds": round(listed - restarted, 2),
+            "seconds": round(time.monotonic() - killed, 2),
         }
     finally:
         for node in nodes:

@@ -73,6 +73,13 @@ class Store(Protocol):
     def max_timestamp(self) -> int:
         """The largest version timestamp ever written here (0 when empty)."""
 
+    def reserved_timestamp(self) -> int:
+        """The high-water mark the clock reserved, 0 if never."""
+
+    def reserve_timestamp(self, timestamp: int) -> None:
+        """Durably remember a high-water mark before the clock issues timestamps up to it;
+        a lower one than the mark kept changes nothing."""
+
     def add_hints(self, target: str, items: Iterable[tuple[str, Record]]) -> None:
         """Keep records for ``target`` (newest version per key), durably."""
 

@@ -20,6 +20,7 @@ class MemoryStore:
         self._hints: dict[str, dict[str, Record]] = {}
         self._by_token: Optional[list[tuple[int, str]]] = None  # every key in ring order, built when asked
         self._max_timestamp = 0
+        self._reserved_timestamp = 0
 
     def get(self, key: str) -> Optional[Record]:
         return self._records.get(key)
@@ -84,6 +85,12 @@ class MemoryStore:
 
     def max_timestamp(self) -> int:
         return self._max_timestamp
+
+    def reserved_timestamp(self) -> int:
+        return self._reserved_timestamp
+
+    def reserve_timestamp(self, timestamp: int) -> None:
+        self._reserved_timestamp = max(self._reserved_timestamp, timestamp)
 
     def add_hints(self, target: str, items: Iterable[tuple[str, Record]]) -> None:
         kept = self._hints.setdefault(target, {})

@@ -84,8 +84,9 @@ ON CONFLICT (target, key) DO UPDATE SET
 WHERE (excluded.timestamp, excluded.node) > (hints.timestamp, hints.node)
 """
 
-_RAISE_MAX = """
-INSERT INTO meta (name, value) VALUES ('max_timestamp', ?)
+# Raises a value of ``meta``, never lowers it.
+_RAISE_META = """
+INSERT INTO meta (name, value) VALUES (?, ?)
 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)
 """
 
@@ -247,7 +248,7 @@ class SQLiteStore:
             return
         with self._transaction() as db:
             self._store(db, items)
-            db.execute(_RAISE_MAX, (max(r.version.timestamp for _, r in items),))
+            db.execute(_RAISE_META, ("max_timestamp", max(r.version.timestamp for _, r in items)))
 
     @staticmethod
     def _store(db: sqlite3.Connection, items: list[tuple[str, Record]]) -> None:
@@ -309,7 +310,20 @@ class SQLiteStore:
         return total - tombstones, tombstones
 
     def max_timestamp(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'max_timestamp'").fetchone()
+        return self._meta("max_timestamp")
+
+    def reserved_timestamp(self) -> int:
+        return self._meta("reserved_timestamp")
+
+    def reserve_timestamp(self, timestamp: int) -> None:
+        # Committed before it returns, like ``write``: with synchronous=NORMAL the mark
+        # survives a crash of the process (kill -9), but a power loss or an OS crash may
+        # drop it with the last transactions, until a checkpoint has synced the WAL.
+        with self._transaction() as db:
+            db.execute(_RAISE_META, ("reserved_timestamp", timestamp))
+
+    def _meta(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return 0 if row is None else row[0]
 
     def add_hints(self, target: str, items: Iterable[tuple[str, Record]]) -> None:

@@ -99,7 +99,7 @@ async def _repair(local: LocalReplica, remote: Replica, leaves: list[TokenRange]
     newer = [key for key, version in mine.items() if key not in theirs or theirs[key] < version] if push else []
     if newer:
         records = await local.read(newer)
-        await remote.write([(key, record, None) for key, record in zip(newer, records) if record is not None])
+        await remote.push([(key, record, None) for key, record in zip(newer, records) if record is not None])
         repaired.pushed += len(newer)
     if pull:
         wanted = [key for key, version in theirs.items() if key not in mine or mine[key] < version]

@@ -76,7 +76,8 @@ class Cluster:
         #: the data off), and by ``join``, ``leave`` and ``remove`` once membership agrees,
         #: until the members asked have settled the ring (raises ClusterError if not).
         self.before_leave: Callable[[list[str]], Awaitable[None]] = _nothing
-        self.data_moved: Callable[[MembersToAsk, Callable[[], str]], Awaitable[None]] = _nothing
+        self.data_moved: Callable[[MembersToAsk, Callable[[], str], Callable[[], frozenset[str]]],
+                                  Awaitable[None]] = _nothing
         self.core = self._new_core(int(reactor.seconds()))
         self.ring = Ring([name])
         #: Members on the ring that are dead, within their rebalance delay.
@@ -253,7 +254,7 @@ class Cluster:
                 await self._leave()
             await self._sync_with_any(seeds)
             await self._until(self._everyone_lists_me, "members still missing this node")
-            await self.data_moved(self.others, lambda: self.ring.checksum)
+            await self.data_moved(self.others, lambda: self.ring.checksum, lambda: self.down)
             return f"joined a cluster of {len(self.peers())} members"
         finally:
             self._busy = None
@@ -268,7 +269,7 @@ class Cluster:
             remaining = Ring([name for name in self.ring.members if name != self.name]).checksum
             await self.before_leave([m.name for m in others])
             await self._leave()
-            await self.data_moved(lambda: others, lambda: remaining)
+            await self.data_moved(lambda: others, lambda: remaining, frozenset)
             return "left the cluster; alone now"
         finally:
             self._busy = None
@@ -286,7 +287,7 @@ class Cluster:
         try:
             self.core.remove(self._reactor.seconds(), name)
             self._reschedule()
-            await self.data_moved(self.others, lambda: self.ring.checksum)
+            await self.data_moved(self.others, lambda: self.ring.checksum, lambda: self.down)
             return f"removed {name}; its data is on the other members"
         finally:
             self._busy = None

@@ -8,7 +8,8 @@ A round, run by each node for itself:
   Pulling only, one peer after the other, a record reaches a node once: when every
   side pushed too, a new node got each record from several co-replicas at once;
 - for every range it holds data in but no longer owns, it pushes that data to the
-  range's owners and drops its copy once all of them acknowledged it;
+  range's owners and drops its copy once all of them acknowledged it, and once every live
+  member has this ring: a member on the ring before still reads the key here;
 - it purges the tombstones older than the grace period.
 
 A round after a membership change compares every record.  Periodic rounds leave out
@@ -28,7 +29,7 @@ owners of a ring without it: ``/dht/leave`` does that first.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Awaitable, Callable, Optional, Sequence
 
 from twisted.internet.defer import DeferredLock, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
@@ -52,6 +53,10 @@ HANDOFF_STEP = 50_000
 IN_FLIGHT_SECONDS = 5.0
 
 
+async def _agreed(checksum: str) -> bool:
+    return True
+
+
 def merged(ranges: Sequence[TokenRange]) -> list[TokenRange]:
     """Sorted ranges with touching neighbours joined."""
     out: list[TokenRange] = []
@@ -68,10 +73,13 @@ class Rebalancer:
 
     def __init__(self, name: str, ring: Callable[[], Ring], down: Callable[[], frozenset[str]],
                  replicas: Replicas, n: int, reactor, stats: DataStats, interval: float,
-                 tombstone_grace: float) -> None:
+                 tombstone_grace: float, agreed: Callable[[str], Awaitable[bool]] = _agreed) -> None:
         self.name = name
         self._ring = ring
         self._down = down
+        #: Whether every live member has the ring of this checksum (asked before a drop).
+        self._agreed = agreed
+        self._agreed_on: Optional[Ring] = None
         self._replicas = replicas
         self._store = replicas.local.store
         self._n = n
@@ -104,6 +112,14 @@ class Rebalancer:
     def ring_changed(self) -> None:
         self._ring_changed = True
         self._schedule(DEBOUNCE_SECONDS)
+
+    def pushed(self, keys: list[str]) -> None:
+        """A handoff arrived: keys this node does not own on its ring (the sender's ring
+        was another) leave it unsettled until a round has moved them on."""
+        ring = self._ring()
+        if any(self.name not in ring.preference_list(key, self._n) for key in keys):
+            self.settled = None
+            self.ring_changed()
 
     def _schedule(self, delay: float) -> None:
         """The next round runs in ``delay`` seconds, or sooner if it was due sooner."""
@@ -162,7 +178,7 @@ class Rebalancer:
                 self._receiving[peer] = len(merged(ranges))
         complete = True
         for owners, ranges in foreign.items():
-            complete &= await self._hand_off(ranges, sorted(owners), drop=lambda: self._ring() is ring)
+            complete &= await self._hand_off(ranges, sorted(owners), ring)
         for peer, ranges in shared.items():
             if peer in down:  # what it holds, the other owners hold too; it pulls when back
                 continue
@@ -190,9 +206,9 @@ class Rebalancer:
         return True
 
     async def _hand_off(self, ranges: Sequence[TokenRange], owners: Sequence[str],
-                        drop: Optional[Callable[[], bool]]) -> bool:
+                        ring: Optional[Ring]) -> bool:
         """Push the data held in ``ranges`` to each owner that is not down; then, if every
-        owner took it and ``drop()`` still says so, forget the versions they acknowledged."""
+        owner took it and ``ring`` is still the ring, forget the versions they acknowledged."""
         local = self._replicas.local
         down = self._down()
         steps = await self._steps(merged(ranges))
@@ -200,7 +216,7 @@ class Rebalancer:
             book = self._waiting if owner in down else self._sending
             book[owner] = book.get(owner, 0) + sum(size for _, size in steps)
         for step, size in steps:
-            held = await local.versions(step) if drop is not None else []
+            held = await local.versions(step) if ring is not None else []
             for owner in owners:
                 if owner in down:
                     continue
@@ -212,7 +228,13 @@ class Rebalancer:
                     return False
                 self._stats.keys_handed_off += repaired.pushed
                 self._sending[owner] -= size
-            if drop is not None and not down & set(owners) and drop():
+            if ring is None or down & set(owners) or self._ring() is not ring:
+                continue
+            if self._agreed_on is not ring:
+                if not await self._agreed(ring.checksum):
+                    return False  # the copies stay until a later round
+                self._agreed_on = ring
+            if self._ring() is ring:
                 self._stats.keys_dropped += self._store.remove(held)
         return True
 

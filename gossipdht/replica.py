@@ -61,6 +61,16 @@ class LocalReplica:
         self._clock = clock
         self._stats = stats
         self._scan = in_thread if in_thread is not None and store.threaded else maybeDeferred
+        #: Told the keys of every handoff this node receives (see ``push``).
+        self.on_push: Callable[[list[str]], None] = lambda keys: None
+
+    def push(self, writes: Sequence[Write]) -> Deferred[None]:
+        """Apply a handoff from a node that drops its copies once acknowledged.
+
+        The sender chose this node by its own ring; if this node's ring says otherwise,
+        it now holds the only copies and must move them on."""
+        self.on_push([key for key, _, _ in writes])
+        return self.write(writes)
 
     def write(self, writes: Sequence[Write]) -> Deferred[None]:
         """Apply the writes; a write with a hint is kept for that node instead."""
@@ -139,9 +149,12 @@ class RemoteReplica:
             return self._writes.submit(writes[0])
         return ensureDeferred(self._write_bulk(writes))
 
-    async def _write_bulk(self, writes: Sequence[Write]) -> None:
+    async def _write_bulk(self, writes: Sequence[Write], method: str = "write") -> None:
         for chunk in chunks(writes):
-            await self._call("write", pack_writes(chunk), BULK_SECONDS)
+            await self._call(method, pack_writes(chunk), BULK_SECONDS)
+
+    def push(self, writes: Sequence[Write]) -> Deferred[None]:
+        return ensureDeferred(self._write_bulk(writes, "push"))
 
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
         return ensureDeferred(self._read_bulk(keys))
@@ -182,6 +195,7 @@ def handlers(local: LocalReplica) -> dict[str, Handler]:
 
     return {
         "write": write,
+        "push": lambda body: local.push(unpack_writes(body)).addCallback(lambda _: b""),
         "read": read,
         "digests": lambda body: local.digests(*unpack_scan(body)).addCallback(pack_digests),
         "versions": lambda body: local.versions(*unpack_scan(body)).addCallback(pack_versions),

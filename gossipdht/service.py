@@ -78,15 +78,16 @@ class NodeService(MultiService):
         # The ring and its members that are down are replaced on every change.
         ring = lambda: self.cluster.ring  # noqa: E731
         down = lambda: self.cluster.down  # noqa: E731
-        self.rebalancer = Rebalancer(config.name, ring, down, self.replicas, config.replicas, reactor, self.stats,
-                                     config.anti_entropy_interval, config.tombstone_grace)
-        self.settlement = Settlement(config.name, self.peers, reactor, self.rebalancer.transfers,
+        self.settlement = Settlement(config.name, self.peers, reactor, lambda: self.rebalancer.transfers(),
                                      self.cluster.others, lambda: self.cluster.ring.checksum)
+        self.rebalancer = Rebalancer(config.name, ring, down, self.replicas, config.replicas, reactor, self.stats,
+                                     config.anti_entropy_interval, config.tombstone_grace, self.settlement.agreed)
         self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
                                        config.read_quorum, config.write_quorum, self.stats, down,
                                        self.settlement.unsettled)
         self.hints = HintedHandoff(ring, down, self.replicas, config.replicas, self.stats, reactor)
         self.cluster.on_ring_change.append(self.rebalancer.ring_changed)
+        local.on_push = self.rebalancer.pushed
         self.cluster.data_moved = self._data_moved
         self.cluster.before_leave = self._hand_data_off
         api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
@@ -147,8 +148,8 @@ class NodeService(MultiService):
         if seeds:
             self._joining = ensureDeferred(self._join_at_start(seeds))
 
-    async def _data_moved(self, members, checksum) -> None:
-        pending = await self.settlement.wait(members, checksum, DATA_MOVE_SECONDS)
+    async def _data_moved(self, members, checksum, down) -> None:
+        pending = await self.settlement.wait(members, checksum, down, DATA_MOVE_SECONDS)
         if pending:
             raise ClusterError(504, "membership changed, but data is still to move; it goes on in the "
                                "background: " + "; ".join(pending))

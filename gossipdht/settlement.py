@@ -7,11 +7,15 @@ hold keys whose new owners lack them: reads that find a key on none of its owner
 those members too, and ``POST /dht/join``, ``/dht/leave`` and ``/dht/remove`` answer
 only once every member has settled.  While some member has not, this node asks the
 unsettled ones again every ``WATCH_SECONDS``; once all have, it asks nobody.
+
+A node that handed keys off drops its copies only once every live member has the new
+ring (``agreed``): a member still on the ring before reads those keys from it, and
+knows of no other place to look.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import LoopingCall, deferLater
@@ -22,6 +26,8 @@ from gossipdht.swim import Member
 
 WATCH_SECONDS = 0.5
 ASK_SECONDS = 2.0
+#: How long a handoff waits for every member to have the new ring before it drops copies.
+AGREEMENT_SECONDS = 5.0
 
 
 def describe_pending(report: dict) -> list[str]:
@@ -96,11 +102,24 @@ class Settlement:
         answers = await gatherResults([ensureDeferred(one(m)) for m in members])
         return {m.name: answer for m, answer in zip(members, answers)}
 
+    async def agreed(self, checksum: str) -> bool:
+        """Whether every live member has the ring of ``checksum``, asked until
+        ``AGREEMENT_SECONDS`` have passed."""
+        deadline = self._reactor.seconds() + AGREEMENT_SECONDS
+        while True:
+            answers = await self.ask(list(self._members()))
+            if all(report is not None and report["ring"] == checksum for report in answers.values()):
+                return True
+            if self._reactor.seconds() >= deadline:
+                return False
+            await deferLater(self._reactor, WATCH_SECONDS / 10, lambda: None)
+
     async def wait(self, members: Callable[[], Sequence[Member]], checksum: Callable[[], str],
-                   seconds: float) -> list[str]:
+                   down: Callable[[], Iterable[str]], seconds: float) -> list[str]:
         """Ask ``members()`` until every one has settled the ring of ``checksum()`` with
         nothing left to move; what is still pending otherwise.  This node counts too
-        when that ring is its own (not for a leave).
+        when that ring is its own (not for a leave).  A member that is ``down()`` cannot
+        hand over what it holds: that is pending until it is back or off the ring.
 
         Returns at once when all that is left waits for members that are down."""
         deadline = self._reactor.seconds() + seconds
@@ -109,7 +128,8 @@ class Settlement:
             reports = await self.ask(list(members()))
             if expected == self._ring_checksum():
                 reports[self.name] = self._local_report()
-            pending = []
+            pending = [f"{name} is down: what it holds moves once it is back or removed"
+                       for name in sorted(down())]
             waiting_only = True
             for name, report in sorted(reports.items()):
                 if report is None:

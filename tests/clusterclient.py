@@ -101,14 +101,25 @@ def owners(nodes, n: int = 3) -> Callable[[str], set[str]]:
     return lambda key: set(ring.preference_list(key, n))
 
 
-def placement_errors(clients, nodes, keys, n: int = 3) -> list[str]:
-    """Keys not stored on exactly their ``n`` owners."""
-    holders: dict[str, set[str]] = {key: set() for key in keys}
+def holders(clients, nodes, keys) -> dict[str, set[str]]:
+    """The names of the nodes that store each key."""
+    found: dict[str, set[str]] = {key: set() for key in keys}
     for node in nodes:
         for key in listing(clients, node, "replica"):
-            holders.setdefault(key, set()).add(name(node))
-    owners_of = owners(nodes, n)
-    return [key for key in keys if holders[key] != owners_of(key)]
+            found.setdefault(key, set()).add(name(node))
+    return found
+
+
+def missing_copies(clients, nodes, keys, n: int = 3) -> list[str]:
+    """Keys that some of their ``n`` owners do not store."""
+    found, owners_of = holders(clients, nodes, keys), owners(nodes, n)
+    return [key for key in keys if not owners_of(key) <= found[key]]
+
+
+def placement_errors(clients, nodes, keys, n: int = 3) -> list[str]:
+    """Keys not stored on exactly their ``n`` owners."""
+    found, owners_of = holders(clients, nodes, keys), owners(nodes, n)
+    return [key for key in keys if found[key] != owners_of(key)]
 
 
 class Reader:

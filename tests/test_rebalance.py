@@ -170,3 +170,45 @@ def test_a_failed_pull_is_reported_and_leaves_the_ring_unsettled():
     assert run(rebalancer, clock) is True
     assert rebalancer.transfers()["settled"] == ring.checksum
     assert rebalancer.transfers()["receiving"] == []
+
+
+def test_a_handoff_of_keys_this_node_does_not_own_unsettles_it_until_a_round_moves_them():
+    clock, replicas = cluster("abc")
+    ring = Ring("abc")
+    rebalancer = rebalancer_of("a", ring, clock, replicas)
+    replicas["a"].on_push = rebalancer.pushed
+    assert run(rebalancer, clock) is True and rebalancer.transfers()["settled"] == ring.checksum
+    mine = next(f"k{i}" for i in range(100) if "a" in ring.preference_list(f"k{i}", 2))
+    foreign = next(f"k{i}" for i in range(100) if "a" not in ring.preference_list(f"k{i}", 2))
+    replicas["a"].push([(mine, Record(Version(1, "b"), b"v", "t"), None)])
+    clock.advance(0)
+    assert rebalancer.transfers()["settled"] == ring.checksum
+    # A sender with another ring handed "a" a key it does not own, and dropped its own copy.
+    replicas["a"].push([(foreign, Record(Version(1, "b"), b"v", "t"), None)])
+    clock.advance(0)
+    assert rebalancer.transfers()["settled"] is None
+    clock.advance(1)  # the round it scheduled
+    assert rebalancer.transfers()["settled"] == ring.checksum
+    assert foreign not in held(replicas["a"])
+    assert all(foreign in held(replicas[name]) for name in ring.preference_list(foreign, 2))
+
+
+def test_handed_off_copies_stay_until_every_member_has_the_new_ring():
+    clock, replicas = cluster("abc")
+    keys = [f"k{i}" for i in range(300)]
+    replicas["a"].store.write([(k, Record(Version(1, "a"), b"v", "t")) for k in keys])
+    ring = Ring("abc")
+    answers = []
+
+    async def agreed(checksum):
+        answers.append(checksum)
+        return len(answers) > 1  # a member still on the old ring, the first time
+    rebalancer = Rebalancer("a", lambda: ring, frozenset, As("a", replicas), 2, clock, DataStats(), 30, 86400,
+                            agreed)
+    assert run(rebalancer, clock) is False
+    assert held(replicas["a"]) == set(keys)  # pushed, and kept for readers on the old ring
+    assert rebalancer.transfers()["settled"] is None
+    assert run(rebalancer, clock) is True
+    assert answers == [ring.checksum] * 2
+    assert held(replicas["a"]) == {key for key in keys if "a" in ring.preference_list(key, 2)}
+    assert run(rebalancer, clock) is True and len(answers) == 2  # asked once per ring

@@ -195,17 +195,27 @@ class Membership:
 
     def merge_state(self, now: float, remote: list[Message], broadcast: bool = True) -> None:
         """Apply a peer's full state.  A remote "dead" only makes us suspect: the member
-        gets its chance to refute, as in memberlist.  ``broadcast=False`` builds an
+        gets its chance to refute, as in memberlist.  A dead member this node never knew
+        is taken as dead, known by name only until it comes back: it keeps its place on
+        the ring meanwhile, on this node as on the others.  ``broadcast=False`` builds an
         already converged node (the simulator's starting point): nothing is news."""
         self._now = now
         self.stats.syncs += 1
         self._mismatch_since = None
         for update in remote:
             if isinstance(update, Dead):
+                if update.name not in self.members:
+                    self._add_dead(now, update)
+                    continue
                 update = Suspect(update.name, update.incarnation, update.accuser)
             self._apply(now, update)
         if not broadcast:
             self._queue.clear()
+
+    def _add_dead(self, now: float, update: Dead) -> None:
+        member = Member(update.name, "", 0, 0, update.incarnation, State.DEAD, now)
+        self.members[update.name] = member
+        self._emit(member, None)
 
     def conflicts_with(self, update: Alive) -> Optional[Member]:
         """The live member that already holds ``update``'s name at another address."""
@@ -505,7 +515,7 @@ class Membership:
     def _gossip_worthy(self, now: float, member: Member) -> bool:
         if member.state in LIVE:
             return True
-        return member.state is State.DEAD and now - member.since < self.config.gossip_to_dead
+        return member.state is State.DEAD and member.port != 0 and now - member.since < self.config.gossip_to_dead
 
     def _retransmit_limit(self) -> int:
         return self.config.retransmit_mult * math.ceil(math.log10(len(self.members) + 1))
@@ -577,7 +587,8 @@ class Membership:
 
     def _random_members(self, count: int, include_dead: bool = False) -> list[Member]:
         states = (State.ALIVE, State.SUSPECT, State.DEAD) if include_dead else (State.ALIVE,)
-        candidates = [m for m in self.members.values() if m.state in states and m.name != self.name]
+        # A member known by name only (port 0) has no address to reach.
+        candidates = [m for m in self.members.values() if m.state in states and m.name != self.name and m.port]
         return self._rng.sample(candidates, min(count, len(candidates)))
 
     def _next_seq(self) -> int:

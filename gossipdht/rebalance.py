@@ -188,9 +188,10 @@ class Rebalancer:
                 del self._receiving[peer]
             else:
                 complete = False
-        self._ring_changed |= full and not complete
-        if complete and self._ring() is ring:
+        # Settled, unless something arrived meanwhile that asks for another round.
+        if complete and self._ring() is ring and not self._ring_changed:
             self.settled = ring.checksum
+        self._ring_changed |= full and not complete
         return complete
 
     async def _exchange(self, peer: str, ranges: list[TokenRange], before: Optional[int]) -> bool:

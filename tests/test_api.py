@@ -306,3 +306,18 @@ async def test_a_quorum_larger_than_the_cluster_is_503_saying_how_many(http):
     status, _, body = await http.request(b"PUT", b"/db/k?w=2", b"v")
     assert status == 503 and b"only 1 replicas" in body
     assert (await http.request(b"GET", b"/db/k?r=1"))[0] == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lone_node_shows_its_ring_settled_and_refuses_bad_transfer_and_remove_requests(http, node):
+    ring = node.cluster.ring.checksum
+    reports = json.loads((await http.request(b"GET", b"/dht/transfers?cluster=1&format=json"))[2])
+    assert [(r["node"], r["ring"]) for r in reports] == [(node.config.name, ring)]
+    status, _, body = await http.request(b"GET", b"/dht/transfers?cluster=2")
+    assert (status, body) == (400, b"cluster must be 0 or 1\n")
+    status, _, body = await http.request(b"POST", b"/dht/remove", node.config.name.encode())
+    assert status == 409 and body.count(b"\n") == 1
+    status, _, body = await http.request(b"POST", b"/dht/remove", b"")
+    assert status == 400
+    status, _, body = await http.request(b"POST", b"/dht/remove", b"\xff")
+    assert status == 400

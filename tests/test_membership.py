@@ -97,6 +97,28 @@ class MergeRuleTests(SynchronousTestCase):
         self.m.receive(2, ("h", 1), datagram("y", Alive("x", 2, "10.9.9.9", 1, 1)))
         self.assertEqual((self.state(), self.m.members["x"].address), ((State.ALIVE, 2), ("10.9.9.9", 1)))
 
+    def test_a_dead_member_never_known_is_taken_as_dead_by_name_until_it_comes_back(self):
+        self.m.merge_state(1, [Dead("z", 4, "x")])
+        self.assertEqual((self.m.members["z"].state, self.m.members["z"].port), (State.DEAD, 0))
+        self.assertIn(("z", None, State.DEAD), self.events)
+        for now in range(2, 40):  # nothing is sent to a member with no known address
+            out = self.m.tick(now)
+            self.assertFalse([item for item in out if getattr(item, "address", None) in (("", 0),)])
+        self.m.receive(40, ("h", 1), datagram("z", Alive("z", 5, "10.0.1.9", 7009, 7009)))
+        self.assertEqual((self.state("z"), self.m.members["z"].address), ((State.ALIVE, 5), ("10.0.1.9", 7009)))
+
+    def test_an_operator_removes_a_dead_member_which_leaves_and_may_come_back(self):
+        self.m = with_members(core(), "x", "y")
+        self.m.receive(1, ("h", 1), datagram("y", Dead("x", 1, "y")))
+        self.m.remove(2, "x")
+        self.assertEqual(self.state(), (State.LEFT, 1))
+        sent = []
+        while self.m.next_deadline() < 5:
+            sent += messages_to(self.m.tick(self.m.next_deadline()), ("10.0.1.1", 7001))
+        self.assertIn(Left("x", 1), sent)  # the others learn of it
+        self.m.receive(6, ("h", 1), datagram("x", Alive("x", 2, "10.0.1.0", 7000, 7000)))
+        self.assertEqual(self.state(), (State.ALIVE, 2))
+
     def test_leave_is_not_a_failure(self):
         leaver = with_members(core("x", port=7000), "me")
         leaver.leave(5)

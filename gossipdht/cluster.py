@@ -38,6 +38,10 @@ async def _nothing(*args) -> None:
 MembersToAsk = Callable[[], list[Member]]
 
 
+def _milliseconds(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
 class ClusterError(Exception):
     """A join or leave that cannot be done; ``code`` is the HTTP status to answer."""
 
@@ -51,7 +55,7 @@ class Cluster:
 
     def __init__(self, name: str, host: str, gossip_port: int, api_port: int, reactor,
                  peers: PeerClient, config: SwimConfig = SwimConfig(), settle_seconds: float = 10.0,
-                 sync_timeout: float = 5.0, rebalance_delay: float = 0.0) -> None:
+                 sync_timeout: float = 5.0, rebalance_delay: float = 0.0, max_clock_offset: float = 0.5) -> None:
         self.name = name
         self._address = (host, gossip_port, api_port)
         self._reactor = reactor
@@ -61,6 +65,9 @@ class Cluster:
         self._settle_seconds = settle_seconds
         self._sync_timeout = sync_timeout
         self._rebalance_delay = rebalance_delay
+        self._max_clock_offset = max_clock_offset
+        #: Why this node coordinates no writes: its clock is off most members' (or None).
+        self.clock_trouble: Optional[str] = None
         self._call: Optional[IDelayedCall] = None
         #: When the next down member's rebalance delay ends.
         self._ring_call: Optional[IDelayedCall] = None
@@ -142,6 +149,23 @@ class Cluster:
     def _tick(self) -> None:
         self._call = None
         self._dispatch(self.core.tick(self._reactor.seconds()))
+        self._check_clock()
+
+    def _check_clock(self) -> None:
+        off = self.core.offsets.off_from_most([m.name for m in self.others()], self._max_clock_offset)
+        trouble = None
+        if off:
+            worst = max(abs(self.core.offsets.offset(name)) for name in off)
+            trouble = (f"this node's clock is off by more than {self._max_clock_offset * 1000:g} ms from "
+                       f"{len(off)} of the {len(self.others())} other members (up to {worst * 1000:.0f} ms): "
+                       "it coordinates no writes until it is back within --max-clock-offset")
+        if (trouble is None) != (self.clock_trouble is None):
+            if trouble:
+                self.log.error("{trouble}", trouble=trouble)
+            else:
+                self.log.info("this node's clock is back within {limit:g} ms of most members; it coordinates "
+                              "writes again", limit=self._max_clock_offset * 1000)
+        self.clock_trouble = trouble
 
     def _received(self, data: bytes, source: tuple[str, int]) -> None:
         self._dispatch(self.core.receive(self._reactor.seconds(), source, data))
@@ -233,7 +257,8 @@ class Cluster:
         return [
             {"name": m.name, "address": m.host, "port": m.api_port, "gossip_port": m.port,
              "state": m.state.value, "incarnation": m.incarnation,
-             "since_seconds": round(now - m.since, 3), "in_ring": m.name in self.ring.members}
+             "since_seconds": round(now - m.since, 3), "in_ring": m.name in self.ring.members,
+             "clock_offset_ms": _milliseconds(self.core.offsets.offset(m.name)) if m.name != self.name else 0}
             for m in ordered
         ]
 
@@ -241,7 +266,8 @@ class Cluster:
         s = self.core.stats
         return {"datagrams_received": s.received, "datagrams_refused": s.refused, "datagrams_sent": s.sent,
                 "bytes_sent": s.bytes_sent, "refutations": s.refutations, "name_conflicts": s.name_conflicts,
-                "syncs": s.syncs, "stalls_noticed": s.stalls_noticed, "local_health": self.core.health}
+                "syncs": s.syncs, "stalls_noticed": s.stalls_noticed, "local_health": self.core.health,
+                "clock_offset_exceeded": self.clock_trouble is not None}
 
     # -- join and leave ---------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ class NodeConfig:
     anti_entropy_interval: float = 30.0
     tombstone_grace: float = 86400.0
     rebalance_delay: float = 60.0
+    max_clock_offset: float = 0.5
     join: tuple[Address, ...] = field(default=())
 
     def describe(self) -> str:
@@ -67,7 +68,8 @@ class NodeConfig:
             f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
             f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
             f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
-            f"rebalance-delay={self.rebalance_delay:g} join={seeds} "
+            f"rebalance-delay={self.rebalance_delay:g} max-clock-offset={self.max_clock_offset * 1000:g} "
+            f"join={seeds} "
             f"log-format={self.log_format}"
         )
 
@@ -76,6 +78,7 @@ SETTINGS = (
     "name", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
+    "max-clock-offset",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -88,6 +91,7 @@ DEFAULTS: Mapping[str, Any] = {
     "anti-entropy-interval": 30,
     "tombstone-grace": 86400,
     "rebalance-delay": 60,
+    "max-clock-offset": 500,
     "join": [],
 }
 
@@ -161,6 +165,7 @@ def build_config(
         anti_entropy_interval=_integer(merged, "anti-entropy-interval", 1, 86400),
         tombstone_grace=_integer(merged, "tombstone-grace", 1, 365 * 86400),
         rebalance_delay=rebalance_delay,
+        max_clock_offset=_integer(merged, "max-clock-offset", 1, 86_400_000) / 1000,
         join=tuple(parse_address(seed, "join") for seed in join),
     )
 

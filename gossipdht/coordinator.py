@@ -48,12 +48,15 @@ class Coordinator:
     def __init__(self, name: str, ring: Callable[[], Ring], replicas: Replicas, clock: HybridLogicalClock,
                  n: int, r: int, w: int, stats: DataStats,
                  down: Callable[[], frozenset[str]] = frozenset,
-                 unsettled: Callable[[], list[str]] = list) -> None:
+                 unsettled: Callable[[], list[str]] = list,
+                 clock_trouble: Callable[[], Optional[str]] = lambda: None) -> None:
         self.name = name
         self._ring = ring
         #: Owners to skip, and the members whose handoffs may still hold a key.
         self._down = down
         self._unsettled = unsettled
+        #: Why this node's clock may not version writes now, or None.
+        self._clock_trouble = clock_trouble
         self._replicas = replicas
         self._clock = clock
         self.n, self.r, self.w = n, r, w
@@ -90,6 +93,10 @@ class Coordinator:
         """Send each record to its key's N owners, one batch per node; fires once every
         key has W acknowledgements or can get no more, with the keys that fell short."""
         self.stats.writes_coordinated += len(writes)
+        trouble = self._clock_trouble()
+        if trouble is not None:  # its versions would be far off the others'
+            self.stats.writes_refused_for_clock += len(writes)
+            return self._short(Deferred(), {key: trouble for key, _ in writes})
         ring = self._ring()
         n = min(self.n, len(ring.members))
         needed = min(self.w, n) if w is None else w

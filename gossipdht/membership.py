@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from gossipdht.broadcasts import BroadcastQueue
+from gossipdht.clockoffsets import ClockOffsets
 from gossipdht.lifeguard import LocalHealth, Suspicion
 from gossipdht.swim import (
     LIVE, Datagram, Member, MemberEvent, Outgoing, State, Stats, StreamPing, SwimConfig, SyncRequest,
@@ -34,6 +35,10 @@ from gossipdht.wire import (
 _PROBE_KINDS = (Ping, Ack, PingReq, Nack)
 
 
+def _wall_ms(now: float) -> int:
+    return max(0, int(now * 1000))
+
+
 @dataclass
 class _Probe:
     seq: int
@@ -45,6 +50,7 @@ class _Probe:
     indirect: bool = False  # the ping-req phase has begun
     helpers: int = 0
     responses: int = 0  # acks relayed and nacks, from helpers
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Membership:
         self._queue = BroadcastQueue()
         self._suspicions: dict[str, Suspicion] = {}
         self._health = LocalHealth(config.awareness_max)
+        self.offsets = ClockOffsets()
         self._seq = 0
         self._probes: dict[int, _Probe] = {}  # by seq
         self._probe_order: list[str] = []
@@ -249,11 +256,11 @@ class Membership:
         kind = type(message)
         if kind is Ping:
             if message.target == self.name:
-                self._send(out, source, [pack_message(Ack(message.seq))])
+                self._send(out, source, [pack_message(Ack(message.seq, _wall_ms(now)))])
             else:
                 self.stats.refused += 1
         elif kind is Ack:
-            self._on_ack(message.seq, source, out)
+            self._on_ack(now, message, source, out)
         elif kind is Nack:
             probe = self._probes.get(message.seq)
             if probe is not None:
@@ -273,10 +280,13 @@ class Membership:
         if probe is not None:
             probe.acked = True
 
-    def _on_ack(self, seq: int, source, out: list[Outgoing]) -> None:
+    def _on_ack(self, now: float, ack: Ack, source, out: list[Outgoing]) -> None:
+        seq = ack.seq
         probe = self._probes.get(seq)
         if probe is not None:
             target = self.members.get(probe.target)
+            if target is not None and source == target.address and ack.wall_ms and not probe.acked:
+                self.offsets.add(target.name, probe.sent_at, now, ack.wall_ms / 1000)
             if not probe.indirect:
                 probe.direct = True
             elif target is None or source != target.address:
@@ -285,7 +295,7 @@ class Membership:
             return
         relay = self._relays.pop(seq, None)
         if relay is not None:
-            self._send(out, relay.requester, [pack_message(Ack(relay.seq))])
+            self._send(out, relay.requester, [pack_message(Ack(relay.seq, _wall_ms(now)))])
 
     def _apply(self, now: float, update: Message) -> None:
         kind = type(update)
@@ -424,7 +434,7 @@ class Membership:
             return
         seq = self._next_seq()
         self._probes[seq] = _Probe(seq, target.name, now + scale(self.config.probe_timeout),
-                                   now + scale(self.config.probe_window))
+                                   now + scale(self.config.probe_window), sent_at=now)
         messages = [pack_message(Ping(seq, target.name))]
         if target.state is State.SUSPECT:
             # Lifeguard's buddy system: tell a suspect it is suspected, so that it can
@@ -560,6 +570,7 @@ class Membership:
         for name, member in list(self.members.items()):
             if member.state not in LIVE and name != self.name and now - member.since >= self.config.reap_after:
                 del self.members[name]
+                self.offsets.forget(name)
 
     # -- helpers ---------------------------------------------------------------------------
 

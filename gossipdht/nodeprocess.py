@@ -108,10 +108,10 @@ class NodeProcess:
     # -- life cycle ----------------------------------------------------------------
 
     def start(self, *args: str, data_dir: Union[str, Path, None] = None,
-              timeout: float = START_TIMEOUT) -> "NodeProcess":
-        """Launch ``twistd gossipdht --port PORT --data-dir DATA_DIR ARGS`` and wait until
-        ``GET /health`` answers 200; fail with the log if the process exits first or the
-        deadline passes."""
+              timeout: float = START_TIMEOUT, env: Optional[Mapping[str, str]] = None) -> "NodeProcess":
+        """Launch ``twistd gossipdht --port PORT --data-dir DATA_DIR ARGS`` (with ``env``
+        added to the environment) and wait until ``GET /health`` answers 200; fail with
+        the log if the process exits first or the deadline passes."""
         if self.running:
             raise RuntimeError(f"node on port {self.port} is already running")
         if data_dir is not None:
@@ -122,7 +122,7 @@ class NodeProcess:
             # A session of its own: Ctrl-C in a terminal reaches the parent only, which
             # then stops the node once (a second signal made twistd log a traceback).
             self.process = subprocess.Popen(
-                twistd_command(*self.args), cwd=self.directory, env=_child_env(),
+                twistd_command(*self.args), cwd=self.directory, env={**_child_env(), **(env or {})},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self._wait_until_healthy(timeout)

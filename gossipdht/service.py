@@ -69,7 +69,8 @@ class NodeService(MultiService):
         except OSError as e:
             raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
         self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers,
-                               SwimConfig(reap_after=config.reap_after), rebalance_delay=config.rebalance_delay)
+                               SwimConfig(reap_after=config.reap_after), rebalance_delay=config.rebalance_delay,
+                               max_clock_offset=config.max_clock_offset)
         self.stats = DataStats()
         clock = HybridLogicalClock(reactor.seconds, self.store.reserved_timestamp(), self.store.reserve_timestamp)
         local = LocalReplica(config.name, self.store, self.committer, clock, self.stats, deferToThread)
@@ -84,7 +85,7 @@ class NodeService(MultiService):
                                      config.anti_entropy_interval, config.tombstone_grace, self.settlement.agreed)
         self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
                                        config.read_quorum, config.write_quorum, self.stats, down,
-                                       self.settlement.unsettled)
+                                       self.settlement.unsettled, lambda: self.cluster.clock_trouble)
         self.hints = HintedHandoff(ring, down, self.replicas, config.replicas, self.stats, reactor)
         self.cluster.on_ring_change.append(self.rebalancer.ring_changed)
         local.on_push = self.rebalancer.pushed

@@ -34,6 +34,9 @@ class Options(usage.Options):
         ["tombstone-grace", None, None, "seconds a deletion is remembered before purging [default: 86400]"],
         ["rebalance-delay", None, None,
          "seconds a failed member keeps its place on the ring before its data moves [default: 60]"],
+        ["max-clock-offset", None, None,
+         "milliseconds this node's clock may be off most others' before it stops coordinating writes "
+         "[default: 500]"],
     ]
 
     def __init__(self) -> None:

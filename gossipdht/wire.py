@@ -31,6 +31,9 @@ class Ping(NamedTuple):
 
 class Ack(NamedTuple):
     seq: int
+    #: The sender's wall clock, in milliseconds since the epoch (0: not said), from which
+    #: the prober estimates the offset between their clocks.
+    wall_ms: int = 0
 
 
 class PingReq(NamedTuple):

@@ -56,9 +56,23 @@ class CoordinatorTests(SynchronousTestCase):
         self.coordinator = self.make()
 
     def make(self, n=3, r=2, w=2):
-        self.down, self.unsettled = frozenset(), []
+        self.down, self.unsettled, self.clock_trouble = frozenset(), [], None
         return Coordinator("a", lambda: self.ring, self.replicas, HybridLogicalClock(self.clock.seconds),
-                           n, r, w, self.stats, lambda: self.down, lambda: self.unsettled)
+                           n, r, w, self.stats, lambda: self.down, lambda: self.unsettled,
+                           lambda: self.clock_trouble)
+
+    def test_a_node_whose_clock_is_off_coordinates_no_writes_but_reads(self):
+        d = self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        record = self.successResultOf(d)
+        self.clock_trouble = "this node's clock is off"
+        failure = self.failureResultOf(self.coordinator.put("k", b"newer", "t"), QuorumError)
+        self.assertEqual((failure.value.code, str(failure.value)), (503, "this node's clock is off"))
+        self.failureResultOf(self.coordinator.delete("k"), QuorumError)
+        self.assertEqual(self.successResultOf(self.coordinator.put_many({"k": b"x"}, "t")),
+                         {"k": "this node's clock is off"})
+        self.assertEqual(self.stats.writes_refused_for_clock, 3)
+        self.assertEqual(self.successResultOf(self.coordinator.get("k")), record)
 
     def owners(self, key, n=5):
         return self.ring.preference_list(key, n)

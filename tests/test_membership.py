@@ -190,10 +190,31 @@ class ProbeTests(SynchronousTestCase):
 
     def test_ack_answers_ping_and_piggybacks_news(self):
         out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", Ping(5, "me")))
-        self.assertIn(Ack(5), messages_to(out, ("10.0.1.0", 7000)))
+        self.assertIn(Ack(5, 0), messages_to(out, ("10.0.1.0", 7000)))
         out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", Ping(6, "someone-else")))
         self.assertEqual(out, [])
         self.assertEqual(self.m.stats.refused, 1)
+
+    def test_direct_acks_measure_the_target_clock_offset_from_the_shortest_round_trip(self):
+        offsets = {}
+        for _ in range(12):
+            start, (address, ping) = self.first_probe()
+            # Each target's clock is 30 s ahead.  The first ack of each comes late, after
+            # a 0.19 s stall on the way back, which makes its sample 0.09 s off.
+            rtt = 0.2 if ping.target not in offsets else 0.02
+            their_time = start + (0.01 if rtt == 0.2 else rtt / 2) + 30
+            self.m.receive(start + rtt, address, datagram(ping.target, Ack(ping.seq, int(their_time * 1000))))
+            offsets[ping.target] = self.m.offsets.offset(ping.target)
+            self.run_until(start + CONFIG.probe_window)
+        for name, offset in offsets.items():
+            self.assertLess(abs(offset - 30), 0.002)
+        self.assertEqual(sorted(self.m.offsets.off_from_most("abcd", 0.5)), sorted(offsets))
+
+    def test_acks_through_a_helper_say_nothing_of_the_target_clock(self):
+        start, (address, ping) = self.first_probe()
+        self.run_until(start + CONFIG.probe_timeout)  # indirect now
+        self.m.receive(start + 0.5, ("10.0.1.3", 7003), datagram("d", Ack(ping.seq, 1)))
+        self.assertIsNone(self.m.offsets.offset(ping.target))
 
     def test_unanswered_probe_goes_indirect_then_suspects(self):
         start, (address, ping) = self.first_probe()
@@ -268,7 +289,7 @@ class ProbeTests(SynchronousTestCase):
         out = self.m.receive(0, ("10.0.1.0", 7000), datagram("a", PingReq(42, "b", "10.0.1.1", 7001)))
         (ping,) = messages_to(out, ("10.0.1.1", 7001))
         out = self.m.receive(0.01, ("10.0.1.1", 7001), datagram("b", Ack(ping.seq)))
-        self.assertIn(Ack(42), messages_to(out, ("10.0.1.0", 7000)))
+        self.assertIn(Ack(42, 10), messages_to(out, ("10.0.1.0", 7000)))  # with its own clock
         out = self.m.receive(1, ("10.0.1.0", 7000), datagram("a", PingReq(43, "c", "10.0.1.2", 7002)))
         nacks = []
         for _ in range(3):

@@ -12,7 +12,7 @@ from gossipdht.wire import (
 names = st.text(min_size=1, max_size=40)
 ints = st.integers(0, (1 << 63) - 1)
 messages = st.one_of(
-    st.builds(Ping, ints, names), st.builds(Ack, ints), st.builds(PingReq, ints, names, names, ints),
+    st.builds(Ping, ints, names), st.builds(Ack, ints, ints), st.builds(PingReq, ints, names, names, ints),
     st.builds(Nack, ints), st.builds(Alive, names, ints, names, ints, ints),
     st.builds(Suspect, names, ints, names), st.builds(Dead, names, ints, names), st.builds(Left, names, ints),
 )

@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 
 from gossipdht.batcher import Batcher
+from gossipdht.hlc import Version
 from gossipdht.storage import Record, Store
 
 THREADED_ITEMS = 256
@@ -29,11 +30,12 @@ class GroupCommitter:
         self._store = store
         self._in_thread = in_thread if in_thread is not None and store.threaded else maybeDeferred
         self._in_flight: set[Deferred] = set()
-        self._batcher: Batcher[tuple[str, Record], None] = Batcher(
+        self._batcher: Batcher[tuple[str, Record], Optional[Version]] = Batcher(
             lambda items: self._commit(maybeDeferred, items), clock, max_batch=10_000)
 
-    def _commit(self, run: Callable[..., Deferred], items: list[tuple[str, Record]]) -> Deferred[None]:
-        done = run(self._store.write, items)
+    def _commit(self, run: Callable[..., Deferred],
+                items: list[tuple[str, Record]]) -> Deferred[Optional[list[Optional[Version]]]]:
+        done = run(self._store.write, items).addCallback(_beaten, items)
         self._in_flight.add(done)
 
         def finished(result):
@@ -42,13 +44,15 @@ class GroupCommitter:
 
         return done.addBoth(finished)
 
-    def write(self, key: str, record: Record) -> Deferred[None]:
-        """Fires once the record is committed, or fails with the store's error."""
+    def write(self, key: str, record: Record) -> Deferred[Optional[Version]]:
+        """Fires once the record is committed (with the newer version that beat it, if
+        one did), or fails with the store's error."""
         return self._batcher.submit((key, record))
 
-    def write_many(self, items: list[tuple[str, Record]]) -> Deferred[None]:
+    def write_many(self, items: list[tuple[str, Record]]) -> Deferred[Optional[list[Optional[Version]]]]:
         """Commits the records at once, in one transaction of their own: they are a batch
-        already.  (Last writer wins: the order against pending writes does not matter.)"""
+        already.  (Last writer wins: the order against pending writes does not matter.)
+        Fires with None, or with the newer version that beat each record (or None)."""
         return self._commit(self._in_thread if len(items) >= THREADED_ITEMS else maybeDeferred, items)
 
     async def drain(self) -> None:
@@ -58,3 +62,10 @@ class GroupCommitter:
             if not self._in_flight:
                 return
             await DeferredList(list(self._in_flight), consumeErrors=True)
+
+
+def _beaten(newer: dict[str, Version], items: list[tuple[str, Record]]) -> Optional[list[Optional[Version]]]:
+    """For each record, the stored version that beat it; None when none was beaten."""
+    if not newer:
+        return None
+    return [newer[key] if key in newer and newer[key] > record.version else None for key, record in items]

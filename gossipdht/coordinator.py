@@ -7,6 +7,15 @@ quorum); an owner that is down (dead, still on the ring within the rebalance del
 is skipped at once.  A read asks the N replicas and answers with the newest version
 among R answers; replicas found stale are repaired in the background.
 
+A replica that already holds a newer version than the one written keeps its own and
+says so.  Clocks disagree: that newer version may be from a write that finished before
+this one began, on a node whose clock runs ahead.  The coordinator's clock observes it,
+and the write goes again with a version above it, before it is acknowledged.  With
+2W > N a write that finished reached W replicas, so a later one hears of it from at
+least one before it can count W acknowledgements: an acknowledged overwrite is never
+lost to an earlier write, whatever the clocks say.  The common case costs nothing more:
+a replica answers as before when nothing beat the write.
+
 While data moves to a new ring, a key may be on none of its new owners yet: a read
 that finds it nowhere also asks the members that have not settled the ring (their
 handoffs may still hold it), as Cassandra reads pending ranges.
@@ -26,6 +35,9 @@ from gossipdht.stats import DataStats
 from gossipdht.storage import Record
 
 TOMBSTONE_CONTENT_TYPE = ""
+#: Times one write goes again above a newer version before it gives up (503): concurrent
+#: writers of one key may overtake each other, but not for ever.
+MAX_REISSUES = 3
 
 
 class QuorumError(Exception):
@@ -82,16 +94,19 @@ class Coordinator:
         return Version(self._clock.now(), self.name)
 
     def _replicate_one(self, key: str, record: Record, w: Optional[int]) -> Deferred[Record]:
+        writes = [(key, record)]
+
         def answer(errors: dict[str, str]) -> Record:
             if errors:
                 raise QuorumError(errors[key])
-            return record
+            return writes[0][1]  # with the version it was written again with, if it was
 
-        return self._replicate([(key, record)], w).addCallback(answer)
+        return self._replicate(writes, w).addCallback(answer)
 
     def _replicate(self, writes: list[tuple[str, Record]], w: Optional[int]) -> Deferred[dict[str, str]]:
         """Send each record to its key's N owners, one batch per node; fires once every
-        key has W acknowledgements or can get no more, with the keys that fell short."""
+        key has W acknowledgements or can get no more, with the keys that fell short.
+        A record written again above a newer version replaces its entry in ``writes``."""
         self.stats.writes_coordinated += len(writes)
         trouble = self._clock_trouble()
         if trouble is not None:  # its versions would be far off the others'
@@ -173,8 +188,8 @@ class Coordinator:
 # kept Python's cyclic garbage collector busy 40-180 ms every second or two under load.
 
 class _Write:
-    """One coordinated write of one or more keys: acknowledgements, and retries on the
-    next nodes of the ring (sloppy quorum)."""
+    """One coordinated write of one or more keys: acknowledgements, retries on the
+    next nodes of the ring (sloppy quorum), and writing again above a newer version."""
 
     def __init__(self, coordinator: Coordinator, ring: Ring, down: frozenset[str], writes: list[tuple[str, Record]],
                  n: int, needed: int) -> None:
@@ -182,6 +197,9 @@ class _Write:
         self.n, self.needed = n, needed
         self.done: Deferred[dict[str, str]] = Deferred()
         self.acks = [0] * len(writes)
+        #: How often each record went again; answers about an earlier version are ignored.
+        self.generation = [0] * len(writes)
+        self.overtaken: set[int] = set()
         self.spares: dict[int, list[str]] = {}  # the nodes after the owners, for the keys that need them
         self.pending = 0
         self.short = len(writes)
@@ -193,31 +211,64 @@ class _Write:
             for member in self.ring.preference_list(key, self.n):
                 batches.setdefault(member, []).append(i)
         for member, batch in batches.items():
-            if member in self.down:
-                self._redirect(member, batch, [None] * len(batch))
-            else:
-                self._send(member, batch, [None] * len(batch))
+            self._launch(member, batch)
         self.launched = True
         self._check()
         return self.done
 
+    def _launch(self, member: str, batch: list[int]) -> None:
+        if member in self.down:
+            self._redirect(member, batch, [None] * len(batch))
+        else:
+            self._send(member, batch, [None] * len(batch))
+
     def _send(self, member: str, batch: list[int], hints: list[Optional[str]]) -> None:
         self.pending += 1
         sent = [(self.writes[i][0], self.writes[i][1], hint) for i, hint in zip(batch, hints)]
+        generations = [self.generation[i] for i in batch]
         maybeDeferred(self.coordinator._replicas[member].write, sent).addCallbacks(
-            self._acknowledged, self._failed, callbackArgs=(batch,), errbackArgs=(batch, hints, member))
+            self._acknowledged, self._failed, callbackArgs=(batch, generations),
+            errbackArgs=(batch, hints, member, generations))
 
-    def _acknowledged(self, _, batch: list[int]) -> None:
+    def _acknowledged(self, beaten: Optional[list[Optional[Version]]], batch: list[int],
+                      generations: list[int]) -> None:
         self.pending -= 1
-        for i in batch:
+        for j, (i, generation) in enumerate(zip(batch, generations)):
+            if generation != self.generation[i]:
+                continue  # about a version written again since
+            if beaten is not None and beaten[j] is not None:
+                self._write_again(i, beaten[j])
+                continue
             self.acks[i] += 1
             if self.acks[i] == self.needed:
                 self.short -= 1
         self._check()
 
-    def _failed(self, _: Failure, batch: list[int], hints: list[Optional[str]], member: str) -> None:
+    def _write_again(self, i: int, newer: Version) -> None:
+        """A replica holds a newer version than record ``i``: write it again above that."""
+        if self.generation[i] >= MAX_REISSUES:
+            self.overtaken.add(i)  # acknowledgements stay short: the write fails
+            return
+        coordinator = self.coordinator
+        coordinator.stats.writes_reissued += 1
+        coordinator._clock.observe(newer.timestamp)
+        key, record = self.writes[i]
+        self.writes[i] = (key, record._replace(version=coordinator._next_version()))
+        self.generation[i] += 1
+        if self.acks[i] >= self.needed:
+            self.short += 1
+        self.acks[i] = 0
+        self.spares.pop(i, None)
+        launched, self.launched = self.launched, False  # no verdict before every owner is asked
+        for member in self.ring.preference_list(key, self.n):
+            self._launch(member, [i])
+        self.launched = launched
+
+    def _failed(self, _: Failure, batch: list[int], hints: list[Optional[str]], member: str,
+                generations: list[int]) -> None:
         self.pending -= 1
-        self._redirect(member, batch, hints)
+        current = [(i, hint) for i, hint, generation in zip(batch, hints, generations) if generation == self.generation[i]]
+        self._redirect(member, [i for i, _ in current], [hint for _, hint in current])
 
     def _redirect(self, member: str, batch: list[int], hints: list[Optional[str]]) -> None:
         """Send what ``member`` did not take to the next nodes of the ring, as hints."""
@@ -241,7 +292,8 @@ class _Write:
             self.done.callback({})
         elif self.pending == 0:
             self.coordinator._short(self.done, {
-                key: f"only {self.acks[i]} of the {self.needed} replicas needed acknowledged the write"
+                key: "newer writes of the key kept overtaking this one" if i in self.overtaken else
+                f"only {self.acks[i]} of the {self.needed} replicas needed acknowledged the write"
                 for i, (key, _) in enumerate(self.writes) if self.acks[i] < self.needed})
 
 

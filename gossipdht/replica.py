@@ -4,6 +4,10 @@ The coordinator, anti-entropy and handoff talk to the replicas of a key without
 caring where they are: ``LocalReplica`` is this node's store, ``RemoteReplica`` another
 node's internal API.  Single-key reads and writes to a remote node are batched: the
 ones of a reactor turn share one request.
+
+A write answers ``None`` when every record was stored (or was there already); when a
+newer version already stored beat some, it answers, for each write, that version (or
+None): the coordinator then writes again above it (see ``coordinator``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from gossipdht.transfer import (
     unpack_digests, unpack_keys, unpack_scan, unpack_records, unpack_versions, unpack_writes,
 )
 
+#: What ``write`` answers: None, or for each write the newer version that beat it.
+Beaten = Optional[list[Optional[Version]]]
 #: Keys or records in one request between nodes.
 BATCH_ITEMS = 1000
 #: Batches to one peer in flight at once; more writes wait and join the next batch.
@@ -64,7 +70,7 @@ class LocalReplica:
         #: Told the keys of every handoff this node receives (see ``push``).
         self.on_push: Callable[[list[str]], None] = lambda keys: None
 
-    def push(self, writes: Sequence[Write]) -> Deferred[None]:
+    def push(self, writes: Sequence[Write]) -> Deferred[Beaten]:
         """Apply a handoff from a node that drops its copies once acknowledged.
 
         The sender chose this node by its own ring; if this node's ring says otherwise,
@@ -72,12 +78,12 @@ class LocalReplica:
         self.on_push([key for key, _, _ in writes])
         return self.write(writes)
 
-    def write(self, writes: Sequence[Write]) -> Deferred[None]:
+    def write(self, writes: Sequence[Write]) -> Deferred[Beaten]:
         """Apply the writes; a write with a hint is kept for that node instead."""
         if len(writes) == 1 and writes[0][2] in (None, self.name):  # the hot path: no gathering
             key, record, _ = writes[0]
             self._clock.observe(record.version.timestamp)
-            return self._committer.write(key, record)
+            return self._committer.write(key, record).addCallback(_one)
         if writes:
             self._clock.observe(max(r.version.timestamp for _, r, _ in writes))
         hinted: dict[str, list[tuple[str, Record]]] = {}
@@ -90,7 +96,15 @@ class LocalReplica:
         for target, items in hinted.items():
             self.store.add_hints(target, items)
             self._stats.hints_stored += len(items)
-        return self._committer.write_many(plain)
+        if not hinted:
+            return self._committer.write_many(plain)
+
+        def aligned(beaten: Beaten) -> Beaten:  # hints are not compared with anything
+            if beaten is None:
+                return None
+            found = iter(beaten)
+            return [next(found) if hint is None or hint == self.name else None for _, _, hint in writes]
+        return self._committer.write_many(plain).addCallback(aligned)
 
     def read_one(self, key: str) -> Deferred[Optional[Record]]:
         return succeed(self.store.get(key))
@@ -114,7 +128,7 @@ class RemoteReplica:
         self.name = name
         self.address = address
         self._rpc = rpc
-        self._writes: Batcher[Write, None] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS,
+        self._writes: Batcher[Write, Optional[Version]] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS,
                                                       lambda write: len(write[1].value), BATCH_BYTES)
         self._reads: Batcher[str, Optional[Record]] = Batcher(self._send_reads, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
 
@@ -124,9 +138,9 @@ class RemoteReplica:
     def read_one(self, key: str) -> Deferred[Optional[Record]]:
         return self._reads.submit(key)
 
-    def _send_writes(self, writes: list[Write]) -> Deferred[None]:
+    def _send_writes(self, writes: list[Write]) -> Deferred[Beaten]:
         return ensureDeferred(self._call("write", pack_writes(writes), REQUEST_SECONDS)).addCallback(
-            lambda _: None)
+            _beaten_in, writes)
 
     def _send_reads(self, keys: list[str]) -> Deferred[list[Optional[Record]]]:
         return ensureDeferred(self._read(keys, REQUEST_SECONDS))
@@ -143,17 +157,20 @@ class RemoteReplica:
             found += [None if r is None else r[1] for r in records]
         return found
 
-    def write(self, writes: Sequence[Write]) -> Deferred[None]:
+    def write(self, writes: Sequence[Write]) -> Deferred[Beaten]:
         """A single write joins the batch of this reactor turn; more go as they are."""
         if len(writes) == 1:
-            return self._writes.submit(writes[0])
+            return self._writes.submit(writes[0]).addCallback(_one)
         return ensureDeferred(self._write_bulk(writes))
 
-    async def _write_bulk(self, writes: Sequence[Write], method: str = "write") -> None:
+    async def _write_bulk(self, writes: Sequence[Write], method: str = "write") -> Beaten:
+        beaten: list[Optional[Version]] = []
         for chunk in chunks(writes):
-            await self._call(method, pack_writes(chunk), BULK_SECONDS)
+            answer = _beaten_in(await self._call(method, pack_writes(chunk), BULK_SECONDS), chunk)
+            beaten += [None] * len(chunk) if answer is None else answer
+        return beaten if any(beaten) else None
 
-    def push(self, writes: Sequence[Write]) -> Deferred[None]:
+    def push(self, writes: Sequence[Write]) -> Deferred[Beaten]:
         return ensureDeferred(self._write_bulk(writes, "push"))
 
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
@@ -184,7 +201,14 @@ def handlers(local: LocalReplica) -> dict[str, Handler]:
     store = local.store
 
     def write(body: bytes) -> Deferred[bytes]:
-        return local.write(unpack_writes(body)).addCallback(lambda _: b"")
+        """Empty when every record was stored; else the newer versions that beat some."""
+        writes = unpack_writes(body)
+
+        def answer(beaten: Beaten) -> bytes:
+            if beaten is None:
+                return b""
+            return pack_versions([(key, version) for (key, _, _), version in zip(writes, beaten) if version])
+        return local.write(writes).addCallback(answer)
 
     def read(body: bytes) -> Deferred[bytes]:
         """Records in order, cut short after about ``BATCH_BYTES`` of values.  Reads of
@@ -212,6 +236,18 @@ def _cut(keys: Sequence[str], records: Sequence[Optional[Record]]) -> list[Optio
             break
         answer.append(None if record is None else (key, record))
     return answer
+
+
+def _one(beaten: Optional[Version]) -> Beaten:
+    return None if beaten is None else [beaten]
+
+
+def _beaten_in(body: bytes, writes: Sequence[Write]) -> Beaten:
+    """A write's answer: for each write, the newer version that beat it."""
+    if not body:
+        return None
+    newer = dict(_checked(unpack_versions, body))
+    return [newer[key] if key in newer and newer[key] > record.version else None for key, record, _ in writes]
 
 
 def _checked(decode, *args):

@@ -11,6 +11,7 @@ class DataStats:
     reads_coordinated: int = 0
     quorum_failures: int = 0
     writes_refused_for_clock: int = 0
+    writes_reissued: int = 0
     read_repairs: int = 0
     hints_stored: int = 0
     hints_delivered: int = 0

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from clusterclient import Clients, name, path
+from gossipdht.ring import Ring
 from gossipdht.localcluster import join, wait_for
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
@@ -41,3 +42,30 @@ def test_a_node_whose_clock_runs_ahead_is_measured_and_coordinates_no_writes(nod
         assert clients.request(node, "PUT", path("k"), name(node).encode())[0] == 204
     assert clients.request(fast, "GET", path("k")) == (200, name(steady[-1]).encode())  # reads still served
     assert "this node's clock is off by more than 500 ms" in fast.log()
+
+
+def test_no_acknowledged_overwrite_is_lost_to_a_clock_running_ahead(node_factory):
+    """The first write of each key goes through a node 30 s ahead (allowed to coordinate
+    here), its overwrite through a node that owns no copy, the read through a third."""
+    clients = Clients()
+    steady = [node_factory() for _ in range(4)]
+    fast = node_factory(start=False)
+    fast.start("--max-clock-offset", "86400000", env={"LD_PRELOAD": FAKETIME, "FAKETIME": "+30"})
+    nodes = steady + [fast]
+    for node in nodes[1:]:
+        join(node, nodes[0])
+    ring = Ring(map(name, nodes))
+    lost = []
+    for i in range(50):
+        key = f"key-{i}"
+        owners = set(ring.preference_list(key, 3))
+        overwriter = next(n for n in steady if name(n) not in owners)
+        reader = next(n for n in steady if n is not overwriter)
+        assert clients.request(fast, "PUT", path(key), b"first")[0] == 204
+        assert clients.request(overwriter, "PUT", path(key), b"second")[0] == 204
+        status, body = clients.request(reader, "GET", path(key))
+        if (status, body) != (200, b"second"):
+            lost.append((key, status, body))
+    assert lost == []
+    reissued = sum(json.loads(clients.request(n, "GET", "/dht/stats")[1])["data"]["writes_reissued"] for n in steady)
+    assert reissued > 0  # the overwrites did meet the versions from ahead

@@ -1,11 +1,11 @@
 """Quorum reads and writes, sloppy quorum, read repair: replicas in memory, one fake clock."""
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from gossipdht.committer import GroupCommitter
-from gossipdht.coordinator import Coordinator, QuorumError
+from gossipdht.coordinator import MAX_REISSUES, Coordinator, QuorumError
 from gossipdht.hlc import HybridLogicalClock, Version
 from gossipdht.peer import PeerError
 from gossipdht.replica import LocalReplica
@@ -60,6 +60,36 @@ class CoordinatorTests(SynchronousTestCase):
         return Coordinator("a", lambda: self.ring, self.replicas, HybridLogicalClock(self.clock.seconds),
                            n, r, w, self.stats, lambda: self.down, lambda: self.unsettled,
                            lambda: self.clock_trouble)
+
+    def test_a_write_beaten_by_a_version_from_a_clock_ahead_goes_again_above_it(self):
+        owners = self.owners("k", 3)
+        ahead = Record(Version(self.coordinator._next_version().timestamp + (30_000 << 16), "fast"), b"first", "t")
+        for name in owners[:2]:  # an earlier write, versioned by a clock 30 s ahead, on W owners
+            self.replicas[name].store.write([("k", ahead)])
+        d = self.coordinator.put("k", b"second", "t")
+        self.clock.advance(0)
+        record = self.successResultOf(d)
+        self.assertGreater(record.version, ahead.version)
+        self.assertEqual(self.stats.writes_reissued, 1)
+        self.clock.advance(0)
+        for name in owners:
+            self.assertEqual(self.stored(name, "k"), record)
+        self.assertEqual(self.successResultOf(self.coordinator.get("k")).value, b"second")
+
+    def test_a_write_no_replica_beat_is_written_once(self):
+        d = self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        self.successResultOf(d)
+        self.assertEqual(self.stats.writes_reissued, 0)
+
+    def test_a_write_overtaken_again_and_again_fails_saying_so(self):
+        owners = self.owners("k", 3)
+        for name in owners:
+            replica = self.replicas[name]
+            replica.write = lambda writes: succeed([Version(1 << 62, "z")] * len(writes))
+        failure = self.failureResultOf(self.coordinator.put("k", b"v", "t"), QuorumError)
+        self.assertEqual(str(failure.value), "newer writes of the key kept overtaking this one")
+        self.assertEqual(self.stats.writes_reissued, MAX_REISSUES)
 
     def test_a_node_whose_clock_is_off_coordinates_no_writes_but_reads(self):
         d = self.coordinator.put("k", b"v", "t")

@@ -43,6 +43,15 @@ def test_newer_version_wins_whatever_the_order(store):
     assert store.get("k").value == b"tie"
 
 
+def test_a_write_names_the_newer_stored_versions_that_beat_it(store):
+    assert store.write([("a", rec(5)), ("b", rec(5)), ("big", rec(5, value=b"x" * 100_000))]) == {}
+    beaten = store.write([("a", rec(3)), ("b", rec(7)), ("c", rec(1)), ("big", rec(4, value=b"y" * 100_000)),
+                          ("dup", rec(9)), ("dup", rec(8))])
+    assert beaten == {"a": Version(5, "n"), "big": Version(5, "n"), "dup": Version(9, "n")}
+    assert store.write([("b", rec(7))]) == {}  # the same version again is no conflict
+    assert store.get("b").version == Version(7, "n") and store.get("big").value == b"x" * 100_000
+
+
 def test_tombstones_are_kept_but_not_listed(store):
     store.write([("a", rec(1)), ("b", rec(1))])
     store.write([("a", rec(2, deleted=True))])

@@ -46,8 +46,9 @@ class Store(Protocol):
     def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
         """``get`` for each key, in order."""
 
-    def write(self, items: Iterable[tuple[str, Record]]) -> None:
-        """Apply the writes as one durable batch, keeping the newest version of each key."""
+    def write(self, items: Iterable[tuple[str, Record]]) -> dict[str, Version]:
+        """Apply the writes as one durable batch, keeping the newest version of each key;
+        for each key where a newer version than one written was kept, that version."""
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
         """Up to ``limit`` live keys in ``ring_order``, starting after ``after``: the

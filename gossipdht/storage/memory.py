@@ -28,7 +28,8 @@ class MemoryStore:
     def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
         return [self._records.get(key) for key in keys]
 
-    def write(self, items: Iterable[tuple[str, Record]]) -> None:
+    def write(self, items: Iterable[tuple[str, Record]]) -> dict[str, Version]:
+        newer: dict[str, Version] = {}
         for key, record in items:
             old = self._records.get(key)
             if old is None or record.version > old.version:
@@ -36,6 +37,9 @@ class MemoryStore:
                     self._by_token = None
                 self._records[key] = record
                 self._max_timestamp = max(self._max_timestamp, record.version.timestamp)
+            elif old.version > record.version:
+                newer[key] = old.version
+        return newer
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
         ordered = self._ring_order()

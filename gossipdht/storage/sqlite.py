@@ -242,26 +242,40 @@ class SQLiteStore:
             rows = [self._scanner.execute(_BY_KEY, (_stored_token(key), key)).fetchone() for key in keys]
         return [None if row is None else _record(row) for row in rows]
 
-    def write(self, items: Iterable[tuple[str, Record]]) -> None:
+    def write(self, items: Iterable[tuple[str, Record]]) -> dict[str, Version]:
         items = list(items)
         if not items:
-            return
+            return {}
         with self._transaction() as db:
-            self._store(db, items)
+            newer = self._store(db, items)
             db.execute(_RAISE_META, ("max_timestamp", max(r.version.timestamp for _, r in items)))
+        return newer
 
     @staticmethod
-    def _store(db: sqlite3.Connection, items: list[tuple[str, Record]]) -> None:
-        """Upsert the records, in the open transaction of ``db``.  A large value goes to
-        ``blobs`` first, but only when its record is newer than the stored one: the
-        upsert would refuse it and leave the blob behind."""
-        db.executemany(_UPSERT, [_row(key, r) for key, r in items if len(r.value) <= INLINE_BYTES])
+    def _store(db: sqlite3.Connection, items: list[tuple[str, Record]]) -> dict[str, Version]:
+        """Upsert the records, in the open transaction of ``db``; the newer stored
+        versions that refused some.  A large value goes to ``blobs`` first, but only when
+        its record is newer than the stored one: the upsert would refuse it and leave the
+        blob behind."""
+        inline = [(key, r) for key, r in items if len(r.value) <= INLINE_BYTES]
+        newer: dict[str, Version] = {}
+        # Each row the upsert inserted or replaced counts once: the common case, all of
+        # them, costs no read.
+        if db.executemany(_UPSERT, [_row(key, r) for key, r in inline]).rowcount < len(inline):
+            for key, record in inline:
+                stored = Version(*db.execute(_STORED_VERSION, (_stored_token(key), key)).fetchone())
+                if stored > record.version:
+                    newer[key] = stored
         for key, record in items:
             if len(record.value) > INLINE_BYTES:
-                stored = db.execute(_STORED_VERSION, (_stored_token(key), key)).fetchone()
-                if stored is None or record.version > Version(*stored):
+                row = db.execute(_STORED_VERSION, (_stored_token(key), key)).fetchone()
+                stored = None if row is None else Version(*row)
+                if stored is None or record.version > stored:
                     blob = db.execute("INSERT INTO blobs (value) VALUES (?)", (record.value,)).lastrowid
                     db.execute(_UPSERT, _row(key, record, blob))
+                elif stored > record.version:
+                    newer[key] = stored
+        return newer
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
         if after is None:

@@ -76,7 +76,7 @@ async def test_join_lists_everyone_everywhere_self_first(cluster_nodes):
     assert [m["name"] for m in members][0] == nodes[0][0].config.name
     assert {m["state"] for m in members} == {"alive"}
     assert set(members[0]) == {"name", "address", "port", "gossip_port", "state", "incarnation", "since_seconds",
-                               "in_ring"}
+                               "in_ring", "clock_offset_ms"}
     assert all(m["in_ring"] for m in members)
 
 

@@ -152,12 +152,13 @@ class Cluster:
         self._check_clock()
 
     def _check_clock(self) -> None:
-        off = self.core.offsets.off_from_most([m.name for m in self.others()], self._max_clock_offset)
+        others = [m.name for m in self.others()]
+        off = self.core.offsets.off_from_most(others, self._max_clock_offset)
         trouble = None
         if off:
             worst = max(abs(self.core.offsets.offset(name)) for name in off)
             trouble = (f"this node's clock is off by more than {self._max_clock_offset * 1000:g} ms from "
-                       f"{len(off)} of the {len(self.others())} other members (up to {worst * 1000:.0f} ms): "
+                       f"{len(off)} of the {len(others)} other members (up to {worst * 1000:.0f} ms): "
                        "it coordinates no writes until it is back within --max-clock-offset")
         if (trouble is None) != (self.clock_trouble is None):
             if trouble:

@@ -173,18 +173,17 @@ class Rebalancer:
             else:
                 foreign.setdefault(frozenset(owners), []).append((low, high))
         down = self._down()
-        for peer, ranges in shared.items():
-            if peer not in down:
-                self._receiving[peer] = len(merged(ranges))
+        # Nothing is pulled from a member that is down: what it holds, the other owners
+        # hold too, and it pulls what it missed when it is back.
+        pulls = {peer: merged(ranges) for peer, ranges in shared.items() if peer not in down}
+        self._receiving = {peer: len(ranges) for peer, ranges in pulls.items()}
         complete = True
         for owners, ranges in foreign.items():
             complete &= await self._hand_off(ranges, sorted(owners), ring)
-        for peer, ranges in shared.items():
-            if peer in down:  # what it holds, the other owners hold too; it pulls when back
-                continue
+        for peer, ranges in pulls.items():
             # Pulls walk the ring backwards while handoffs walk it forwards: when a node
             # joins, the two meet once instead of moving the same records side by side.
-            if await self._exchange(peer, merged(ranges)[::-1], before):
+            if await self._exchange(peer, ranges[::-1], before):
                 del self._receiving[peer]
             else:
                 complete = False

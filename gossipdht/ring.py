@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterable
 
 from gossipdht.hashing import RING_SIZE, token
@@ -82,9 +82,10 @@ class Ring:
                 arcs.append((low, high, owners))
         return arcs
 
-    @property
+    @cached_property
     def checksum(self) -> str:
-        """Equal on every node that computed the ring from the same members."""
+        """Equal on every node that computed the ring from the same members.  Asked on
+        every transfers report and read miss; a ring never changes, so computed once."""
         text = f"{self.vnodes}\n" + "\n".join(self.members)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 

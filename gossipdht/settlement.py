@@ -85,7 +85,8 @@ class Settlement:
         return [name for name in names if not _settled(self.report(name), checksum)]
 
     async def _refresh(self) -> None:
-        others = [m for m in self._members() if m.name in self.unsettled()]
+        unsettled = set(self.unsettled())
+        others = [m for m in self._members() if m.name in unsettled]
         if others:
             await self.ask(others)
 

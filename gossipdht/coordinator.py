@@ -149,10 +149,12 @@ class Coordinator:
             targets.insert(0, self.name)
         return _Read(self, key, targets, needed).start()
 
-    def _holders(self, asked: list[str]) -> list[str]:
-        """Members that may hold a key its owners lack: those still moving data."""
+    def _holders(self, key: str, asked: list[str]) -> list[str]:
+        """Members that may hold a key its owners lack: those still moving data, and the
+        owners on this node's ring now, if it changed while the read was on its way."""
         down = self._down()
-        return [member for member in self._unsettled() if member not in asked and member not in down]
+        candidates = self._ring().preference_list(key, self.n) + self._unsettled()
+        return [member for member in dict.fromkeys(candidates) if member not in asked and member not in down]
 
     def _repair(self, key: str, answers: dict[str, Optional[Record]], owners: list[str]) -> None:
         """Read repair: bring the owners that answered with an older version up to date."""
@@ -347,7 +349,7 @@ class _Read:
             self._ask(len(self.targets))
             return
         if not done.called and len(self.targets) == len(self.owners) and newest(answers.values()) is None:
-            holders = self.coordinator._holders(self.targets)
+            holders = self.coordinator._holders(self.key, self.targets)
             if holders:
                 self.targets += holders
                 self._ask(len(holders))

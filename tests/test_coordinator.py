@@ -167,6 +167,20 @@ class CoordinatorTests(SynchronousTestCase):
             self.assertEqual(self.stored(name, "k").value, b"moving")
         self.assertIsNone(self.stored(fourth, "k"))
 
+    def test_a_read_whose_ring_changed_on_the_way_asks_the_new_owners(self):
+        first, second, third, fourth, fifth = self.owners("k")
+        old_owner = self.replicas[first]
+        answer = Deferred()
+        old_owner.read_one = lambda key: answer
+        coordinator = self.make(n=1, r=1, w=1)
+        read = coordinator.get("k")
+        # Meanwhile the ring changed: the new owner got the key, the old one dropped it.
+        self.ring = Ring([name for name in NAMES if name != first])
+        new_owner = self.ring.preference_list("k", 1)[0]
+        self.replicas[new_owner].store.write([("k", _record(b"moved"))])
+        answer.callback(None)
+        self.assertEqual(self.successResultOf(read).value, b"moved")
+
     def test_owners_that_have_the_key_are_not_second_guessed_by_the_members_still_moving_data(self):
         first, second, third, fourth, fifth = self.owners("k")
         d = self.coordinator.delete("k")

@@ -18,7 +18,10 @@ a replica answers as before when nothing beat the write.
 
 While data moves to a new ring, a key may be on none of its new owners yet: a read
 that finds it nowhere also asks the members that have not settled the ring (their
-handoffs may still hold it), as Cassandra reads pending ranges.
+handoffs may still hold it), as Cassandra reads pending ranges.  If it finds the key
+there neither, or some member settled meanwhile, it asks the owners once more: a member
+drops a handed-off key only after the owners took it, so the key the members no longer
+had reached the owners after they were first asked.
 """
 
 from __future__ import annotations
@@ -61,12 +64,15 @@ class Coordinator:
                  n: int, r: int, w: int, stats: DataStats,
                  down: Callable[[], frozenset[str]] = frozenset,
                  unsettled: Callable[[], list[str]] = list,
-                 clock_trouble: Callable[[], Optional[str]] = lambda: None) -> None:
+                 clock_trouble: Callable[[], Optional[str]] = lambda: None,
+                 moves: Callable[[], object] = lambda: None) -> None:
         self.name = name
         self._ring = ring
         #: Owners to skip, and the members whose handoffs may still hold a key.
         self._down = down
         self._unsettled = unsettled
+        #: A token that changes whenever some member settles a ring.
+        self._moves = moves
         #: Why this node's clock may not version writes now, or None.
         self._clock_trouble = clock_trouble
         self._replicas = replicas
@@ -138,7 +144,8 @@ class Coordinator:
         R replicas are asked first, this node first when it is one; the others only when
         those fail, disagree or lack the key (Cassandra reads the same way)."""
         self.stats.reads_coordinated += 1
-        targets = self._ring().preference_list(key, self.n)
+        ring = self._ring()
+        targets = ring.preference_list(key, self.n)
         needed = min(self.r, len(targets)) if r is None else r
         if needed > len(targets):
             return self._fail(Deferred(), f"r={needed} but the cluster holds only {len(targets)} replicas of a key")
@@ -147,7 +154,7 @@ class Coordinator:
         if self.name in targets:
             targets.remove(self.name)
             targets.insert(0, self.name)
-        return _Read(self, key, targets, needed).start()
+        return _Read(self, key, targets, needed, (ring, self._moves())).start()
 
     def _holders(self, key: str, asked: list[str]) -> list[str]:
         """Members that may hold a key its owners lack: those still moving data, and the
@@ -155,6 +162,15 @@ class Coordinator:
         down = self._down()
         candidates = self._ring().preference_list(key, self.n) + self._unsettled()
         return [member for member in dict.fromkeys(candidates) if member not in asked and member not in down]
+
+    def _owners(self, key: str) -> list[str]:
+        """The owners of a key on this node's ring now, but those that are down."""
+        down = self._down()
+        return [member for member in self._ring().preference_list(key, self.n) if member not in down]
+
+    def _moved(self, seen: tuple[Ring, object]) -> bool:
+        """Whether the ring changed or some member settled one since ``seen``."""
+        return self._ring() is not seen[0] or self._moves() != seen[1]
 
     def _repair(self, key: str, answers: dict[str, Optional[Record]], owners: list[str]) -> None:
         """Read repair: bring the owners that answered with an older version up to date."""
@@ -303,13 +319,18 @@ class _Read:
     """One coordinated read: R replicas first, the other owners when those do not settle
     it, and the members still moving data when no owner has the key."""
 
-    def __init__(self, coordinator: Coordinator, key: str, targets: list[str], needed: int) -> None:
+    def __init__(self, coordinator: Coordinator, key: str, targets: list[str], needed: int,
+                 seen: tuple[Ring, object]) -> None:
         self.coordinator, self.key, self.targets, self.needed = coordinator, key, targets, needed
         self.owners = list(targets)
+        #: The ring and the settlement token when the read began.
+        self.seen = seen
+        self.fallbacks = 0
         self.done: Deferred[Optional[Record]] = Deferred()
         self.answers: dict[str, Optional[Record]] = {}
         self.failures: list[str] = []
-        self.asked = 0
+        #: Requests sent and answered or failed; the owners may be asked twice.
+        self.asked = self.responded = 0
         self.launching = False
 
     def start(self) -> Deferred[Optional[Record]]:
@@ -325,12 +346,29 @@ class _Read:
         self.launching = False
         self._decide()
 
+    def _fallback(self) -> list[str]:
+        """Whom to ask next when nobody asked has the key: first the members that may
+        still hold it; then the owners once more, if those members were asked or some
+        member settled meanwhile; then nobody."""
+        self.fallbacks += 1
+        coordinator = self.coordinator
+        if self.fallbacks == 1:
+            holders = coordinator._holders(self.key, self.targets)
+            if holders:
+                return holders
+            self.fallbacks += 1
+        if self.fallbacks == 2 and (len(self.targets) > len(self.owners) or coordinator._moved(self.seen)):
+            return coordinator._owners(self.key)
+        return []
+
     def _answered(self, record: Optional[Record], member: str) -> None:
         self.answers[member] = record
+        self.responded += 1
         self._decide()
 
     def _failed(self, _: Failure, member: str) -> None:
         self.failures.append(member)
+        self.responded += 1
         self._decide()
 
     def _decide(self) -> None:
@@ -343,16 +381,16 @@ class _Read:
             # that lacks the key may be a new owner still receiving its data.
             if len(versions) == 1 and None not in versions:
                 done.callback(_live(newest(answers.values())))
-        if len(answers) + len(self.failures) < self.asked:
+        if self.responded < self.asked:
             return  # answers still to come
         if not done.called and self.asked < len(self.targets):
             self._ask(len(self.targets))
             return
-        if not done.called and len(self.targets) == len(self.owners) and newest(answers.values()) is None:
-            holders = self.coordinator._holders(self.key, self.targets)
-            if holders:
-                self.targets += holders
-                self._ask(len(holders))
+        if not done.called and newest(answers.values()) is None:
+            more = self._fallback()
+            if more:
+                self.targets += more
+                self._ask(len(more))
                 return
         self.coordinator._repair(self.key, answers, self.owners)
         if done.called:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Mapping, Optional, Sequence, Union
 
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -93,11 +93,14 @@ def _child_env() -> dict[str, str]:
 class NodeProcess:
     """One node, started and restarted as a ``twistd`` child process."""
 
-    def __init__(self, directory: Union[str, Path], port: Optional[int] = None, host: str = HOST) -> None:
+    def __init__(self, directory: Union[str, Path], port: Optional[int] = None, host: str = HOST,
+                 prefix: Sequence[str] = ()) -> None:
         # Absolute: the node runs in its directory, where a relative path would nest.
         self.directory = Path(directory).absolute()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.host = host
+        #: What the node runs under, such as ``ip netns exec HOST`` for a host of its own.
+        self.prefix = tuple(prefix)
         self.port = port if port is not None else free_port(host)
         self.data_dir = self.directory / "data"
         self.log_path = self.directory / "node.log"
@@ -122,7 +125,7 @@ class NodeProcess:
             # A session of its own: Ctrl-C in a terminal reaches the parent only, which
             # then stops the node once (a second signal made twistd log a traceback).
             self.process = subprocess.Popen(
-                twistd_command(*self.args), cwd=self.directory, env={**_child_env(), **(env or {})},
+                [*self.prefix, *twistd_command(*self.args)], cwd=self.directory, env={**_child_env(), **(env or {})},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self._wait_until_healthy(timeout)

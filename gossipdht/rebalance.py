@@ -93,6 +93,8 @@ class Rebalancer:
         self._ring_changed = True
         #: The checksum of the last ring a round completed on, unchanged while it ran.
         self.settled: Optional[str] = None
+        #: Rounds that settled a ring: a read in progress looks again once this changes.
+        self.settled_rounds = 0
         # What the round in progress still has to do: keys to push to each owner, ranges
         # to pull from each co-replica, keys kept for owners that are down.
         self._sending: dict[str, int] = {}
@@ -190,6 +192,7 @@ class Rebalancer:
         # Settled, unless something arrived meanwhile that asks for another round.
         if complete and self._ring() is ring and not self._ring_changed:
             self.settled = ring.checksum
+            self.settled_rounds += 1
         self._ring_changed |= full and not complete
         return complete
 

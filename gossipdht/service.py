@@ -85,7 +85,8 @@ class NodeService(MultiService):
                                      config.anti_entropy_interval, config.tombstone_grace, self.settlement.agreed)
         self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
                                        config.read_quorum, config.write_quorum, self.stats, down,
-                                       self.settlement.unsettled, lambda: self.cluster.clock_trouble)
+                                       self.settlement.unsettled, lambda: self.cluster.clock_trouble,
+                                       lambda: (self.settlement.generation, self.rebalancer.settled_rounds))
         self.hints = HintedHandoff(ring, down, self.replicas, config.replicas, self.stats, reactor)
         self.cluster.on_ring_change.append(self.rebalancer.ring_changed)
         local.on_push = self.rebalancer.pushed

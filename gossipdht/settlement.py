@@ -65,6 +65,9 @@ class Settlement:
         self._members = members
         self._ring_checksum = ring_checksum
         self.reports: dict[str, dict] = {}
+        #: Bumped whenever a member's report names another settled ring: a read that
+        #: missed a key looks again once this changed while it ran.
+        self.generation = 0
         self._watch = LoopingCall(self._refresh)
         self._watch.clock = reactor
 
@@ -98,6 +101,9 @@ class Settlement:
             except PeerError as e:
                 self.log.debug("cannot ask {name} for its transfers: {error}", name=member.name, error=e)
                 return None
+            previous = self.reports.get(member.name)
+            if previous is None or previous["settled"] != report["settled"]:
+                self.generation += 1
             self.reports[member.name] = report
             return report
         answers = await gatherResults([ensureDeferred(one(m)) for m in members])

@@ -56,10 +56,10 @@ class CoordinatorTests(SynchronousTestCase):
         self.coordinator = self.make()
 
     def make(self, n=3, r=2, w=2):
-        self.down, self.unsettled, self.clock_trouble = frozenset(), [], None
+        self.down, self.unsettled, self.clock_trouble, self.moves = frozenset(), [], None, 0
         return Coordinator("a", lambda: self.ring, self.replicas, HybridLogicalClock(self.clock.seconds),
                            n, r, w, self.stats, lambda: self.down, lambda: self.unsettled,
-                           lambda: self.clock_trouble)
+                           lambda: self.clock_trouble, lambda: self.moves)
 
     def test_a_write_beaten_by_a_version_from_a_clock_ahead_goes_again_above_it(self):
         owners = self.owners("k", 3)
@@ -180,6 +180,48 @@ class CoordinatorTests(SynchronousTestCase):
         self.replicas[new_owner].store.write([("k", _record(b"moved"))])
         answer.callback(None)
         self.assertEqual(self.successResultOf(read).value, b"moved")
+
+    def late_first_answer(self, name):
+        """The first read of ``name`` answers only when the Deferred returned is fired."""
+        replica, answer = self.replicas[name], Deferred()
+        read_one = replica.read_one
+        replica.read_one = lambda key: (setattr(replica, "read_one", read_one), answer)[1]
+        return answer
+
+    def handed_off(self, key, owner, holder):
+        """What a holder's handoff does: the owner takes the key, then the holder drops it."""
+        self.replicas[owner].store.write([(key, _record(b"moved"))])
+        self.replicas[holder].store.remove([(key, self.stored(holder, key).version)])
+
+    def test_a_key_handed_off_while_the_read_was_on_its_way_is_read_from_its_owner(self):
+        coordinator = self.make(n=1, r=1, w=1)
+        owner, holder = self.owners("k", 2)
+        self.replicas[holder].store.write([("k", _record(b"moved"))])
+        self.unsettled = [holder]
+        answer = self.late_first_answer(owner)
+        read = coordinator.get("k")
+        # Meanwhile the holder handed the key off and settled, and this node heard of it.
+        self.handed_off("k", owner, holder)
+        self.unsettled, self.moves = [], 1
+        answer.callback(None)
+        self.assertEqual(self.successResultOf(read).value, b"moved")
+
+    def test_a_key_handed_off_before_its_holder_was_asked_is_read_from_its_owner(self):
+        coordinator = self.make(n=1, r=1, w=1)
+        owner, holder = self.owners("k", 2)
+        self.replicas[holder].store.write([("k", _record(b"moved"))])
+        self.unsettled = [holder]  # and this node has not heard that it settled since
+        answer = self.late_first_answer(owner)
+        read = coordinator.get("k")
+        self.handed_off("k", owner, holder)
+        answer.callback(None)
+        self.assertEqual(self.successResultOf(read).value, b"moved")
+        self.assertEqual(self.replicas[holder].reads, 1)
+
+    def test_a_key_nobody_has_is_asked_of_its_owners_once_when_nothing_moves(self):
+        owners = self.owners("k", 3)
+        self.assertIsNone(self.successResultOf(self.coordinator.get("k")))
+        self.assertEqual([self.replicas[name].reads for name in owners], [1, 1, 1])
 
     def test_owners_that_have_the_key_are_not_second_guessed_by_the_members_still_moving_data(self):
         first, second, third, fourth, fifth = self.owners("k")

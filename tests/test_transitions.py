@@ -70,7 +70,7 @@ def test_ten_single_nodes_with_their_own_keys_join_one_by_one(node_factory, n):
             so_far.update(own[i])
             assert missing_copies(clients, nodes[: i + 1], list(so_far), n) == [], f"after node {i} joined"
             assert unreadable(clients, nodes[: i + 1], so_far) == [], f"after node {i} joined"
-    assert reader.failures == [] and reader.reads > 00
+    assert reader.failures == [] and reader.reads > 0
     everyone = sorted(map(name, nodes))
     for node in nodes:
         assert sorted(peers(node)) == everyone

@@ -41,7 +41,7 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> float:
 
 def join(node: NodeProcess, seed: NodeProcess, timeout: float = 30) -> None:
     """``POST /dht/join``, which answers once the node holds its share of the data."""
-    status, _, body = node.request("POST", "/dht/join", f"127.0.0.1:{seed.port}".encode(), timeout=timeout)
+    status, _, body = node.request("POST", "/dht/join", f"{seed.host}:{seed.port}".encode(), timeout=timeout)
     if status != 200:
         raise RuntimeError(f"join of {node.port} through {seed.port}: {status} {body.decode().strip()}")
 

@@ -5,7 +5,7 @@ BIN = $(VENV)/bin
 PORT ?= 8080
 NODES ?= 3
 
-.PHONY: run node test bench install clean
+.PHONY: run node test faults bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ node: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The fault-injection cases with longer faults, printing their counts (needs root for ip netns).
+FAULT_SECONDS ?= 60
+faults: install
+	FAULT_SECONDS=$(FAULT_SECONDS) $(BIN)/python -m pytest tests/test_faults.py -s -q -p no:cacheprovider
 
 # Starts its own servers and clusters and drives them with wrk (apt-get install wrk).
 bench: install

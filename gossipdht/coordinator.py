@@ -255,7 +255,11 @@ class _Write:
             if generation != self.generation[i]:
                 continue  # about a version written again since
             if beaten is not None and beaten[j] is not None:
-                self._write_again(i, beaten[j])
+                # Once W replicas took it the write stands (it is, or is about to be,
+                # acknowledged), and once answered it is over: what beat it here is a
+                # later write, which this one must not overwrite again.
+                if self.acks[i] < self.needed and not self.done.called:
+                    self._write_again(i, beaten[j])
                 continue
             self.acks[i] += 1
             if self.acks[i] == self.needed:
@@ -273,8 +277,6 @@ class _Write:
         key, record = self.writes[i]
         self.writes[i] = (key, record._replace(version=coordinator._next_version()))
         self.generation[i] += 1
-        if self.acks[i] >= self.needed:
-            self.short += 1
         self.acks[i] = 0
         self.spares.pop(i, None)
         launched, self.launched = self.launched, False  # no verdict before every owner is asked

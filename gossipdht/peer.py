@@ -14,7 +14,7 @@ from urllib.parse import quote
 import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, TimeoutError as DeferTimeout
-from twisted.internet.error import ConnectError, TimeoutError as ConnectTimeout
+from twisted.internet.error import ConnectError, ConnectingCancelledError, TimeoutError as ConnectTimeout
 from hyperlink import EncodedURL
 from twisted.web.client import (
     Agent, HTTPConnectionPool, ResponseFailed, ResponseNeverReceived, _HTTP11ClientFactory,
@@ -77,7 +77,8 @@ class PeerClient:
                     raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
                 if attempt == 2:  # a pooled connection the peer had closed: retried once
                     raise PeerError(f"{Address(*address)} closed the connection") from None
-            except (CancelledError, DeferTimeout, ConnectTimeout):
+            except (CancelledError, DeferTimeout, ConnectTimeout, ConnectingCancelledError):
+                # The last: the timeout ended a connection attempt that got no answer.
                 raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
             except (ConnectError, ResponseFailed) as e:
                 reason = getattr(e, "osError", None) or type(e).__name__

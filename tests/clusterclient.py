@@ -21,22 +21,24 @@ FAST = ("--anti-entropy-interval", "5")
 class Clients:
     """One keep-alive connection per thread and node."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 30) -> None:
+        self.timeout = timeout
         self._local = threading.local()
 
     def request(self, node, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         connections = self._local.__dict__.setdefault("connections", {})
         for attempt in (1, 2):
-            connection = connections.get(node.port)
+            connection = connections.get((node.host, node.port))
             if connection is None:
-                connection = connections[node.port] = http.client.HTTPConnection(node.host, node.port, timeout=30)
+                connection = connections[node.host, node.port] = http.client.HTTPConnection(
+                    node.host, node.port, timeout=self.timeout)
             try:
                 connection.request(method, path, body=body)
                 response = connection.getresponse()
                 return response.status, response.read()
             except (OSError, http.client.HTTPException):
                 connection.close()
-                connections[node.port] = None
+                connections[node.host, node.port] = None
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
@@ -52,7 +54,7 @@ def path(key: str, query: str = "") -> str:
 
 
 def name(node) -> str:
-    return f"127.0.0.1:{node.port}"
+    return f"{node.host}:{node.port}"
 
 
 def put_all(clients, nodes, items: dict[str, str]) -> None:

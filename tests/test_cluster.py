@@ -228,6 +228,34 @@ async def test_tcp_probe_reaches_a_node_whose_name_has_a_slash(cluster_nodes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_peer_whose_connection_never_completes_is_a_timeout_not_an_unhandled_error():
+    from twisted.internet import reactor
+
+    from gossipdht.peer import PeerClient, PeerError
+
+    # A listener that accepts nothing: once its backlog is full, new connections hang,
+    # as they do towards a host that is cut off.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued = []
+        try:
+            for _ in range(8):
+                queued.append(socket.create_connection(listener.getsockname(), timeout=0.2))
+        except TimeoutError:
+            pass  # the backlog is full
+        client = PeerClient(reactor)
+        try:
+            with pytest.raises(PeerError) as raised:
+                await client.request("GET", listener.getsockname(), "/health", 0.3)
+            assert raised.value.timed_out
+        finally:
+            await client.close()
+            for connection in queued:
+                connection.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_garbage_datagrams_are_counted_not_fatal(cluster_nodes):
     service, http = cluster_nodes()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

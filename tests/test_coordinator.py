@@ -76,6 +76,23 @@ class CoordinatorTests(SynchronousTestCase):
             self.assertEqual(self.stored(name, "k"), record)
         self.assertEqual(self.successResultOf(self.coordinator.get("k")).value, b"second")
 
+    def test_a_late_answer_that_a_later_write_beat_an_acknowledged_one_writes_nothing_again(self):
+        first, second, slow = self.owners("k", 3)
+        answers = []
+        self.replicas[slow].write = lambda writes: answers.append(Deferred()) or answers[-1]
+        d = self.coordinator.put("k", b"first", "t")
+        self.clock.advance(0)
+        self.successResultOf(d)  # W=2: the first two owners took it
+        self.clock.advance(1)
+        d = self.coordinator.put("k", b"second", "t")
+        self.clock.advance(0)
+        second_record = self.successResultOf(d)
+        answers[0].callback([second_record.version])  # the slow owner answers the first write at last
+        self.clock.advance(0)
+        self.assertEqual(self.stats.writes_reissued, 0)
+        for name in (first, second):
+            self.assertEqual(self.stored(name, "k"), second_record)
+
     def test_a_write_no_replica_beat_is_written_once(self):
         d = self.coordinator.put("k", b"v", "t")
         self.clock.advance(0)

@@ -156,7 +156,7 @@ def through(nodes, threads: int = 4) -> Writers:
 def test_a_host_cut_off_while_writes_go_on_catches_up_once_back(cluster):
     nodes = cluster.start()
     cut, rest = nodes[-1], nodes[:-1]
-    with through(rest) as writers:  # a client that can reach the host would hang on it
+    with through(rest) as writers:  # through the others: a client of the cut host only waits
         wait_for(lambda: writers.count() > 100, 30)
         cluster.network.cut(HOSTS)
         cluster.wait_until_seen(rest, [cut], "dead")

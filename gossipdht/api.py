@@ -43,12 +43,13 @@ class RestAPI:
 
     def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
                  data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
-                 settlement: Settlement) -> None:
+                 settlement: Settlement, reactor_stats: Callable[[], dict] = dict) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
         self.settlement = settlement
         self.local = local
         self.data_stats = data_stats
+        self.reactor_stats = reactor_stats
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
 
@@ -126,7 +127,8 @@ class RestAPI:
     @app.route("/dht/stats", methods=["GET", "HEAD"])
     def stats(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", b"application/json")
-        return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats()}).encode()
+        return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats(),
+                           "reactor": self.reactor_stats()}).encode()
 
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:

@@ -29,6 +29,7 @@ from gossipdht.stats import DataStats
 from gossipdht.swim import SwimConfig
 from gossipdht.peer import PeerClient
 from gossipdht.rpc import RpcClient, max_frame_bytes
+from gossipdht.reactorlag import ReactorLag
 from gossipdht.settlement import Settlement
 from gossipdht.snapshot import Snapshot, load as load_snapshot
 from gossipdht.storage import open_store
@@ -92,8 +93,10 @@ class NodeService(MultiService):
         local.on_push = self.rebalancer.pushed
         self.cluster.data_moved = self._data_moved
         self.cluster.before_leave = self._hand_data_off
+        self.lag = ReactorLag(reactor)
+        self.lag.setServiceParent(self)
         api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
-                      config.replicas, self.settlement)
+                      config.replicas, self.settlement, self.lag.stats)
         self.site = api.site()
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster

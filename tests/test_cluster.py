@@ -269,6 +269,17 @@ async def test_garbage_datagrams_are_counted_not_fatal(cluster_nodes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_stats_show_how_late_the_reactor_runs_timers(cluster_nodes):
+    service, http = cluster_nodes()
+    assert service.lag.running
+    stats = json.loads((await http.request(b"GET", b"/dht/stats"))[2])
+    assert set(stats["reactor"]) == {"lag_ms", "lag_max_ms"}
+    service.lag.record(service._reactor.seconds(), 0.5)  # as if the reactor had been held half a second
+    stats = json.loads((await http.request(b"GET", b"/dht/stats"))[2])
+    assert stats["reactor"]["lag_max_ms"] >= 500.0
+
+
+@pytest_twisted.ensureDeferred
 async def test_membership_changes_notify_subscribers(cluster_nodes):
     (a, _), (b, http_b) = cluster_nodes(), cluster_nodes()
     calls = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -93,15 +94,20 @@ def write_keys(nodes: Sequence[NodeProcess], count: int) -> None:
             raise RuntimeError(f"bulk write through {node.port}: {status} {answer.decode().strip()[:500]}")
 
 
-def data_stats(nodes: Sequence[NodeProcess]) -> list[dict[str, int]]:
-    """Each node's ``data`` counters from ``GET /dht/stats``."""
+def stats(nodes: Sequence[NodeProcess], timeout: float = 5) -> list[dict]:
+    """Each node's ``GET /dht/stats``."""
     out = []
     for node in nodes:
-        status, _, body = node.request("GET", "/dht/stats", timeout=5)
+        status, _, body = node.request("GET", "/dht/stats", timeout=timeout)
         if status != 200:
             raise RuntimeError(f"GET /dht/stats of {node.port}: {status}")
-        out.append(json.loads(body)["data"])
+        out.append(json.loads(body))
     return out
+
+
+def data_stats(nodes: Sequence[NodeProcess]) -> list[dict[str, int]]:
+    """Each node's ``data`` counters from ``GET /dht/stats``."""
+    return [s["data"] for s in stats(nodes)]
 
 
 def settle(nodes: Sequence[NodeProcess], rounds: Sequence[int], still: float, timeout: float) -> list[dict]:
@@ -153,6 +159,42 @@ def outage(count: int, keys: int, down: float, directory: str, args: Sequence[st
             "restart_listed_seconds": round(listed - restarted, 2),
             "seconds": round(time.monotonic() - killed, 2),
         }
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def join_lag(count: int, keys: int, directory: str, args: Sequence[str] = ()) -> dict:
+    """How late the reactors ran while one more node joined ``count`` nodes holding
+    ``keys`` keys: the largest timer lag and Lifeguard health score each node showed."""
+    nodes = start_nodes(directory, count + 1, args)
+    try:
+        for node in nodes[1:count]:
+            join(node, nodes[0], timeout=120)
+        started = time.monotonic()
+        write_keys(nodes[:count], keys)
+        loaded = time.monotonic() - started
+        settle(nodes[:count], [0] * count, 2.0, 600)
+        worst = {"lag_max_ms": [0.0] * len(nodes), "local_health": [0] * len(nodes)}
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                for i, s in enumerate(stats(nodes, timeout=60)):
+                    worst["lag_max_ms"][i] = max(worst["lag_max_ms"][i], s["reactor"]["lag_max_ms"])
+                    worst["local_health"][i] = max(worst["local_health"][i], s["gossip"]["local_health"])
+                done.wait(0.5)
+        watcher = threading.Thread(target=watch, daemon=True)
+        # The load's own lag is not the join's: the window of ``lag_max_ms`` is a minute.
+        time.sleep(61)
+        watcher.start()
+        started = time.monotonic()
+        join(nodes[count], nodes[0], timeout=1800)
+        joined = time.monotonic() - started
+        done.set()
+        watcher.join()
+        return {"nodes": count, "keys": keys, "load_seconds": round(loaded, 1),
+                "join_seconds": round(joined, 1), **worst}
     finally:
         for node in nodes:
             node.stop()

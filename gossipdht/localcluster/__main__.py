@@ -5,7 +5,10 @@ membership targets with real processes (nodes joined one after another through
 ``python -m gossipdht.localcluster outage --keys 20000 --down 10`` loads the keys, stops
 one node with ``kill -9`` for that many seconds, restarts it on its disk and prints, as
 one JSON object, how many records the cluster moved meanwhile (``/dht/stats`` counters).
-Options after ``--`` go to every node, as in ``outage -- --anti-entropy-interval 10``.
+``python -m gossipdht.localcluster joinlag --keys 1000000`` loads the keys into 3 nodes,
+joins a fourth and prints the largest reactor lag and Lifeguard health score each node
+showed meanwhile.  Options after ``--`` go to every node, as in ``outage --
+--anti-entropy-interval 10``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import tempfile
 import time
 from typing import Sequence
 
-from gossipdht.localcluster import join, measure, outage, start_nodes
+from gossipdht.localcluster import join, join_lag, measure, outage, start_nodes
 
 
 def run(count: int, first_port: int, directory: str, args: Sequence[str] = ()) -> None:
@@ -51,13 +54,14 @@ def run(count: int, first_port: int, directory: str, args: Sequence[str] = ()) -
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m gossipdht.localcluster", description=__doc__.split("\n\n")[0],
-        usage="%(prog)s [options] {run,measure,outage} [-- NODE_OPTION ...]",
+        usage="%(prog)s [options] {run,measure,outage,joinlag} [-- NODE_OPTION ...]",
         epilog="NODE_OPTIONs (after --) go to every node's twistd gossipdht.")
-    parser.add_argument("command", choices=["run", "measure", "outage"])
-    parser.add_argument("--nodes", type=int, default=None, help="default: run 3, measure 10, outage 5")
+    parser.add_argument("command", choices=["run", "measure", "outage", "joinlag"])
+    parser.add_argument("--nodes", type=int, default=None,
+                        help="default: run 3, measure 10, outage 5, joinlag 3 (and the joiner)")
     parser.add_argument("--port", type=int, default=8080, help="first node's port (run); the others follow")
     parser.add_argument("--dir", default=None, help="where nodes keep data and logs")
-    parser.add_argument("--keys", type=int, default=20_000, help="keys written before the outage (outage)")
+    parser.add_argument("--keys", type=int, default=20_000, help="keys written first (outage, joinlag)")
     parser.add_argument("--down", type=float, default=10, help="seconds the node stays down (outage)")
     # Split by hand: argparse gives a "*" positional after another one nothing from behind "--".
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -69,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         if args.command == "measure":
             print(json.dumps(measure(args.nodes or 10, args.dir or scratch, node_args)))
+        elif args.command == "joinlag":
+            print(json.dumps(join_lag(args.nodes or 3, args.keys, args.dir or scratch, node_args)))
         else:
             # What the nodes were told, for the report and the deadlines: their defaults otherwise.
             told = argparse.ArgumentParser(add_help=False)

@@ -32,7 +32,7 @@ class HintedHandoff:
         self._ring = ring
         self._down = down
         self._replicas = replicas
-        self._store = replicas.local.store
+        self._local = replicas.local
         self._n = n
         self._stats = stats
         self._lock = DeferredLock()
@@ -47,7 +47,7 @@ class HintedHandoff:
             self._loop.stop()
 
     def pending(self) -> int:
-        return sum(self._store.hint_counts().values())
+        return sum(self._local.store.hint_counts().values())
 
     def deliver(self):
         """Deliver what can be delivered now; never two deliveries at once."""
@@ -56,7 +56,7 @@ class HintedHandoff:
         return self._lock.run(lambda: ensureDeferred(self._deliver_all()))
 
     async def _deliver_all(self) -> None:
-        for target in self._store.hint_counts():
+        for target in await self._local.hint_counts():
             if target in self._down():
                 continue
             try:
@@ -67,7 +67,7 @@ class HintedHandoff:
 
     async def _deliver_batch(self, target: str) -> bool:
         """Deliver one batch; True if there may be more."""
-        hints = self._store.hints(target, HINTS_PER_BATCH)
+        hints = await self._local.hints(target, HINTS_PER_BATCH)
         if not hints:
             return False
         ring = self._ring()
@@ -80,6 +80,6 @@ class HintedHandoff:
                     owners.setdefault(owner, []).append((key, record, None))
             for owner, writes in owners.items():
                 await self._replicas[owner].write(writes)
-        self._store.remove_hints(target, [(key, record.version) for key, record in hints])
+        await self._local.remove_hints(target, [(key, record.version) for key, record in hints])
         self._stats.hints_delivered += len(hints)
         return len(hints) == HINTS_PER_BATCH

@@ -81,7 +81,6 @@ class Rebalancer:
         self._agreed = agreed
         self._agreed_on: Optional[Ring] = None
         self._replicas = replicas
-        self._store = replicas.local.store
         self._n = n
         self._reactor = reactor
         self._stats = stats
@@ -156,7 +155,7 @@ class Rebalancer:
 
     async def _round(self) -> bool:
         self._stats.rebalance_rounds += 1
-        self._purge_tombstones()
+        await self._purge_tombstones()
         full, self._ring_changed = self._ring_changed, False
         before = None if full else timestamp_at(self._reactor.seconds() - IN_FLIGHT_SECONDS)
         ring = self._ring()
@@ -238,7 +237,7 @@ class Rebalancer:
                     return False  # the copies stay until a later round
                 self._agreed_on = ring
             if self._ring() is ring:
-                self._stats.keys_dropped += self._store.remove(held)
+                self._stats.keys_dropped += await local.remove(held)
         return True
 
     async def _steps(self, ranges: list[TokenRange]) -> list[tuple[list[TokenRange], int]]:
@@ -269,7 +268,7 @@ class Rebalancer:
             complete &= await self._lock.run(lambda: ensureDeferred(self._hand_off(ranges, sorted(owners), None)))
         return complete
 
-    def _purge_tombstones(self) -> None:
+    async def _purge_tombstones(self) -> None:
         cutoff = timestamp_at(self._reactor.seconds() - self._grace)
         if cutoff > 0:
-            self._stats.tombstones_purged += self._store.purge_tombstones(cutoff)
+            self._stats.tombstones_purged += await self._replicas.local.purge_tombstones(cutoff)

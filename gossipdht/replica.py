@@ -33,6 +33,8 @@ from gossipdht.transfer import (
 Beaten = Optional[list[Optional[Version]]]
 #: Keys or records in one request between nodes.
 BATCH_ITEMS = 1000
+#: Records removed per transaction: the commits of requests wait for the one in progress.
+REMOVE_STEP = 2000
 #: Batches to one peer in flight at once; more writes wait and join the next batch.
 IN_FLIGHT_PER_PEER = 4
 REQUEST_SECONDS = 2.0
@@ -56,8 +58,9 @@ def chunks(writes: Sequence[Write]) -> Iterator[list[Write]]:
 class LocalReplica:
     """This node's store, seen as one of the replicas.
 
-    Scans (many records, digests, versions) take milliseconds to seconds: ``in_thread``
-    (``deferToThread`` in a node) runs them off the reactor thread when the store allows."""
+    Scans (many records, digests, versions) and the removal of many records take
+    milliseconds to seconds: ``in_thread`` (``deferToThread`` in a node) runs them off the
+    reactor thread when the store allows, so that they delay neither requests nor gossip."""
 
     def __init__(self, name: str, store: Store, committer: GroupCommitter, clock: HybridLogicalClock,
                  stats: DataStats, in_thread: Optional[Callable[..., Deferred]] = None) -> None:
@@ -66,7 +69,7 @@ class LocalReplica:
         self._committer = committer
         self._clock = clock
         self._stats = stats
-        self._scan = in_thread if in_thread is not None and store.threaded else maybeDeferred
+        self._in_thread = in_thread if in_thread is not None and store.threaded else maybeDeferred
         #: Told the keys of every handoff this node receives (see ``push``).
         self.on_push: Callable[[list[str]], None] = lambda keys: None
 
@@ -110,15 +113,39 @@ class LocalReplica:
         return succeed(self.store.get(key))
 
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]:
-        return self._scan(self.store.get_many, keys)
+        return self._in_thread(self.store.get_many, keys)
 
     def digests(self, ranges: Sequence[TokenRange],
                 before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
-        return self._scan(self.store.digests, ranges, before)
+        return self._in_thread(self.store.digests, ranges, before)
 
     def versions(self, ranges: Sequence[TokenRange],
                  before: Optional[int] = None) -> Deferred[list[tuple[str, Version]]]:
-        return self._scan(self.store.versions, ranges, before)
+        return self._in_thread(self.store.versions, ranges, before)
+
+    def remove(self, items: Sequence[tuple[str, Version]]) -> Deferred[int]:
+        """Forget these versions of records (handed off); how many were still here.
+
+        A transaction of ``REMOVE_STEP`` records at a time: the writes of requests wait
+        for the one in progress, on the reactor thread."""
+        async def steps() -> int:
+            removed = 0
+            for start in range(0, len(items), REMOVE_STEP):
+                removed += await self._in_thread(self.store.remove, items[start:start + REMOVE_STEP])
+            return removed
+        return ensureDeferred(steps())
+
+    def purge_tombstones(self, before: int) -> Deferred[int]:
+        return self._in_thread(self.store.purge_tombstones, before)
+
+    def hint_counts(self) -> Deferred[dict[str, int]]:
+        return self._in_thread(self.store.hint_counts)
+
+    def hints(self, target: str, limit: int) -> Deferred[list[tuple[str, Record]]]:
+        return self._in_thread(self.store.hints, target, limit)
+
+    def remove_hints(self, target: str, items: Sequence[tuple[str, Version]]) -> Deferred[None]:
+        return self._in_thread(self.store.remove_hints, target, items)
 
 
 class RemoteReplica:

@@ -208,7 +208,8 @@ token_ranges = st.lists(st.tuples(tokens, tokens).map(sorted).filter(lambda r: r
 @given(writes=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 9), st.booleans()), max_size=80),
        removed=st.lists(st.integers(0, 40), max_size=10), ranges=token_ranges)
 def test_sqlite_digests_kept_as_records_change_equal_a_scan(tmp_path_factory, writes, removed, ranges):
-    """Inserts, newer and older versions, tombstones, removals, purges and a restart."""
+    """Inserts, newer and older versions, tombstones, removals, purges and a restart;
+    the counts of records follow the same sums."""
     ranges = ranges + WHOLE + [(0, BUCKET_WIDTH * 3 + 5), (BUCKET_WIDTH - 1, BUCKET_WIDTH + 1)]
     path = str(tmp_path_factory.mktemp("sqlite"))
     s, fresh = open_store("sqlite", path), open_store("memory", "")
@@ -221,9 +222,11 @@ def test_sqlite_digests_kept_as_records_change_equal_a_scan(tmp_path_factory, wr
     assert s.purge_tombstones(5) == fresh.purge_tombstones(5)
     expected = fresh.digests(ranges)
     assert s.digests(ranges) == s.digests(ranges, TIMESTAMP_LIMIT) == expected
+    assert s.counts() == fresh.counts()  # live records and tombstones, from the bucket sums
     s.close()
     s = open_store("sqlite", path)
     assert s.digests(ranges) == expected
+    assert s.counts() == fresh.counts()
     s.close()
 
 

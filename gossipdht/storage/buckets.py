@@ -51,6 +51,10 @@ class BucketDigests:
         """The staged changes were rolled back."""
         self._staged.clear()
 
+    def total(self) -> int:
+        """The records in all buckets."""
+        return sum(self._counts)
+
     def split(self, low: int, high: int) -> Optional[tuple[tuple[int, int], list[tuple[int, int]]]]:
         """The whole buckets' (count, digest sum) in ``[low, high)``, and the token ranges
         left at the ends, to be scanned; None when no bucket lies wholly inside."""

@@ -6,10 +6,11 @@ import os
 import socket
 from dataclasses import asdict
 
-from twisted.application.service import MultiService
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
 from twisted.python.failure import Failure
@@ -48,6 +49,21 @@ class StartupError(SystemExit):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"gossipdht: {message}")
+
+
+class Part(Service):
+    """A part of the node with its own timers (``start`` and ``stop``), as a child service."""
+
+    def __init__(self, part) -> None:
+        self.part = part
+
+    def startService(self) -> None:
+        super().startService()
+        self.part.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.part.stop()
 
 
 class NodeService(MultiService):
@@ -105,8 +121,14 @@ class NodeService(MultiService):
         self.port = None
         self.udp = None
         self._joining: Deferred | None = None
-        self.checkpoints = LoopingCall(self._checkpoint)
-        self._checkpointing: Deferred | None = None
+        # Started in this order, stopped in the reverse one, by MultiService.
+        for part in (self.cluster, self.rebalancer, self.settlement, self.hints):
+            Part(part).setServiceParent(self)
+        if self.store.threaded:
+            self.checkpoints = TimerService(CHECKPOINT_SECONDS, self._checkpoint)
+            self.checkpoints.clock = reactor
+            # Stopping waits for a checkpoint in progress: the store must not close under it.
+            self.checkpoints.setServiceParent(self)
 
     def setServiceParent(self, parent) -> None:
         # twistd starts logging after it built the application: a log observer set as
@@ -137,12 +159,6 @@ class NodeService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        self.cluster.start()
-        self.rebalancer.start()
-        self.settlement.start()
-        self.hints.start()
-        if self.store.threaded:
-            self.checkpoints.start(CHECKPOINT_SECONDS, now=False)
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
         seeds = list(self.config.join)
@@ -188,29 +204,18 @@ class NodeService(MultiService):
 
     def _checkpoint(self) -> Deferred[None]:
         """The store's checkpoint, in a thread; a failure is logged and the next one tried."""
-        def done(result) -> None:
-            self._checkpointing = None
-            if isinstance(result, Failure):
-                self.log.failure("storage checkpoint failed", result)
+        def failed(failure: Failure) -> None:
+            self.log.failure("storage checkpoint failed", failure)
 
-        self._checkpointing = deferToThread(self.store.checkpoint)
-        return self._checkpointing.addBoth(done)
+        return deferToThread(self.store.checkpoint).addErrback(failed)
 
     def stopService(self) -> Deferred[None]:
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
-        await super().stopService()
         if self._joining is not None:
             self._joining.cancel()
-        self.cluster.stop()
-        self.rebalancer.stop()
-        self.settlement.stop()
-        self.hints.stop()
-        if self.checkpoints.running:
-            self.checkpoints.stop()
-        if self._checkpointing is not None:
-            await self._checkpointing  # the store must not close under it
+        await super().stopService()
         if self.udp is not None:
             await self.udp.stopListening()
         if self.port is not None:

@@ -160,12 +160,12 @@ class Coordinator:
         """Members that may hold a key its owners lack: those still moving data, and the
         owners on this node's ring now, if it changed while the read was on its way."""
         down = self._down()
-        candidates = self._ring().preference_list(key, self.n) + self._unsettled()
-        return [member for member in dict.fromkeys(candidates) if member not in asked and member not in down]
+        candidates = self._owners(key, down) + [member for member in self._unsettled() if member not in down]
+        return [member for member in dict.fromkeys(candidates) if member not in asked]
 
-    def _owners(self, key: str) -> list[str]:
+    def _owners(self, key: str, down: Optional[frozenset[str]] = None) -> list[str]:
         """The owners of a key on this node's ring now, but those that are down."""
-        down = self._down()
+        down = self._down() if down is None else down
         return [member for member in self._ring().preference_list(key, self.n) if member not in down]
 
     def _moved(self, seen: tuple[Ring, object]) -> bool:

@@ -59,6 +59,8 @@ class Cluster:
             node.start("--bind", address, *ARGS, *args, env=(env or {}).get(i))
         for node in self.nodes[1:]:
             join(node, self.nodes[0])
+        self._ring = Ring(map(name, self.nodes))
+        self._by_name = {name(n): n for n in self.nodes}
         return self.nodes
 
     def members(self, observer: NodeProcess) -> list[dict]:
@@ -78,9 +80,7 @@ class Cluster:
         wait_for(lambda: all(self.states(o).get(name(t)) == state for o in observers for t in targets), DETECTED)
 
     def owners(self, key: str) -> list[NodeProcess]:
-        ring = Ring(map(name, self.nodes))
-        by_name = {name(n): n for n in self.nodes}
-        return [by_name[owner] for owner in ring.preference_list(key, 3)]
+        return [self._by_name[owner] for owner in self._ring.preference_list(key, 3)]
 
     def healed(self, keys, written: set[str]) -> None:
         """Wait until every member sees every other alive, and every key is on exactly

@@ -151,12 +151,17 @@ def moved(clients, nodes) -> int:
     return sum(stats["keys_repaired"] + stats["keys_dropped"] for stats in (data_stats(clients, n) for n in nodes))
 
 
-def test_a_short_outage_moves_no_data(node_factory):
+def five_holding(node_factory, count: int, victim: int, *args: str):
+    """Five joined nodes holding ``count`` keys: clients, nodes, the one to kill, the others, the keys."""
     clients = Clients()
-    nodes = joined(node_factory, 5, "--anti-entropy-interval", "2")
-    victim, survivors = nodes[3], nodes[:3] + nodes[4:]
-    items = {f"key-{i:04d}": f"v{i}" for i in range(2000)}
+    nodes = joined(node_factory, 5, *args)
+    items = {f"key-{i:04d}": f"v{i}" for i in range(count)}
     put_all(clients, nodes, items)
+    return clients, nodes, nodes[victim], nodes[:victim] + nodes[victim + 1:], items
+
+
+def test_a_short_outage_moves_no_data(node_factory):
+    clients, nodes, victim, survivors, items = five_holding(node_factory, 2000, 3, "--anti-entropy-interval", "2")
     rounds = [data_stats(clients, n)["rebalance_rounds"] for n in nodes]
     wait_for(lambda: all(data_stats(clients, n)["rebalance_rounds"] > r for n, r in zip(nodes, rounds)), 30)
     before = moved(clients, survivors)
@@ -179,11 +184,7 @@ def test_a_short_outage_moves_no_data(node_factory):
 
 
 def test_a_member_dead_beyond_the_delay_has_its_copies_made_again(node_factory):
-    clients = Clients()
-    nodes = joined(node_factory, 5, "--rebalance-delay", "3")
-    victim, survivors = nodes[1], nodes[:1] + nodes[2:]
-    items = {f"key-{i:04d}": f"v{i}" for i in range(1000)}
-    put_all(clients, nodes, items)
+    clients, nodes, victim, survivors, items = five_holding(node_factory, 1000, 1, "--rebalance-delay", "3")
     with Reader() as reader:
         reader.watch([(survivors, items)])
         victim.kill9()

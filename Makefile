@@ -17,7 +17,7 @@ install: $(BIN)/python
 	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
 run: install
-	$(BIN)/python -m gossipdht.localcluster run --nodes $(NODES) --port $(PORT)
+	$(BIN)/python -m gossipdht.tools.localcluster run --nodes $(NODES) --port $(PORT)
 
 node: install
 	@echo "gossipdht on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
@@ -33,7 +33,7 @@ faults: install
 
 # Starts its own servers and clusters and drives them with wrk (apt-get install wrk).
 bench: install
-	$(BIN)/python -m gossipdht.bench
+	$(BIN)/python -m gossipdht.tools.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info gossipdht-data twisted/plugins/dropin.cache

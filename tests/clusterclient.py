@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 from urllib.parse import quote
 
-from gossipdht.localcluster import join
-from gossipdht.ring import Ring
+from gossipdht.core.ring import Ring
+from gossipdht.tools.localcluster import join
 
 THREADS = 16
 FAST = ("--anti-entropy-interval", "5")

@@ -14,8 +14,8 @@ from typing import Iterator, Optional, Union
 import pytest
 import pytest_twisted
 
-from gossipdht.config import build_config
-from gossipdht.nodeprocess import NodeProcess
+from gossipdht.node.config import build_config
+from gossipdht.tools.nodeprocess import NodeProcess
 
 
 def node_config(tmp_path, **overrides):
@@ -52,7 +52,7 @@ def node(request, tmp_path):
     """A started node service, once per storage engine."""
     from twisted.internet import reactor
 
-    from gossipdht.service import NodeService
+    from gossipdht.node.service import NodeService
 
     service = NodeService(node_config(tmp_path, storage=request.param, max_value_bytes=1000), reactor)
     service.privilegedStartService()

@@ -3,13 +3,13 @@
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
-from gossipdht import antientropy
-from gossipdht.antientropy import differing_leaves, exchange
-from gossipdht.committer import GroupCommitter
-from gossipdht.hashing import RING_SIZE
-from gossipdht.hlc import HybridLogicalClock, Version
-from gossipdht.replica import LocalReplica
-from gossipdht.stats import DataStats
+from gossipdht.core.hashing import RING_SIZE
+from gossipdht.core.hlc import HybridLogicalClock, Version
+from gossipdht.data import antientropy
+from gossipdht.data.antientropy import differing_leaves, exchange
+from gossipdht.data.committer import GroupCommitter
+from gossipdht.data.replica import LocalReplica
+from gossipdht.data.stats import DataStats
 from gossipdht.storage import Record
 from gossipdht.storage.memory import MemoryStore
 

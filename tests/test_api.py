@@ -6,7 +6,6 @@ import json
 import random
 
 import pytest
-
 import pytest_twisted
 from twisted.logger import capturedLogs
 
@@ -218,8 +217,8 @@ async def test_listing_is_in_ring_order_crlf_separated_and_json_on_request(http)
 
 @pytest_twisted.ensureDeferred
 async def test_listing_spans_many_pages_in_order(node, http):
+    from gossipdht.core.hlc import Version
     from gossipdht.storage import Record
-    from gossipdht.hlc import Version
 
     keys = sorted((f"key-{i:05d}" for i in range(2500)), key=ring_order)
     node.store.write([(k, Record(Version(1, "t"), b"v", "text/plain")) for k in keys])
@@ -233,11 +232,11 @@ async def test_listing_spans_many_pages_in_order(node, http):
 async def test_client_that_disconnects_mid_listing_is_not_an_error(node):
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
-    from twisted.internet.protocol import Protocol
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.protocol import Protocol
 
+    from gossipdht.core.hlc import Version
     from gossipdht.storage import Record
-    from gossipdht.hlc import Version
 
     node.store.write([(f"k{i:06d}", Record(Version(1, "t"), b"v", "text/plain")) for i in range(100_000)])
     closed = Deferred()

@@ -1,4 +1,4 @@
-"""The pure parts of ``gossipdht.bench``, and its etcd scripts where etcd and wrk are installed."""
+"""The pure parts of ``gossipdht.tools.bench``, and its etcd scripts where etcd and wrk are installed."""
 
 from __future__ import annotations
 
@@ -9,11 +9,25 @@ from contextlib import ExitStack
 
 import pytest
 
-import gossipdht.bench.__main__ as cli
-from gossipdht.bench import etcd
-from gossipdht.bench import (
-    CONNECTIONS, SCRIPTS, Measurement, Row, Settings, Unavailable, aggregate, build_report, format_table, parse_loader, parse_wrk,
-    postal_data, postal_lines, prefixed_copy, run_wrk, start_etcd_preloaded,
+import gossipdht.tools.bench.__main__ as cli
+from gossipdht.tools.bench import (
+    CONNECTIONS,
+    SCRIPTS,
+    Measurement,
+    Row,
+    Settings,
+    Unavailable,
+    aggregate,
+    build_report,
+    etcd,
+    format_table,
+    parse_loader,
+    parse_wrk,
+    postal_data,
+    postal_lines,
+    prefixed_copy,
+    run_wrk,
+    start_etcd_preloaded,
 )
 
 WRK_OUTPUT = """\
@@ -29,7 +43,7 @@ BENCH {"requests": 119912, "seconds": 10.100000, "errors": 15, "status_errors": 
 """
 
 META = {"date": "2024-01-02 03:04 UTC", "cores": 2, "python": "3.11.7", "wrk": "4.1.0", "rounds": 3,
-        "seconds": 10, "warmup_seconds": 2, "connections": 16, "command": "python -m gossipdht.bench"}
+        "seconds": 10, "warmup_seconds": 2, "connections": 16, "command": "python -m gossipdht.tools.bench"}
 
 
 def row(operation: str, rate: float | None, requests: int = 1000, errors: int = 0, note: str = "") -> Row:
@@ -150,7 +164,7 @@ def test_format_table():
     assert len(ends) == 1  # right-aligned under the header
     assert "more than 1% of the requests failed" in text
     assert "postal load (N=2): n/a: no loader" in text
-    assert text.splitlines()[-1] == "reproduce: python -m gossipdht.bench"
+    assert text.splitlines()[-1] == "reproduce: python -m gossipdht.tools.bench"
 
 
 def test_format_table_without_errors_has_no_error_note():
@@ -203,7 +217,7 @@ def test_quick_changes_the_defaults_and_options_win():
     assert (full.rounds, full.seconds) == (3, 10)
     chosen, _ = cli.parse_settings(["--quick", "--rounds", "2", "--seconds", "5"])
     assert (chosen.rounds, chosen.seconds) == (2, 5)
-    assert chosen.command == "python -m gossipdht.bench --quick --rounds 2 --seconds 5"
+    assert chosen.command == "python -m gossipdht.tools.bench --quick --rounds 2 --seconds 5"
 
 
 def test_scale_and_idle_are_separate_runs(capsys):
@@ -213,7 +227,7 @@ def test_scale_and_idle_are_separate_runs(capsys):
 
 
 def test_the_scale_report_reads_as_ratios():
-    from gossipdht.bench.scale import format_scale
+    from gossipdht.tools.bench.scale import format_scale
 
     rate = lambda r, p99=20.0: {"rate": r, "p50_ms": 5.0, "p99_ms": p99, "errors": 0}  # noqa: E731
     report = {
@@ -231,7 +245,7 @@ def test_the_scale_report_reads_as_ratios():
 
 
 def test_the_scale_rates_take_turns_between_the_clusters(monkeypatch):
-    from gossipdht.bench import scale
+    from gossipdht.tools.bench import scale
 
     class Node:
         def __init__(self, port):
@@ -293,7 +307,7 @@ def test_etcd_lua_writes_and_reads_the_keys_python_encodes(tmp_path):
 def test_reference_servers_start_and_the_klein_dict_holds_the_preloaded_keys(tmp_path):
     import http.client
 
-    from gossipdht.bench import preloaded, start_baseline
+    from gossipdht.tools.bench import preloaded, start_baseline
 
     with ExitStack() as stack:
         ports = {kind: start_baseline(stack, tmp_path, kind, 3) for kind in ("bare", "quiet", "klein")}
@@ -327,13 +341,13 @@ def fake_stat(samples: list[tuple[int, int]]):
 
 
 def test_cpu_times_reads_busy_and_total_ticks():
-    from gossipdht.bench import cpu_times
+    from gossipdht.tools.bench import cpu_times
 
     assert cpu_times("cpu  10 1 5 80 4 0 0 0 0 0\ncpu0 1 2 3 4\n") == (16, 100)
 
 
 def test_wait_until_quiet_waits_for_a_sample_under_the_quiet_share():
-    from gossipdht.bench import QUIET_SHARE, wait_until_quiet
+    from gossipdht.tools.bench import QUIET_SHARE, wait_until_quiet
 
     quiet_busy = int(QUIET_SHARE * 100) - 1
     half, half_again, quiet = ((0, 0), (50, 100)), ((50, 100), (100, 200)), ((100, 200), (100 + quiet_busy, 300))
@@ -347,7 +361,7 @@ def test_wait_until_quiet_waits_for_a_sample_under_the_quiet_share():
 
 
 def test_wait_until_quiet_without_proc_stat_does_not_wait():
-    from gossipdht.bench import wait_until_quiet
+    from gossipdht.tools.bench import wait_until_quiet
 
     def missing() -> str:
         raise FileNotFoundError("/proc/stat")

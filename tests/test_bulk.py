@@ -1,6 +1,6 @@
 import pytest
 
-from gossipdht.bulk import BadBulk, parse_json, parse_tsv
+from gossipdht.core.bulk import BadBulk, parse_json, parse_tsv
 
 
 def test_tsv_value_is_the_rest_of_the_line_and_the_last_newline_is_optional():

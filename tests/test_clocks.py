@@ -6,10 +6,10 @@ import json
 import os
 
 import pytest
-
 from clusterclient import Clients, name, path
-from gossipdht.ring import Ring
-from gossipdht.localcluster import join, wait_for
+
+from gossipdht.core.ring import Ring
+from gossipdht.tools.localcluster import join, wait_for
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
@@ -66,7 +66,7 @@ def test_no_acknowledged_overwrite_is_lost_to_a_clock_running_ahead(node_factory
         # Lost means never read again.  (A write that met a timeout went to a fallback
         # node as a hint, which reads do not ask: it shows once the hint is delivered.)
         try:
-            wait_for(lambda: clients.request(reader, "GET", path(key)) == (200, b"second"), 10)
+            wait_for(lambda reader=reader, key=key: clients.request(reader, "GET", path(key)) == (200, b"second"), 10)
         except TimeoutError:
             lost.append((key, clients.request(reader, "GET", path(key))))
     assert lost == []

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 import pytest_twisted
+from conftest import HTTP, node_config
 from twisted.logger import capturedLogs
 
-from conftest import HTTP, node_config
-from gossipdht.nodeprocess import free_port
+from gossipdht.tools.nodeprocess import free_port
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def cluster_nodes(tmp_path):
     """A function making started nodes (memory storage) on free ports; all stopped after."""
     from twisted.internet import reactor
 
-    from gossipdht.service import NodeService
+    from gossipdht.node.service import NodeService
 
     services = []
 
@@ -64,7 +64,7 @@ def seed_line(service):
 async def test_join_lists_everyone_everywhere_self_first(cluster_nodes):
     nodes = [cluster_nodes() for _ in range(3)]
     names = sorted(s.config.name for s, _ in nodes)
-    for service, http in nodes[1:]:
+    for _, http in nodes[1:]:
         status, _, body = await http.request(b"POST", b"/dht/join", seed_line(nodes[0][0]))
         assert status == 200, body
     for service, http in nodes:  # join answered only once all agreed
@@ -158,7 +158,7 @@ async def test_leave_hands_back_a_lone_node_and_rejoin_works(cluster_nodes):
 
 @pytest_twisted.ensureDeferred
 async def test_a_push_pull_from_the_cluster_it_left_does_not_pull_a_leaver_back(cluster_nodes):
-    from gossipdht.peer import PeerError
+    from gossipdht.net.peer import PeerError
 
     nodes = [cluster_nodes() for _ in range(3)]
     for _, http in nodes[1:]:
@@ -216,7 +216,7 @@ async def test_internal_endpoints_refuse_garbage(cluster_nodes):
 async def test_tcp_probe_reaches_a_node_whose_name_has_a_slash(cluster_nodes):
     from twisted.internet import reactor
 
-    from gossipdht.peer import PeerClient
+    from gossipdht.net.peer import PeerClient
 
     service, _ = cluster_nodes("rack-1/node-é")
     client = PeerClient(reactor)
@@ -231,7 +231,7 @@ async def test_tcp_probe_reaches_a_node_whose_name_has_a_slash(cluster_nodes):
 async def test_a_peer_whose_connection_never_completes_is_a_timeout_not_an_unhandled_error():
     from twisted.internet import reactor
 
-    from gossipdht.peer import PeerClient, PeerError
+    from gossipdht.net.peer import PeerClient, PeerError
 
     # A listener that accepts nothing: once its backlog is full, new connections hang,
     # as they do towards a host that is cut off.
@@ -340,7 +340,7 @@ async def test_a_leave_that_times_out_still_ends_alone(cluster_nodes):
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
-    from gossipdht.wire import Alive
+    from gossipdht.membership.wire import Alive
 
     service, http = cluster_nodes()
     service.cluster._settle_seconds = 0.5

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gossipdht.localcluster import join, peers, wait_for
-from gossipdht.nodeprocess import free_port
+from gossipdht.tools.localcluster import join, peers, wait_for
+from gossipdht.tools.nodeprocess import free_port
 
 DEADLINE = 30.0
 

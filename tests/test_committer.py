@@ -2,8 +2,8 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gossipdht.committer import THREADED_ITEMS, GroupCommitter
-from gossipdht.hlc import Version
+from gossipdht.core.hlc import Version
+from gossipdht.data.committer import THREADED_ITEMS, GroupCommitter
 from gossipdht.storage import Record
 from gossipdht.storage.memory import MemoryStore
 
@@ -99,7 +99,7 @@ class BatcherTests(SynchronousTestCase):
     def test_batches_wait_for_a_free_slot_and_respect_the_byte_bound(self):
         from twisted.internet.defer import Deferred
 
-        from gossipdht.batcher import Batcher
+        from gossipdht.data.batcher import Batcher
 
         clock, sent = Clock(), []
 

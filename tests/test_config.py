@@ -1,8 +1,9 @@
 import pytest
 
-from gossipdht.config import Address, ConfigError, build_config, parse_address, read_config_file
-from gossipdht.service import StartupError
-from gossipdht.tap import Options
+from gossipdht.core.address import Address, parse_address
+from gossipdht.node.config import ConfigError, build_config, read_config_file
+from gossipdht.node.service import StartupError
+from gossipdht.node.tap import Options
 
 
 def test_defaults():

@@ -4,13 +4,13 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gossipdht.committer import GroupCommitter
-from gossipdht.coordinator import MAX_REISSUES, Coordinator, QuorumError
-from gossipdht.hlc import HybridLogicalClock, Version
-from gossipdht.peer import PeerError
-from gossipdht.replica import LocalReplica
-from gossipdht.ring import Ring
-from gossipdht.stats import DataStats
+from gossipdht.core.errors import PeerError
+from gossipdht.core.hlc import HybridLogicalClock, Version
+from gossipdht.core.ring import Ring
+from gossipdht.data.committer import GroupCommitter
+from gossipdht.data.coordinator import MAX_REISSUES, Coordinator, QuorumError
+from gossipdht.data.replica import LocalReplica
+from gossipdht.data.stats import DataStats
 from gossipdht.storage import Record, ring_order
 from gossipdht.storage.memory import MemoryStore
 

@@ -14,10 +14,21 @@ import threading
 import time
 
 from clusterclient import (
-    FAST, Clients, data_stats, joined, listing, name, owners, parallel, path, placement_errors, put_all,
+    FAST,
+    Clients,
+    data_stats,
+    joined,
+    listing,
+    name,
+    owners,
+    parallel,
+    path,
+    placement_errors,
+    put_all,
     unreadable,
 )
-from gossipdht.localcluster import join, peers, wait_for
+
+from gossipdht.tools.localcluster import join, peers, wait_for
 
 
 def test_primary_listings_name_every_key_once_and_stay_balanced(node_factory):

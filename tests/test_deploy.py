@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gossipdht.nodeprocess import TWISTD
 
-from gossipdht.config import SETTINGS, build_config, read_config_file
-from gossipdht.tap import Options
+from gossipdht.node.config import SETTINGS, build_config, read_config_file
+from gossipdht.node.tap import Options
+from gossipdht.tools.nodeprocess import TWISTD
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 UNIT = DEPLOY / "gossipdht@.service"

@@ -18,14 +18,15 @@ import signal
 import time
 from typing import Optional
 
-import pytest
-
 import netns
-from clusterclient import Clients, holders, name, owners as owners_of, path
+import pytest
+from clusterclient import Clients, holders, name, path
+from clusterclient import owners as owners_of
 from history import Writers, outcome
-from gossipdht.localcluster import join, wait_for
-from gossipdht.nodeprocess import NodeProcess
-from gossipdht.ring import Ring
+
+from gossipdht.core.ring import Ring
+from gossipdht.tools.localcluster import join, wait_for
+from gossipdht.tools.nodeprocess import NodeProcess
 
 REASON = netns.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -166,7 +167,7 @@ def test_a_host_cut_off_while_writes_go_on_catches_up_once_back(cluster):
         cluster.network.mend(HOSTS)
         cluster.wait_until_seen(nodes, nodes, "alive")
         written = writers.count()
-        wait_for(lambda: writers.count() > written + 50, 30)
+        wait_for(lambda written=written: writers.count() > written + 50, 30)
     cluster.check(writers, "a host cut off, then back")
 
 
@@ -201,7 +202,7 @@ def test_a_node_killed_and_restarted_again_and_again_under_load_loses_nothing(cl
     with through(nodes) as writers:
         while kills < 5 or time.monotonic() < deadline:
             written = writers.count()
-            wait_for(lambda: writers.count() > written + 50, 30)  # under load
+            wait_for(lambda written=written: writers.count() > written + 50, 30)  # under load
             victim.kill9()
             kills += 1
             time.sleep(1)  # down for a second, then back with its disk
@@ -223,7 +224,7 @@ def test_a_node_paused_past_its_suspicion_comes_back_and_loses_nothing(cluster):
         os.kill(paused.pid, signal.SIGCONT)
         cluster.wait_until_seen(nodes, nodes, "alive")
         written = writers.count()
-        wait_for(lambda: writers.count() > written + 50, 30)
+        wait_for(lambda written=written: writers.count() > written + 50, 30)
     cluster.check(writers, "a node paused (SIGSTOP) past its suspicion, then resumed")
 
 

@@ -5,13 +5,13 @@ from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gossipdht.committer import GroupCommitter
-from gossipdht.hints import HINTS_PER_BATCH, HintedHandoff
-from gossipdht.hlc import HybridLogicalClock, Version
-from gossipdht.peer import PeerError
-from gossipdht.replica import LocalReplica
-from gossipdht.ring import Ring
-from gossipdht.stats import DataStats
+from gossipdht.core.errors import PeerError
+from gossipdht.core.hlc import HybridLogicalClock, Version
+from gossipdht.core.ring import Ring
+from gossipdht.data.committer import GroupCommitter
+from gossipdht.data.hints import HINTS_PER_BATCH, HintedHandoff
+from gossipdht.data.replica import LocalReplica
+from gossipdht.data.stats import DataStats
 from gossipdht.storage import Record
 from gossipdht.storage.memory import MemoryStore
 

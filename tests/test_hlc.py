@@ -1,7 +1,7 @@
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gossipdht.hlc import COUNTER_BITS, RESERVE_SECONDS, HybridLogicalClock, Version, timestamp_at
+from gossipdht.core.hlc import COUNTER_BITS, RESERVE_SECONDS, HybridLogicalClock, Version, timestamp_at
 
 
 class HybridLogicalClockTests(SynchronousTestCase):

@@ -1,9 +1,10 @@
 from urllib.parse import quote_from_bytes
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gossipdht.keys import MAX_KEY_BYTES, InvalidKey, decode_path_segment
+from gossipdht.core.keys import MAX_KEY_BYTES, InvalidKey, decode_path_segment
 
 
 @given(st.text(st.characters(codec="utf-8"), min_size=1).filter(lambda k: len(k.encode()) <= MAX_KEY_BYTES))

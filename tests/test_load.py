@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from gossipdht.__main__ import main
-from gossipdht.load import LoadError, batches, check
+from gossipdht.client.cli import main
+from gossipdht.client.load import LoadError, batches, check
 
 
 def test_batches_cover_every_line_once_and_know_their_first_line():

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from gossipdht.lifeguard import LocalHealth, Suspicion
-from gossipdht.membership import Membership
-from gossipdht.swim import Datagram, State, StreamPing, SwimConfig, SyncRequest
-from gossipdht.wire import (
-    MAX_DATAGRAM, Ack, Alive, Dead, Left, Nack, Ping, PingReq, Suspect,
-    pack_datagram, pack_message, unpack_datagram,
+from gossipdht.membership.lifeguard import LocalHealth, Suspicion
+from gossipdht.membership.member import Datagram, State, StreamPing, SwimConfig, SyncRequest
+from gossipdht.membership.swim import Membership
+from gossipdht.membership.wire import (
+    MAX_DATAGRAM,
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Nack,
+    Ping,
+    PingReq,
+    Suspect,
+    pack_datagram,
+    pack_message,
+    unpack_datagram,
 )
 
 CONFIG = SwimConfig()
@@ -206,7 +217,7 @@ class ProbeTests(SynchronousTestCase):
             self.m.receive(start + rtt, address, datagram(ping.target, Ack(ping.seq, int(their_time * 1000))))
             offsets[ping.target] = self.m.offsets.offset(ping.target)
             self.run_until(start + CONFIG.probe_window)
-        for name, offset in offsets.items():
+        for offset in offsets.values():
             self.assertLess(abs(offset - 30), 0.002)
         self.assertEqual(sorted(self.m.offsets.off_from_most("abcd", 0.5)), sorted(offsets))
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from gossipdht.nodeprocess import NodeProcess, run_twistd
 
 import gossipdht
-from gossipdht.hlc import COUNTER_BITS, Version
+from gossipdht.core.hlc import COUNTER_BITS, Version
 from gossipdht.storage import Record, open_store, ring_order
+from gossipdht.tools.nodeprocess import NodeProcess, run_twistd
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

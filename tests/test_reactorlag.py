@@ -2,7 +2,7 @@
 
 from twisted.internet.task import Clock
 
-from gossipdht.reactorlag import ReactorLag
+from gossipdht.node.reactorlag import ReactorLag
 
 
 def started(window=60.0):

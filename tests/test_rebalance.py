@@ -3,13 +3,13 @@
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
-from gossipdht.committer import GroupCommitter
-from gossipdht.hlc import HybridLogicalClock, Version, timestamp_at
-from gossipdht.peer import PeerError
-from gossipdht.rebalance import IN_FLIGHT_SECONDS, Rebalancer
-from gossipdht.replica import LocalReplica
-from gossipdht.ring import Ring
-from gossipdht.stats import DataStats
+from gossipdht.core.errors import PeerError
+from gossipdht.core.hlc import HybridLogicalClock, Version, timestamp_at
+from gossipdht.core.ring import Ring
+from gossipdht.data.committer import GroupCommitter
+from gossipdht.data.rebalance import IN_FLIGHT_SECONDS, Rebalancer
+from gossipdht.data.replica import LocalReplica
+from gossipdht.data.stats import DataStats
 from gossipdht.storage import Record
 from gossipdht.storage.memory import MemoryStore
 

@@ -3,10 +3,10 @@
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import Clock
 
-from gossipdht.committer import GroupCommitter
-from gossipdht.hlc import HybridLogicalClock, Version
-from gossipdht.replica import REMOVE_STEP, LocalReplica
-from gossipdht.stats import DataStats
+from gossipdht.core.hlc import HybridLogicalClock, Version
+from gossipdht.data.committer import GroupCommitter
+from gossipdht.data.replica import REMOVE_STEP, LocalReplica
+from gossipdht.data.stats import DataStats
 from gossipdht.storage import Record, open_store
 
 

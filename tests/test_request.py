@@ -83,7 +83,7 @@ async def test_site_sends_prefixed_paths_to_their_resource_with_the_date_of_the_
     from twisted.internet.task import Clock
     from twisted.web.resource import Resource
 
-    from gossipdht.request import Site
+    from gossipdht.web.site import Site
 
     class Text(Resource):
         isLeaf = True

@@ -3,9 +3,10 @@
 import random
 from collections import Counter
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gossipdht.ring import Ring
+from gossipdht.core.ring import Ring
 
 NODES = [f"127.0.0.1:{8000 + i}" for i in range(10)]
 
@@ -80,7 +81,7 @@ def test_placement_gives_every_token_the_preference_list_of_its_keys():
     assert all(a[1] == b[0] for a, b in zip(arcs, arcs[1:]))  # no gap, no overlap
     from bisect import bisect_right
 
-    from gossipdht.hashing import token
+    from gossipdht.core.hashing import token
     for key in map(str, range(500)):
         low, high, owners = arcs[bisect_right([a[0] for a in arcs], token(key)) - 1]
         assert low <= token(key) < high

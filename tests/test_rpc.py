@@ -1,4 +1,4 @@
-"""Calls between nodes (gossipdht.rpc) against a real node on loopback."""
+"""Calls between nodes (gossipdht.net.rpc) against a real node on loopback."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import msgpack
 import pytest
 import pytest_twisted
 
-from gossipdht.hlc import Version
-from gossipdht.peer import PeerError
-from gossipdht.replica import RemoteReplica
-from gossipdht.rpc import RpcClient, max_frame_bytes
+from gossipdht.core.errors import PeerError
+from gossipdht.core.hlc import Version
+from gossipdht.net.messages import pack_keys
+from gossipdht.net.remotereplica import RemoteReplica
+from gossipdht.net.rpc import RpcClient, max_frame_bytes
 from gossipdht.storage import Record
-from gossipdht.transfer import pack_keys
 
 
 @pytest.fixture
@@ -106,9 +106,9 @@ async def test_a_frame_that_is_not_a_call_closes_the_connection(node, frame):
 
 @pytest_twisted.ensureDeferred
 async def test_a_read_answer_is_cut_into_several_when_values_are_large(node, rpc, monkeypatch):
-    import gossipdht.replica
+    import gossipdht.net.remotereplica
 
-    monkeypatch.setattr(gossipdht.replica, "BATCH_BYTES", 2500)
+    monkeypatch.setattr(gossipdht.net.remotereplica, "BATCH_BYTES", 2500)
     node.store.write([(f"big{i}", Record(Version(1, "n"), b"x" * 1000, "t")) for i in range(7)])
     calls = []
     original = rpc.call
@@ -120,9 +120,9 @@ async def test_a_read_answer_is_cut_into_several_when_values_are_large(node, rpc
 
 @pytest_twisted.ensureDeferred
 async def test_a_read_of_many_keys_is_a_scan_cut_the_same_way(node, rpc, monkeypatch):
-    import gossipdht.replica
+    import gossipdht.net.remotereplica
 
-    monkeypatch.setattr(gossipdht.replica, "BATCH_BYTES", 100_000)
+    monkeypatch.setattr(gossipdht.net.remotereplica, "BATCH_BYTES", 100_000)
     keys = [f"many{i:03d}" for i in range(300)]
     node.store.write([(key, Record(Version(1, "n"), b"x" * 1000, "t")) for key in keys])
     calls = []
@@ -135,7 +135,7 @@ async def test_a_read_of_many_keys_is_a_scan_cut_the_same_way(node, rpc, monkeyp
 
 @pytest_twisted.ensureDeferred
 async def test_scans_with_a_bound_leave_out_the_newer_records_across_the_wire(node, rpc):
-    from gossipdht.hashing import RING_SIZE
+    from gossipdht.core.hashing import RING_SIZE
 
     whole = [(0, RING_SIZE)]
     node.store.write([("old", Record(Version(10, "n"), b"v", "t")), ("new", Record(Version(20, "n"), b"v", "t"))])

@@ -3,9 +3,9 @@
 from twisted.internet.defer import ensureDeferred, succeed
 from twisted.internet.task import Clock
 
-from gossipdht.peer import PeerError
-from gossipdht.settlement import WATCH_SECONDS, Settlement
-from gossipdht.swim import Member, State
+from gossipdht.core.errors import PeerError
+from gossipdht.membership.member import Member, State
+from gossipdht.net.settlement import WATCH_SECONDS, Settlement
 
 
 def member(name):

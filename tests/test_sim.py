@@ -2,8 +2,8 @@
 
 import json
 
-from gossipdht.swim import State
-from gossipdht.sim import Simulation, main, parse_args, run
+from gossipdht.membership.member import State
+from gossipdht.membership.sim import Simulation, main, parse_args, run
 
 
 def test_join_reaches_every_node_quickly():

@@ -1,8 +1,8 @@
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
-from gossipdht.config import Address
-from gossipdht.snapshot import DELAY_SECONDS, Snapshot, load
+from gossipdht.core.address import Address
+from gossipdht.node.snapshot import DELAY_SECONDS, Snapshot, load
 
 
 def test_changes_are_written_at_most_once_a_second_and_read_back(tmp_path):

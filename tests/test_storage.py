@@ -6,10 +6,11 @@ import itertools
 import sqlite3
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gossipdht.hashing import RING_SIZE, digest
-from gossipdht.hlc import TIMESTAMP_LIMIT, Version
+from gossipdht.core.hashing import RING_SIZE, digest
+from gossipdht.core.hlc import TIMESTAMP_LIMIT, Version
 from gossipdht.storage import Record, open_store, ring_order
 from gossipdht.storage.buckets import BUCKET_BITS, BUCKET_WIDTH
 
@@ -76,7 +77,7 @@ def test_keys_page_in_ring_order(store):
 
 
 def test_scans_with_a_bound_leave_out_the_records_from_it_on(store):
-    from gossipdht.hashing import RING_SIZE, digest
+    from gossipdht.core.hashing import RING_SIZE, digest
 
     whole = [(0, RING_SIZE)]
     store.write([("old", rec(10)), ("edge", rec(20)), ("new", rec(30, deleted=True))])
@@ -192,7 +193,7 @@ def test_sqlite_copies_a_database_of_an_earlier_layout(tmp_path, layout):
 def test_sqlite_batch_is_all_or_nothing(tmp_path):
     s = open_store("sqlite", str(tmp_path))
     s.write([("a", rec(1))])
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.Error):
         s.write([("b", rec(1)), ("c", Record(Version(1, "n"), b"x" * 300, object()))])
     assert s.get("b") is None and s.get("a") is not None
     s.write([("d", rec(1))])  # the next commit must not carry what the failed one staged

@@ -13,12 +13,21 @@ import json
 import threading
 
 import pytest
-
 from clusterclient import (
-    FAST, Clients, Reader, data_stats, joined, missing_copies, name, placement_errors, put_all, start,
+    FAST,
+    Clients,
+    Reader,
+    data_stats,
+    joined,
+    missing_copies,
+    name,
+    placement_errors,
+    put_all,
+    start,
     unreadable,
 )
-from gossipdht.localcluster import join, peers, wait_for
+
+from gossipdht.tools.localcluster import join, peers, wait_for
 
 MEMORY = ("--storage", "memory")
 

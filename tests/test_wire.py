@@ -1,12 +1,26 @@
 """The gossip codec: round trips, and garbage refused with WireError only."""
 
-from hypothesis import given, strategies as st
-
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gossipdht.wire import (
-    KINDS, MAX_DATAGRAM, Ack, Alive, Dead, Left, Nack, Ping, PingReq, Suspect, WireError,
-    pack_datagram, pack_message, pack_state, unpack_datagram, unpack_state,
+from gossipdht.membership.wire import (
+    KINDS,
+    MAX_DATAGRAM,
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Nack,
+    Ping,
+    PingReq,
+    Suspect,
+    WireError,
+    pack_datagram,
+    pack_message,
+    pack_state,
+    unpack_datagram,
+    unpack_state,
 )
 
 names = st.text(min_size=1, max_size=40)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Iterable, NamedTuple, Optional, Protocol, Sequence
 
-from gossipdht.hashing import token
-from gossipdht.hlc import Version
+from gossipdht.core.hashing import token
+from gossipdht.core.hlc import Version
 
 #: ``[low, high)`` on the 64-bit ring.
 TokenRange = tuple[int, int]
@@ -33,6 +33,10 @@ class Record(NamedTuple):
     value: bytes
     content_type: str
     deleted: bool = False
+
+
+#: A record sent to a replica, with the name of the node it is kept for when it is a hint.
+Write = tuple[str, Record, Optional[str]]
 
 
 class Store(Protocol):

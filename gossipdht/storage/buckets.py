@@ -16,7 +16,7 @@ from __future__ import annotations
 from array import array
 from typing import Optional
 
-from gossipdht.hashing import RING_SIZE
+from gossipdht.core.hashing import RING_SIZE
 
 BUCKET_BITS = 16
 #: The ring tokens one bucket covers.

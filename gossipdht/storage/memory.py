@@ -6,8 +6,8 @@ from bisect import bisect_left, bisect_right
 from itertools import islice
 from typing import Iterable, Optional, Sequence
 
-from gossipdht.hashing import digest
-from gossipdht.hlc import Version
+from gossipdht.core.hashing import digest
+from gossipdht.core.hlc import Version
 from gossipdht.storage import Record, TokenRange, ring_order
 
 

@@ -13,8 +13,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional, Sequence
 
-from gossipdht.hashing import digest, token
-from gossipdht.hlc import TIMESTAMP_LIMIT, Version
+from gossipdht.core.hashing import digest, token
+from gossipdht.core.hlc import TIMESTAMP_LIMIT, Version
 from gossipdht.storage import Record, TokenRange
 from gossipdht.storage.buckets import BUCKET_BITS, BucketDigests
 

@@ -1,3 +1,3 @@
 from twisted.application.service import ServiceMaker
 
-gossipdht = ServiceMaker("gossipdht", "gossipdht.tap", "A distributed hash table over RESTful HTTP.", "gossipdht")
+gossipdht = ServiceMaker("gossipdht", "gossipdht.node.tap", "A distributed hash table over RESTful HTTP.", "gossipdht")

@@ -1,0 +1,71 @@
+"""Group commit: the writes of one reactor turn reach the store in one transaction.
+
+A request is acknowledged only when the transaction holding its write has committed,
+so batching costs no durability; it only shares one commit among concurrent writes.
+
+Those small commits run on the reactor thread: handing each to a thread cost 30 % of
+the single-key write rate (measured with 16 clients on 3 nodes).  Batches of at least
+``THREADED_ITEMS`` records (bulk writes, anti-entropy) go through ``in_thread``
+(``deferToThread`` in a node) when the store allows it: their tens of milliseconds do
+not stall requests.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+
+from gossipdht.core.hlc import Version
+from gossipdht.data.batcher import Batcher
+from gossipdht.storage import Record, Store
+
+THREADED_ITEMS = 256
+
+
+class GroupCommitter:
+    def __init__(self, store: Store, clock: IReactorTime,
+                 in_thread: Optional[Callable[..., Deferred]] = None) -> None:
+        self._store = store
+        self._in_thread = in_thread if in_thread is not None and store.threaded else maybeDeferred
+        self._in_flight: set[Deferred] = set()
+        self._batcher: Batcher[tuple[str, Record], Optional[Version]] = Batcher(
+            lambda items: self._commit(maybeDeferred, items), clock, max_batch=10_000)
+
+    def _commit(self, run: Callable[..., Deferred],
+                items: list[tuple[str, Record]]) -> Deferred[Optional[list[Optional[Version]]]]:
+        done = run(self._store.write, items).addCallback(_beaten, items)
+        self._in_flight.add(done)
+
+        def finished(result):
+            self._in_flight.discard(done)
+            return result
+
+        return done.addBoth(finished)
+
+    def write(self, key: str, record: Record) -> Deferred[Optional[Version]]:
+        """Fires once the record is committed (with the newer version that beat it, if
+        one did), or fails with the store's error."""
+        return self._batcher.submit((key, record))
+
+    def write_many(self, items: list[tuple[str, Record]]) -> Deferred[Optional[list[Optional[Version]]]]:
+        """Commits the records at once, in one transaction of their own: they are a batch
+        already.  (Last writer wins: the order against pending writes does not matter.)
+        Fires with None, or with the newer version that beat each record (or None)."""
+        return self._commit(self._in_thread if len(items) >= THREADED_ITEMS else maybeDeferred, items)
+
+    async def drain(self) -> None:
+        """Commit everything submitted so far, and wait for it (on shutdown)."""
+        while True:
+            self._batcher.flush()
+            if not self._in_flight:
+                return
+            await DeferredList(list(self._in_flight), consumeErrors=True)
+
+
+def _beaten(newer: dict[str, Version], items: list[tuple[str, Record]]) -> Optional[list[Optional[Version]]]:
+    """For each record, the stored version that beat it; None when none was beaten."""
+    if not newer:
+        return None
+    return [newer[key] if key in newer and newer[key] > record.version else None for key, record in items]

@@ -1,0 +1,627 @@
+"""SWIM membership with Lifeguard, as a pure state machine (sans-IO).
+
+The machine never reads a clock, opens a socket or draws from global randomness: the
+caller passes the time into every call, gives it a seeded ``random.Random``, hands it
+each datagram that arrives, and sends what it returns.  ``next_deadline()`` says when
+``tick`` must run next.  The same code therefore runs in a ``twistd`` node and, by the
+thousand, in the deterministic simulator.
+
+The rules follow HashiCorp memberlist: incarnation numbers order the claims about a
+member, a member refutes a suspicion of itself with a higher incarnation, dead and
+left members are only brought back by a higher incarnation, and updates are
+piggybacked on probes and gossiped to a few random members a limited number of times.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+from gossipdht.membership.broadcasts import BroadcastQueue
+from gossipdht.membership.clockoffsets import ClockOffsets
+from gossipdht.membership.lifeguard import LocalHealth, Suspicion
+from gossipdht.membership.member import (
+    LIVE,
+    Datagram,
+    Member,
+    MemberEvent,
+    Outgoing,
+    State,
+    Stats,
+    StreamPing,
+    SwimConfig,
+    SyncRequest,
+)
+from gossipdht.membership.wire import (
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+    Suspect,
+    WireError,
+    datagram_overhead,
+    pack_datagram,
+    pack_message,
+    unpack_datagram,
+)
+
+_PROBE_KINDS = (Ping, Ack, PingReq, Nack)
+
+
+def _wall_ms(now: float) -> int:
+    return max(0, int(now * 1000))
+
+
+@dataclass
+class _Probe:
+    seq: int
+    target: str
+    timeout_at: float
+    end_at: float
+    acked: bool = False
+    direct: bool = False  # the target itself acked before the timeout
+    indirect: bool = False  # the ping-req phase has begun
+    helpers: int = 0
+    responses: int = 0  # acks relayed and nacks, from helpers
+    sent_at: float = 0.0
+
+
+@dataclass
+class _Relay:
+    """A ping-req this node carries out for another member."""
+
+    requester: tuple[str, int]
+    seq: int
+    nack_at: float
+    expires_at: float
+    nacked: bool = False
+
+
+class Membership:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        api_port: int,
+        now: float,
+        rng: random.Random,
+        config: SwimConfig = SwimConfig(),
+        incarnation: int = 0,
+        log: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.stats = Stats()
+        self._rng = rng
+        self._log = log
+        self._me = Member(name, host, port, api_port, incarnation, State.ALIVE, now)
+        self.members: dict[str, Member] = {name: self._me}
+        self.listeners: list[Callable[[MemberEvent], None]] = []
+        self._queue = BroadcastQueue()
+        self._suspicions: dict[str, Suspicion] = {}
+        self._health = LocalHealth(config.awareness_max)
+        self.offsets = ClockOffsets()
+        self._seq = 0
+        self._probes: dict[int, _Probe] = {}  # by seq
+        self._probe_order: list[str] = []
+        self._probe_index = 0
+        self._relays: dict[int, _Relay] = {}
+        self._gossip_order: list[str] = []
+        self._checksum = 0
+        self._contributions: dict[str, int] = {}
+        self._mismatch_since: Optional[float] = None
+        self._last_mismatch_sync = -math.inf
+        self._leaving = False
+        self._next_probe = now + rng.uniform(0, config.probe_interval)
+        self._next_gossip = now + rng.uniform(0, config.gossip_interval)
+        self._next_push_pull = now + rng.uniform(0, config.push_pull_interval)  # staggered
+        self._next_reap = now + config.reap_after
+        self._now = now
+        self._last_deadline = now
+        self._overhead = datagram_overhead(name)
+        self._touch(self._me)
+        self._broadcast(self._describe(self._me))
+
+    # -- queries ---------------------------------------------------------------------
+
+    @property
+    def incarnation(self) -> int:
+        return self._me.incarnation
+
+    @property
+    def health(self) -> int:
+        return self._health.score
+
+    def live_members(self) -> list[Member]:
+        return [m for m in self.members.values() if m.state in LIVE]
+
+    def checksum(self) -> int:
+        """Of the live members' names, addresses and incarnations: equal on converged
+        nodes.  An XOR of one hash per member, so each change updates it in O(1)."""
+        return self._checksum
+
+    def _touch(self, member: Member) -> None:
+        """Account for a change of ``member`` in the checksum."""
+        contribution = 0
+        if member.state in LIVE:
+            contribution = zlib.crc32(f"{member.name} {member.host} {member.port} {member.incarnation}".encode())
+        self._checksum ^= self._contributions.pop(member.name, 0) ^ contribution
+        if contribution:
+            self._contributions[member.name] = contribution
+
+    def next_deadline(self) -> float:
+        deadlines = [self._next_push_pull, self._next_reap, self._next_probe]
+        if len(self._queue):
+            deadlines.append(self._next_gossip)
+        # A probe is looked at when its direct wait ends; once it went indirect, it is
+        # judged at the end of its window, after the helpers had their time to answer.
+        deadlines.extend(p.end_at if p.indirect else p.timeout_at for p in self._probes.values())
+        deadlines.extend(r.expires_at if r.nacked else r.nack_at for r in self._relays.values())
+        deadlines.extend(s.deadline for s in self._suspicions.values())
+        # A deadline already past (gossip waiting for news) means "now", not a stall.
+        self._last_deadline = max(self._now, min(deadlines))
+        return self._last_deadline
+
+    # -- input -------------------------------------------------------------------------
+
+    def receive(self, now: float, source: tuple[str, int], data: bytes) -> list[Outgoing]:
+        """Handle one datagram; garbage is counted in ``stats.refused`` and dropped."""
+        try:
+            sender, checksum, messages = unpack_datagram(data)
+        except WireError:
+            self.stats.refused += 1
+            return []
+        self._now = now
+        self.stats.received += 1
+        out: list[Outgoing] = []
+        # News first, so that an ack already carries what it changed (a refutation, say).
+        messages.sort(key=lambda m: type(m) in _PROBE_KINDS)
+        for message in messages:
+            self._handle(now, source, sender, message, out)
+        self._compare_checksum(now, sender, checksum, out)
+        return out
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Run whatever is due at ``now``."""
+        self._now = now
+        out: list[Outgoing] = []
+        # Timers that fire far too late mean this process was stalled: its missing acks
+        # may be waiting unread, so it gives them a moment before it accuses anyone.
+        stalled = now - self._last_deadline > self.config.probe_timeout
+        if stalled:
+            self.stats.stalls_noticed += 1
+            self._health.adjust(1)
+        self._tick_probe(now, stalled, out)
+        self._tick_relays(now, out)
+        self._tick_suspicions(now, stalled)
+        if now >= self._next_gossip:
+            self._gossip(now, out)
+            self._next_gossip = now + self.config.gossip_interval
+        if now >= self._next_push_pull:
+            self._next_push_pull = now + self._push_pull_interval() * self._rng.uniform(0.5, 1.5)
+            target = self._random_members(1, include_dead=True)
+            if target:
+                out.append(SyncRequest(target[0].api_address))
+        if now >= self._next_reap:
+            self._reap(now)
+        return out
+
+    # -- full-state exchange (push/pull) ----------------------------------------------
+
+    def local_state(self) -> list[Message]:
+        """Every member as the update that describes it, for push/pull."""
+        return [self._describe(m) for m in self.members.values()]
+
+    def merge_state(self, now: float, remote: list[Message], broadcast: bool = True) -> None:
+        """Apply a peer's full state.  A remote "dead" only makes us suspect: the member
+        gets its chance to refute, as in memberlist.  A dead member this node never knew
+        is taken as dead, known by name only until it comes back: it keeps its place on
+        the ring meanwhile, on this node as on the others.  ``broadcast=False`` builds an
+        already converged node (the simulator's starting point): nothing is news."""
+        self._now = now
+        self.stats.syncs += 1
+        self._mismatch_since = None
+        for update in remote:
+            if isinstance(update, Dead):
+                if update.name not in self.members:
+                    self._add_dead(now, update)
+                    continue
+                update = Suspect(update.name, update.incarnation, update.accuser)
+            self._apply(now, update)
+        if not broadcast:
+            self._queue.clear()
+
+    def _add_dead(self, now: float, update: Dead) -> None:
+        member = Member(update.name, "", 0, 0, update.incarnation, State.DEAD, now)
+        self.members[update.name] = member
+        self._emit(member, None)
+
+    def conflicts_with(self, update: Alive) -> Optional[Member]:
+        """The live member that already holds ``update``'s name at another address."""
+        current = self.members.get(update.name)
+        if current is not None and current.state in LIVE and current.address != (update.host, update.port):
+            return current
+        return None
+
+    def time_left(self, seq: int, now: float) -> float:
+        """How long the probe ``seq`` still waits for an answer (0 when judged)."""
+        probe = self._probes.get(seq)
+        return 0.0 if probe is None else max(0.0, probe.end_at - now)
+
+    # -- leaving -------------------------------------------------------------------------
+
+    def leave(self, now: float) -> None:
+        """Announce a graceful leave: state ``left`` with a higher incarnation."""
+        self._leaving = True
+        self._set_state(now, self._me, State.LEFT, self._me.incarnation + 1)
+        self._broadcast(Left(self.name, self._me.incarnation))
+
+    def remove(self, now: float, name: str) -> None:
+        """An operator's word that a dead member is gone for good: it is marked left, as
+        if it had left, and the news spreads.  Should it return, it refutes."""
+        member = self.members[name]
+        self._on_gone(now, Left(name, member.incarnation))
+
+    # -- handling messages -----------------------------------------------------------------
+
+    def _handle(self, now: float, source, sender: str, message: Message, out: list[Outgoing]) -> None:
+        kind = type(message)
+        if kind is Ping:
+            if message.target == self.name:
+                self._send(out, source, [pack_message(Ack(message.seq, _wall_ms(now)))])
+            else:
+                self.stats.refused += 1
+        elif kind is Ack:
+            self._on_ack(now, message, source, out)
+        elif kind is Nack:
+            probe = self._probes.get(message.seq)
+            if probe is not None:
+                probe.responses += 1
+        elif kind is PingReq:
+            seq = self._next_seq()
+            self._relays[seq] = _Relay(source, message.seq, now + self.config.probe_timeout * 0.8,
+                                       now + self.config.probe_window)
+            self._send(out, (message.host, message.port), [pack_message(Ping(seq, message.target))])
+        else:
+            self._apply(now, message)
+
+    def stream_ack(self, now: float, seq: int) -> None:
+        """The member probed by ``StreamPing`` ``seq`` answered over TCP."""
+        self._now = now
+        probe = self._probes.get(seq)
+        if probe is not None:
+            probe.acked = True
+
+    def _on_ack(self, now: float, ack: Ack, source, out: list[Outgoing]) -> None:
+        seq = ack.seq
+        probe = self._probes.get(seq)
+        if probe is not None:
+            target = self.members.get(probe.target)
+            if target is not None and source == target.address and ack.wall_ms and not probe.acked:
+                self.offsets.add(target.name, probe.sent_at, now, ack.wall_ms / 1000)
+            if not probe.indirect:
+                probe.direct = True
+            elif target is None or source != target.address:
+                probe.responses += 1  # relayed by a helper
+            probe.acked = True
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._send(out, relay.requester, [pack_message(Ack(relay.seq, _wall_ms(now)))])
+
+    def _apply(self, now: float, update: Message) -> None:
+        kind = type(update)
+        if kind is Alive:
+            self._on_alive(now, update)
+        elif kind is Suspect:
+            self._on_suspect(now, update)
+        elif kind is Dead or kind is Left:
+            self._on_gone(now, update)
+
+    def _on_alive(self, now: float, update: Alive) -> None:
+        if update.name == self.name:
+            if (update.host, update.port) != self._me.address:
+                self._conflict(update, self._me)
+            elif update.incarnation > self._me.incarnation:
+                self._refute(update.incarnation)  # a claim from an earlier life of this node
+            return
+        current = self.members.get(update.name)
+        if current is None:
+            member = Member(update.name, update.host, update.port, update.api_port, update.incarnation,
+                            State.ALIVE, now)
+            self.members[update.name] = member
+            self._added(member)
+            self._broadcast(update)
+            self._touch(member)
+            self._emit(member, None)
+            return
+        if update.incarnation <= current.incarnation:
+            return
+        if self.conflicts_with(update):
+            self._conflict(update, current)
+            return
+        current.host, current.port, current.api_port = update.host, update.port, update.api_port
+        self._suspicions.pop(update.name, None)
+        self._broadcast(update)
+        self._set_state(now, current, State.ALIVE, update.incarnation)
+
+    def _on_suspect(self, now: float, update: Suspect) -> None:
+        current = self.members.get(update.name)
+        if current is None or update.incarnation < current.incarnation:
+            return
+        if update.name == self.name:
+            if not self._leaving:
+                self._refute(update.incarnation)
+            return
+        if current.state is State.SUSPECT:
+            suspicion = self._suspicions.get(update.name)
+            if suspicion is not None and suspicion.confirm(update.accuser):
+                self._broadcast(update)  # others count confirmations too
+            return
+        if current.state is not State.ALIVE:
+            return
+        self._suspicions[update.name] = self._new_suspicion(now, update.accuser)
+        self._broadcast(update)
+        self._set_state(now, current, State.SUSPECT, update.incarnation)
+
+    def _on_gone(self, now: float, update: Union[Dead, Left]) -> None:
+        current = self.members.get(update.name)
+        if current is None or update.incarnation < current.incarnation:
+            return
+        new_state = State.LEFT if isinstance(update, Left) else State.DEAD
+        if current.state is new_state or current.state is State.LEFT:
+            return
+        if update.name == self.name:
+            if not self._leaving:
+                self._refute(update.incarnation)
+            return
+        self._suspicions.pop(update.name, None)
+        self._broadcast(update)
+        self._set_state(now, current, new_state, update.incarnation)
+
+    def _conflict(self, update: Alive, holder: Member) -> None:
+        self.stats.name_conflicts += 1
+        self._log(f"refused {update.name} at {update.host}:{update.port}: "
+                  f"that name belongs to the live member at {holder.host}:{holder.port}")
+
+    def _refute(self, incarnation: int) -> None:
+        self.stats.refutations += 1
+        self._health.adjust(1)
+        self._me.incarnation = max(self._me.incarnation, incarnation) + 1
+        self._touch(self._me)
+        self._broadcast(self._describe(self._me))
+        self._next_gossip = min(self._next_gossip, self._now)  # urgent: do not wait for the round
+
+    # -- probing ---------------------------------------------------------------------------
+
+    def _tick_probe(self, now: float, stalled: bool, out: list[Outgoing]) -> None:
+        for probe in list(self._probes.values()):
+            self._advance_probe(now, probe, stalled, out)
+        if now >= self._next_probe:
+            self._start_probe(now, out)
+
+    def _advance_probe(self, now: float, probe: _Probe, stalled: bool, out: list[Outgoing]) -> None:
+        if not probe.acked and not probe.indirect and now >= probe.timeout_at:
+            target = self.members.get(probe.target)
+            helpers = [m for m in self._random_members(self.config.indirect_checks + 1) if m.name != probe.target]
+            helpers = helpers[: self.config.indirect_checks]
+            if target is not None:
+                request = pack_message(PingReq(probe.seq, target.name, target.host, target.port))
+                for helper in helpers:
+                    self._send(out, helper.address, [request])
+                out.append(StreamPing(target.api_address, target.name, probe.seq))
+            probe.indirect = True
+            probe.helpers = len(helpers)
+            if stalled:  # give a late ack a chance to be read before the probe is judged
+                probe.end_at = max(probe.end_at, now + self.config.probe_timeout)
+        if now >= probe.end_at or (probe.acked and not probe.indirect and now >= probe.timeout_at):
+            self._judge_probe(now, probe, stalled)
+
+    def _judge_probe(self, now: float, probe: _Probe, stalled: bool) -> None:
+        if stalled and not probe.acked:
+            probe.end_at = now + self.config.probe_timeout
+            return
+        del self._probes[probe.seq]
+        # Lifeguard's evidence about this node itself.  A direct ack is good health.
+        # Silence from every helper (no relayed ack, no nack) points at this node's own
+        # network or load, even if the probe got through by TCP in the end; a single
+        # missed nack does not, since loss on the way explains it.
+        if probe.direct:
+            self._health.adjust(-1)
+        elif probe.helpers and not probe.responses:
+            self._health.adjust(probe.helpers)
+        elif not probe.helpers and not probe.acked:
+            self._health.adjust(1)
+        if probe.acked:
+            return
+        target = self.members.get(probe.target)
+        if target is not None and target.state in LIVE:
+            self._on_suspect(now, Suspect(target.name, target.incarnation, self.name))
+
+    def _start_probe(self, now: float, out: list[Outgoing]) -> None:
+        scale = self._health.scale
+        self._next_probe = now + scale(self.config.probe_interval)
+        target = self._next_probe_target()
+        if target is None:
+            return
+        seq = self._next_seq()
+        self._probes[seq] = _Probe(seq, target.name, now + scale(self.config.probe_timeout),
+                                   now + scale(self.config.probe_window), sent_at=now)
+        messages = [pack_message(Ping(seq, target.name))]
+        if target.state is State.SUSPECT:
+            # Lifeguard's buddy system: tell a suspect it is suspected, so that it can
+            # refute at once, in its ack.
+            messages.append(pack_message(Suspect(target.name, target.incarnation, self.name)))
+        self._send(out, target.address, messages)
+
+    def _next_probe_target(self) -> Optional[Member]:
+        """Round-robin over a shuffled list, reshuffled on each pass (SWIM's bound on detection time)."""
+        for _ in range(2):
+            while self._probe_index < len(self._probe_order):
+                member = self.members.get(self._probe_order[self._probe_index])
+                self._probe_index += 1
+                if member is not None and member.state in LIVE and member.name != self.name:
+                    return member
+            self._probe_order = [n for n, m in self.members.items() if m.state in LIVE and n != self.name]
+            self._rng.shuffle(self._probe_order)
+            self._probe_index = 0
+        return None
+
+    def _added(self, member: Member) -> None:
+        # A new member goes to a random place among those not yet probed in this pass.
+        order = self._probe_order
+        order.append(member.name)
+        position = self._rng.randint(self._probe_index, len(order) - 1)
+        order[position], order[-1] = order[-1], order[position]
+
+    def _tick_relays(self, now: float, out: list[Outgoing]) -> None:
+        for seq, relay in list(self._relays.items()):
+            if now >= relay.expires_at:
+                del self._relays[seq]
+            elif not relay.nacked and now >= relay.nack_at:
+                relay.nacked = True
+                self._send(out, relay.requester, [pack_message(Nack(relay.seq))])
+
+    # -- suspicion -----------------------------------------------------------------------
+
+    def _new_suspicion(self, now: float, accuser: str) -> Suspicion:
+        """Lifeguard's timeout: ``max`` shrinking to ``min`` after ``k`` confirmations.
+
+        min = mult x max(2, log10 N) x probe interval: 3 s up to 100 members, 4.5 s at
+        1,000.  A small cluster cannot wait for confirmations it cannot get (k = 0)."""
+        n = len(self._contributions)  # live members
+        k = self.config.suspicion_confirmations
+        if n - 2 < k:
+            k = 0
+        minimum = self.config.suspicion_mult * max(2.0, math.log10(max(n, 1)))
+        return Suspicion(now, accuser, k, minimum, minimum * self.config.suspicion_max_mult)
+
+    def _tick_suspicions(self, now: float, stalled: bool) -> None:
+        for name, suspicion in list(self._suspicions.items()):
+            if now < suspicion.deadline:
+                continue
+            if stalled:  # a refutation may be waiting unread
+                suspicion.start += now + self.config.probe_timeout - suspicion.deadline
+                continue
+            member = self.members[name]
+            self._on_gone(now, Dead(name, member.incarnation, self.name))
+
+    # -- gossip --------------------------------------------------------------------------
+
+    def _gossip(self, now: float, out: list[Outgoing]) -> None:
+        if not len(self._queue):
+            return
+        for member in self._gossip_targets(now):
+            updates = self._queue.take(self.config.max_datagram - self._overhead, self._retransmit_limit())
+            if not updates:
+                break
+            self._send(out, member.address, updates, piggyback=False)
+
+    def _gossip_targets(self, now: float) -> list[Member]:
+        """Members for this round, round-robin over a shuffled list so that successive
+        rounds reach distinct members; recently dead ones too, so they can refute."""
+        targets: list[Member] = []
+        passes = 0
+        while len(targets) < self.config.gossip_fanout and passes < 2:
+            if not self._gossip_order:
+                passes += 1
+                self._gossip_order = [n for n in self.members if n != self.name]
+                self._rng.shuffle(self._gossip_order)
+                if not self._gossip_order:
+                    break
+            member = self.members.get(self._gossip_order.pop())
+            if member is not None and self._gossip_worthy(now, member) and member not in targets:
+                targets.append(member)
+        return targets
+
+    def _gossip_worthy(self, now: float, member: Member) -> bool:
+        if member.state in LIVE:
+            return True
+        return member.state is State.DEAD and member.port != 0 and now - member.since < self.config.gossip_to_dead
+
+    def _retransmit_limit(self) -> int:
+        return self.config.retransmit_mult * math.ceil(math.log10(len(self.members) + 1))
+
+    def _broadcast(self, update: Message) -> None:
+        self._queue.push(update.name, update)
+
+    def _send(self, out: list[Outgoing], address, messages: list[bytes], piggyback: bool = True) -> None:
+        if piggyback:
+            budget = self.config.max_datagram - self._overhead - sum(map(len, messages))
+            messages = messages + self._queue.take(budget, self._retransmit_limit())
+        data = pack_datagram(self.name, self.checksum(), messages)
+        self.stats.sent += 1
+        self.stats.bytes_sent += len(data)
+        out.append(Datagram(address, data))
+
+    # -- anti-entropy ----------------------------------------------------------------------
+
+    def _compare_checksum(self, now: float, sender: str, checksum: int, out: list[Outgoing]) -> None:
+        if checksum == self.checksum():
+            self._mismatch_since = None
+            return
+        if self._mismatch_since is None:
+            self._mismatch_since = now
+            return
+        member = self.members.get(sender)
+        if (now - self._mismatch_since >= self.config.mismatch_grace
+                and now - self._last_mismatch_sync >= self.config.mismatch_sync_interval
+                and member is not None and member.state in LIVE):
+            self._mismatch_since = None
+            self._last_mismatch_sync = now
+            out.append(SyncRequest(member.api_address))
+
+    def _push_pull_interval(self) -> float:
+        """memberlist's scaling: more members, rarer full syncs (same total load)."""
+        n = len(self.members)
+        scale = max(1, math.ceil(math.log2(n) - math.log2(32)) + 1) if n > 32 else 1
+        return self.config.push_pull_interval * scale
+
+    def _reap(self, now: float) -> None:
+        self._next_reap = now + self.config.reap_after / 10
+        for name, member in list(self.members.items()):
+            if member.state not in LIVE and name != self.name and now - member.since >= self.config.reap_after:
+                del self.members[name]
+                self.offsets.forget(name)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _set_state(self, now: float, member: Member, state: State, incarnation: int) -> None:
+        previous = member.state
+        member.state = state
+        member.incarnation = incarnation
+        self._touch(member)
+        if previous is not state:
+            member.since = now
+            self._emit(member, previous)
+
+    def _emit(self, member: Member, previous: Optional[State]) -> None:
+        for listener in self.listeners:
+            listener(MemberEvent(member, previous))
+
+    def _describe(self, member: Member) -> Message:
+        if member.state is State.ALIVE:
+            return Alive(member.name, member.incarnation, member.host, member.port, member.api_port)
+        if member.state is State.SUSPECT:
+            return Suspect(member.name, member.incarnation, self.name)
+        if member.state is State.DEAD:
+            return Dead(member.name, member.incarnation, self.name)
+        return Left(member.name, member.incarnation)
+
+    def _random_members(self, count: int, include_dead: bool = False) -> list[Member]:
+        states = (State.ALIVE, State.SUSPECT, State.DEAD) if include_dead else (State.ALIVE,)
+        # A member known by name only (port 0) has no address to reach.
+        candidates = [m for m in self.members.values() if m.state in states and m.name != self.name and m.port]
+        return self._rng.sample(candidates, min(count, len(candidates)))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq

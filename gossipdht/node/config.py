@@ -1,0 +1,194 @@
+"""A node's configuration: defaults, the TOML config file, and validation.
+
+Every setting has one name, used both as the long command-line option and as the
+key in the config file (``data-dir = "/var/lib/gossipdht/a"``).  Command-line values
+win over the file; the file wins over defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from gossipdht.core.address import Address, AddressError, parse_address
+from gossipdht.storage import ENGINES
+
+LOG_FORMATS = ("text", "json")
+MAX_NAME_LENGTH = 255
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message names it and fits on one line."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    port: int
+    gossip_port: int
+    bind: str
+    advertise: str
+    data_dir: str
+    storage: str
+    replicas: int
+    read_quorum: int
+    write_quorum: int
+    max_value_bytes: int
+    log_format: str
+    reap_after: float = 300.0
+    anti_entropy_interval: float = 30.0
+    tombstone_grace: float = 86400.0
+    rebalance_delay: float = 60.0
+    max_clock_offset: float = 0.5
+    join: tuple[Address, ...] = field(default=())
+
+    def describe(self) -> str:
+        """The effective configuration, on one line, for the start-up log."""
+        seeds = ",".join(map(str, self.join)) or "none"
+        return (
+            f"name={self.name} http={Address(self.bind, self.port)} gossip-udp={self.gossip_port} "
+            f"advertise={self.advertise} "
+            f"storage={self.storage} data-dir={self.data_dir} replicas={self.replicas} "
+            f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
+            f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
+            f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
+            f"rebalance-delay={self.rebalance_delay:g} max-clock-offset={self.max_clock_offset * 1000:g} "
+            f"join={seeds} "
+            f"log-format={self.log_format}"
+        )
+
+
+SETTINGS = (
+    "name", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
+    "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
+    "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
+    "max-clock-offset",
+)
+DEFAULTS: Mapping[str, Any] = {
+    "port": 8080,
+    "bind": "127.0.0.1",
+    "storage": "sqlite",
+    "replicas": 3,
+    "max-value-bytes": 1 << 20,
+    "log-format": "text",
+    "reap-after": 300,
+    "anti-entropy-interval": 30,
+    "tombstone-grace": 86400,
+    "rebalance-delay": 60,
+    "max-clock-offset": 500,
+    "join": [],
+}
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The settings in a TOML file; unknown keys are refused so that typos show."""
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"--config: cannot read {path}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config: {path} is not valid TOML: {e}") from None
+    for key in values:
+        if key not in SETTINGS:
+            raise ConfigError(f"--config: {path}: unknown setting {key!r}")
+    return values
+
+
+def build_config(
+    command_line: Mapping[str, Any], config_file: Optional[Mapping[str, Any]] = None
+) -> NodeConfig:
+    """Merge command line (values that are None were not given), file and defaults."""
+    merged = dict(DEFAULTS)
+    merged.update(config_file or {})
+    merged.update({k: v for k, v in command_line.items() if v is not None and v != []})
+
+    port = _integer(merged, "port", 1, 65535)
+    bind = _ip_address(merged["bind"], "bind")
+    advertise = str(merged.get("advertise") or bind)
+    if not advertise or _is_unspecified(advertise):
+        raise ConfigError(
+            f"--advertise: {advertise or 'an empty address'} cannot be reached by other nodes; "
+            "give the address they should use"
+        )
+    name = str(merged.get("name") or Address(advertise, port))
+    if len(name.encode()) > MAX_NAME_LENGTH or not name.isprintable() or " " in name:
+        raise ConfigError(f"--name: {name!r} must be 1 to {MAX_NAME_LENGTH} printable bytes, no spaces")
+    storage = str(merged["storage"])
+    if storage not in ENGINES:
+        raise ConfigError(f"--storage: {storage!r} is not one of {', '.join(ENGINES)}")
+    replicas = _integer(merged, "replicas", 1, 64)
+    majority = replicas // 2 + 1
+    read_quorum = _integer(merged, "read-quorum", 1, replicas, majority)
+    write_quorum = _integer(merged, "write-quorum", 1, replicas, majority)
+    log_format = str(merged["log-format"])
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"--log-format: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    join = merged["join"]
+    if isinstance(join, str):
+        join = [join]
+    if not isinstance(join, (list, tuple)):
+        raise ConfigError(f"--join: {join!r} is not a list of HOST:PORT")
+    reap_after = _integer(merged, "reap-after", 1, 30 * 86400)
+    # A dead member that was reaped is forgotten, and so off the ring, whatever the delay.
+    rebalance_delay = _integer(merged, "rebalance-delay", 0, reap_after)
+    try:
+        seeds = tuple(parse_address(seed, "join") for seed in join)
+    except AddressError as e:
+        raise ConfigError(str(e)) from None
+    return NodeConfig(
+        name=name,
+        port=port,
+        gossip_port=_integer(merged, "gossip-port", 1, 65535, port),
+        bind=bind,
+        advertise=advertise,
+        data_dir=str(merged.get("data-dir") or os.path.join("gossipdht-data", name)),
+        storage=storage,
+        replicas=replicas,
+        read_quorum=read_quorum,
+        write_quorum=write_quorum,
+        max_value_bytes=_integer(merged, "max-value-bytes", 1, 1 << 30),
+        log_format=log_format,
+        reap_after=reap_after,
+        anti_entropy_interval=_integer(merged, "anti-entropy-interval", 1, 86400),
+        tombstone_grace=_integer(merged, "tombstone-grace", 1, 365 * 86400),
+        rebalance_delay=rebalance_delay,
+        max_clock_offset=_integer(merged, "max-clock-offset", 1, 86_400_000) / 1000,
+        join=seeds,
+    )
+
+
+def _integer(values: Mapping[str, Any], setting: str, low: int, high: int, default: Optional[int] = None) -> int:
+    raw = values.get(setting, default)
+    if raw is None:
+        raw = default
+    try:
+        number = int(raw)
+        if isinstance(raw, float) or str(raw).strip() != str(number):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{setting}: {raw!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise ConfigError(f"--{setting}: {number} is outside {low}..{high}")
+    return number
+
+
+def _ip_address(text: Any, setting: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(text)))
+    except ValueError:
+        raise ConfigError(f"--{setting}: {text!r} is not an IP address") from None
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False

@@ -1,0 +1,232 @@
+"""A node, assembled: storage, coordinator and the HTTP API under one service."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict
+
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
+from twisted.python.failure import Failure
+
+import gossipdht
+from gossipdht.core.address import Address
+from gossipdht.core.hlc import HybridLogicalClock
+from gossipdht.core.ring import Ring
+from gossipdht.data.committer import GroupCommitter
+from gossipdht.data.coordinator import Coordinator
+from gossipdht.data.hints import HintedHandoff
+from gossipdht.data.rebalance import Rebalancer
+from gossipdht.data.replica import LocalReplica, Replicas
+from gossipdht.data.stats import DataStats
+from gossipdht.membership.member import SwimConfig
+from gossipdht.net.cluster import Cluster, ClusterError
+from gossipdht.net.peer import PeerClient
+from gossipdht.net.remotereplica import RemoteReplica
+from gossipdht.net.rpc import RpcClient, max_frame_bytes
+from gossipdht.net.settlement import Settlement
+from gossipdht.node.config import NodeConfig
+from gossipdht.node.reactorlag import ReactorLag
+from gossipdht.node.snapshot import Snapshot
+from gossipdht.node.snapshot import load as load_snapshot
+from gossipdht.storage import open_store
+from gossipdht.web.api import RestAPI
+
+#: How long ``POST /dht/join``, ``/dht/leave`` and ``/dht/remove`` wait for data to move
+#: before they answer 504.
+DATA_MOVE_SECONDS = 300.0
+#: How often a thread copies the store's write-ahead log into the database.
+CHECKPOINT_SECONDS = 0.5
+#: Start-up joins retry with exponential backoff, up to this many seconds apart.
+MAX_JOIN_BACKOFF = 30.0
+
+
+class StartupError(SystemExit):
+    """Ends start-up with one line on stderr and exit status 1, no traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"gossipdht: {message}")
+
+
+class Part(Service):
+    """A part of the node with its own timers (``start`` and ``stop``), as a child service."""
+
+    def __init__(self, part) -> None:
+        self.part = part
+
+    def startService(self) -> None:
+        super().startService()
+        self.part.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.part.stop()
+
+
+class NodeService(MultiService):
+    log = Logger()
+
+    def __init__(self, config: NodeConfig, reactor=None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self._reactor = reactor
+        try:
+            self.store = open_store(config.storage, config.data_dir)
+        except Exception as e:
+            raise StartupError(f"--data-dir: cannot open storage in {config.data_dir}: {e}") from None
+        self.committer = GroupCommitter(self.store, reactor, deferToThread)
+        self.peers = PeerClient(reactor)
+        try:
+            advertised_ip = socket.getaddrinfo(config.advertise, None)[0][4][0]
+        except OSError as e:
+            raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
+        self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers,
+                               SwimConfig(reap_after=config.reap_after), rebalance_delay=config.rebalance_delay,
+                               max_clock_offset=config.max_clock_offset)
+        self.stats = DataStats()
+        clock = HybridLogicalClock(reactor.seconds, self.store.reserved_timestamp(), self.store.reserve_timestamp)
+        local = LocalReplica(config.name, self.store, self.committer, clock, self.stats, deferToThread)
+        self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes))
+        self.replicas = Replicas(local, self.cluster.api_address,
+                                 lambda name, address: RemoteReplica(name, address, self.rpc, reactor))
+        # The ring and its members that are down are replaced on every change.
+        ring = lambda: self.cluster.ring  # noqa: E731
+        down = lambda: self.cluster.down  # noqa: E731
+        self.settlement = Settlement(config.name, self.peers, reactor, lambda: self.rebalancer.transfers(),
+                                     self.cluster.others, lambda: self.cluster.ring.checksum)
+        self.rebalancer = Rebalancer(config.name, ring, down, self.replicas, config.replicas, reactor, self.stats,
+                                     config.anti_entropy_interval, config.tombstone_grace, self.settlement.agreed)
+        self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
+                                       config.read_quorum, config.write_quorum, self.stats, down,
+                                       self.settlement.unsettled, lambda: self.cluster.clock_trouble,
+                                       lambda: (self.settlement.generation, self.rebalancer.settled_rounds))
+        self.hints = HintedHandoff(ring, down, self.replicas, config.replicas, self.stats, reactor)
+        self.cluster.on_ring_change.append(self.rebalancer.ring_changed)
+        local.on_push = self.rebalancer.pushed
+        self.cluster.data_moved = self._data_moved
+        self.cluster.before_leave = self._hand_data_off
+        self.lag = ReactorLag(reactor)
+        self.lag.setServiceParent(self)
+        api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
+                      config.replicas, self.settlement, self.lag.stats)
+        self.site = api.site()
+        self.snapshot = None
+        if config.storage == "sqlite":  # a durable node remembers its cluster
+            self.snapshot = Snapshot(os.path.join(config.data_dir, "members.json"), self._other_members, reactor)
+            self.cluster.on_change.append(self.snapshot.changed)
+        self.port = None
+        self.udp = None
+        self._joining: Deferred | None = None
+        # Started in this order, stopped in the reverse one, by MultiService.
+        for part in (self.cluster, self.rebalancer, self.settlement, self.hints):
+            Part(part).setServiceParent(self)
+        if self.store.threaded:
+            self.checkpoints = TimerService(CHECKPOINT_SECONDS, self._checkpoint)
+            self.checkpoints.clock = reactor
+            # Stopping waits for a checkpoint in progress: the store must not close under it.
+            self.checkpoints.setServiceParent(self)
+
+    def setServiceParent(self, parent) -> None:
+        # twistd starts logging after it built the application: a log observer set as
+        # the application's component is the one it uses (as in a .tac file).
+        if self.config.log_format == "json" and hasattr(parent, "setComponent"):
+            import sys
+
+            parent.setComponent(ILogObserver, jsonFileLogObserver(sys.stdout))
+        super().setServiceParent(parent)
+
+    def privilegedStartService(self) -> None:
+        try:
+            self.port = self._reactor.listenTCP(self.config.port, self.site, interface=self.config.bind)
+        except CannotListenError as e:
+            raise StartupError(
+                f"--port: cannot listen on {Address(self.config.bind, self.config.port)}: {e.socketError}"
+            ) from None
+        try:
+            self.udp = self._reactor.listenUDP(self.config.gossip_port, self.cluster.protocol,
+                                               interface=self.config.bind)
+        except CannotListenError as e:
+            self.port.stopListening()
+            raise StartupError(
+                f"--gossip-port: cannot listen on UDP {Address(self.config.bind, self.config.gossip_port)}: "
+                f"{e.socketError}"
+            ) from None
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        super().startService()
+        self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
+                      config=self.config.describe())
+        seeds = list(self.config.join)
+        if not seeds and self.snapshot is not None:
+            seeds = load_snapshot(os.path.join(self.config.data_dir, "members.json"))
+            if seeds:
+                self.log.info("rejoining the {count} members this node knew before it stopped", count=len(seeds))
+        if seeds:
+            self._joining = ensureDeferred(self._join_at_start(seeds))
+
+    async def _data_moved(self, members, checksum, down) -> None:
+        pending = await self.settlement.wait(members, checksum, down, DATA_MOVE_SECONDS)
+        if pending:
+            raise ClusterError(504, "membership changed, but data is still to move; it goes on in the "
+                               "background: " + "; ".join(pending))
+
+    async def _hand_data_off(self, others: list[str]) -> None:
+        if not await self.rebalancer.hand_off(Ring(others)):
+            raise ClusterError(503, "could not hand this node's data to the other members; still a member")
+
+    def _data_stats(self) -> dict:
+        live, tombstones = self.store.counts()
+        return {**asdict(self.stats), "keys_held": live, "tombstones_held": tombstones,
+                "hints_pending": self.hints.pending()}
+
+    def _other_members(self):
+        return [(m.name, Address(m.host, m.api_port)) for m in self.cluster.live_members() if m.name != self.cluster.name]
+
+    async def _join_at_start(self, seeds: list[Address]) -> None:
+        """Join through the seeds, retrying with backoff until one answers."""
+        delay = 0.5
+        while self.running:
+            try:
+                message = await self.cluster.join(seeds)
+            except ClusterError as e:
+                self.log.warn("join through {seeds} failed ({error}); retrying in {delay:.1f} s",
+                              seeds=", ".join(map(str, seeds)), error=e, delay=delay)
+                await deferLater(self._reactor, delay, lambda: None)
+                delay = min(delay * 2, MAX_JOIN_BACKOFF)
+            else:
+                self.log.info("{message}", message=message)
+                return
+
+    def _checkpoint(self) -> Deferred[None]:
+        """The store's checkpoint, in a thread; a failure is logged and the next one tried."""
+        def failed(failure: Failure) -> None:
+            self.log.failure("storage checkpoint failed", failure)
+
+        return deferToThread(self.store.checkpoint).addErrback(failed)
+
+    def stopService(self) -> Deferred[None]:
+        return ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        if self._joining is not None:
+            self._joining.cancel()
+        await super().stopService()
+        if self.udp is not None:
+            await self.udp.stopListening()
+        if self.port is not None:
+            await self.port.stopListening()
+        await self.peers.close()
+        self.rpc.close()
+        if self.snapshot is not None:
+            self.snapshot.write()
+        await self.committer.drain()
+        self.store.close()

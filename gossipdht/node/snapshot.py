@@ -1,0 +1,59 @@
+"""The members a node last knew, kept on disk so that a restarted node rejoins them.
+
+Like Serf's snapshot: written (at most once a second) whenever the member list changes,
+so it follows graceful leaves too: a node that left holds an empty snapshot and a
+restart keeps it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from gossipdht.core.address import Address
+
+DELAY_SECONDS = 1.0
+
+
+def load(path: str) -> list[Address]:
+    """The addresses in the snapshot; none if it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [Address(str(m["host"]), int(m["port"])) for m in json.load(f)["members"]]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        Snapshot.log.warn("ignoring unreadable member snapshot {path}: {error}", path=path, error=e)
+        return []
+
+
+class Snapshot:
+    log = Logger()
+
+    def __init__(self, path: str, members, clock) -> None:
+        """``members()`` gives (name, Address) of the other live members when it is written."""
+        self._path = path
+        self._members = members
+        self._clock = clock
+        self._call: Optional[IDelayedCall] = None
+
+    def changed(self) -> None:
+        if self._call is None:
+            self._call = self._clock.callLater(DELAY_SECONDS, self.write)
+
+    def write(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        members = [{"name": name, "host": a.host, "port": a.port} for name, a in self._members()]
+        temporary = self._path + ".tmp"
+        try:
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump({"members": members}, f)
+            os.replace(temporary, self._path)
+        except OSError as e:
+            self.log.warn("cannot write the member snapshot {path}: {error}", path=self._path, error=e)

@@ -1,0 +1,69 @@
+"""``twistd gossipdht``: command-line options and the service they make."""
+
+from __future__ import annotations
+
+import gc
+
+from twisted.python import usage
+
+from gossipdht.node.config import ConfigError, build_config, read_config_file
+from gossipdht.node.service import NodeService, StartupError
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = "Run one gossipdht node: a distributed hash table over RESTful HTTP."
+
+    # Defaults are None here so that a value from --config can tell it was not given.
+    optParameters = [
+        ["config", "c", None, "TOML file with settings (same names as these options)"],
+        ["name", None, None, "node name, unique in a cluster [default: ADVERTISE:PORT]"],
+        ["port", "p", None, "TCP port of the HTTP API [default: 8080]"],
+        ["gossip-port", None, None, "UDP port for gossip [default: PORT]"],
+        ["bind", None, None, "interface to listen on [default: 127.0.0.1]"],
+        ["advertise", None, None, "address other nodes use to reach this one [default: BIND]"],
+        ["data-dir", "d", None, "where this node keeps its data [default: ./gossipdht-data/NAME]"],
+        ["storage", None, None, "storage engine: sqlite (durable) or memory [default: sqlite]"],
+        ["replicas", "N", None, "copies of each key [default: 3]"],
+        ["read-quorum", "R", None, "replicas that answer a read [default: majority]"],
+        ["write-quorum", "W", None, "replicas that acknowledge a write [default: majority]"],
+        ["max-value-bytes", None, None, "largest value accepted [default: 1048576]"],
+        ["log-format", None, None, "text or json [default: text]"],
+        ["reap-after", None, None, "seconds before dead and left members are forgotten [default: 300]"],
+        ["anti-entropy-interval", None, None, "seconds between anti-entropy rounds [default: 30]"],
+        ["tombstone-grace", None, None, "seconds a deletion is remembered before purging [default: 86400]"],
+        ["rebalance-delay", None, None,
+         "seconds a failed member keeps its place on the ring before its data moves [default: 60]"],
+        ["max-clock-offset", None, None,
+         "milliseconds this node's clock may be off most others' before it stops coordinating writes "
+         "[default: 500]"],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["join"] = []
+
+    def opt_join(self, seed: str) -> None:
+        """HOST:PORT of a node to join at start-up (repeatable)"""
+        self["join"].append(seed)
+
+    def postOptions(self) -> None:
+        try:
+            from_file = read_config_file(self["config"]) if self["config"] else {}
+            self.node_config = build_config(
+                {k: v for k, v in self.items() if k != "config"}, from_file
+            )
+        except ConfigError as e:
+            raise StartupError(str(e)) from None
+
+
+def makeService(options: Options) -> NodeService:
+    from twisted.internet import reactor
+
+    # What the node built to start (modules, classes, the service: about 56,000 objects)
+    # lives as long as the process, yet each full collection of the cyclic garbage
+    # collector walked it: 22-32 ms of stall here, every second or two under load.
+    # Frozen, it is left out of collections.
+    reactor.callWhenRunning(gc.freeze)
+    return NodeService(options.node_config)
+

@@ -1,0 +1,119 @@
+"""etcd 3, what a user would pick instead, measured in the same run as gossipdht.
+
+When ``etcd`` is on the PATH (Debian: ``apt-get install etcd-server``), the benchmark
+starts three members on loopback with the defaults a user gets (each write is fsynced by
+a quorum before it is acknowledged, reads are linearizable), preloads the keys that the
+GET rows read, and drives member 1's JSON gateway with ``etcd.lua``.  The gateway takes
+keys and values in base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import shutil
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional, Sequence
+
+from gossipdht.tools.nodeprocess import HOST, free_port, stop_process
+
+MEMBERS = 3
+INSTALL = "etcd not found: apt-get install etcd-server"
+
+
+class EtcdError(Exception):
+    """etcd did not start, could not be reached, or answered something else than expected."""
+
+
+def etcd_path() -> Optional[str]:
+    return shutil.which("etcd")
+
+
+def etcd_version() -> str:
+    run = subprocess.run(["etcd", "--version"], capture_output=True, text=True, timeout=10)
+    match = re.search(r"etcd Version: (\S+)", run.stdout)
+    return match.group(1) if match else "unknown"
+
+
+def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: int) -> int:
+    """``MEMBERS`` members on ``HOST``, each stopped when ``stack`` closes; member 1's client port."""
+    ports = [(free_port(), free_port()) for _ in range(MEMBERS)]
+    cluster = ",".join(f"m{i}=http://{HOST}:{peer}" for i, (_, peer) in enumerate(ports, 1))
+    for i, (client, peer) in enumerate(ports, 1):
+        log = stack.enter_context(open(directory / f"etcd-m{i}.log", "wb"))
+        process = subprocess.Popen(
+            ["etcd", "--name", f"m{i}", "--data-dir", str(directory / f"etcd-m{i}"),
+             "--listen-client-urls", f"http://{HOST}:{client}", "--advertise-client-urls", f"http://{HOST}:{client}",
+             "--listen-peer-urls", f"http://{HOST}:{peer}", "--initial-advertise-peer-urls", f"http://{HOST}:{peer}",
+             "--initial-cluster", cluster, "--initial-cluster-state", "new",
+             "--max-txn-ops", str(max_txn_ops), "--log-level", "error"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(stop_process, process)
+    port = ports[0][0]
+    deadline = time.monotonic() + timeout
+    while not _healthy(port):
+        if time.monotonic() > deadline:
+            raise EtcdError(f"etcd did not become healthy in {timeout:.0f} s; see {directory / 'etcd-m1.log'}")
+        time.sleep(0.1)
+    return port
+
+
+def _healthy(port: int) -> bool:
+    try:
+        status, body = _call(port, "GET", "/health", None)
+        return status == 200 and json.loads(body).get("health") == "true"
+    except (EtcdError, ValueError):
+        return False
+
+
+def _call(port: int, method: str, path: str, message: Optional[dict], timeout: float = 60.0) -> tuple[int, bytes]:
+    """Status and body; EtcdError when etcd cannot be reached or breaks off."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        body = None if message is None else json.dumps(message).encode()
+        connection.request(method, path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise EtcdError(f"{path}: {e}") from None
+    finally:
+        connection.close()
+
+
+def _post(port: int, path: str, message: dict) -> dict:
+    """The JSON answer of a ``POST``; EtcdError for any status but 200."""
+    status, body = _call(port, "POST", path, message)
+    try:
+        if status == 200:
+            return json.loads(body)
+    except ValueError:
+        pass
+    raise EtcdError(f"{path} answered {status}: {body[:200]!r}")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def put_many(port: int, items: Sequence[tuple[str, str]]) -> None:
+    """The items in one transaction (at most ``max_txn_ops`` of them)."""
+    _post(port, "/v3/kv/txn", {"success": [{"requestPut": {"key": _b64(key), "value": _b64(value)}}
+                                           for key, value in items]})
+
+
+def value(port: int, key: str) -> Optional[str]:
+    """The value stored at ``key``, or None."""
+    found = _post(port, "/v3/kv/range", {"key": _b64(key)}).get("kvs")
+    return base64.b64decode(found[0]["value"]).decode() if found else None
+
+
+def count(port: int, prefix: str) -> int:
+    """How many keys start with ``prefix``."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return int(_post(port, "/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(end), "count_only": True})
+               .get("count", 0))

@@ -1,0 +1,309 @@
+"""The public REST API, served by Klein (single-key requests: ``keyresource``).
+
+Handlers are thin: they parse and check the request, ask the coordinator, and turn
+the answer into HTTP.  Every client mistake gets a 4xx with a one-line text body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Iterator, Optional
+
+from klein import Klein
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import TaskDone, TaskStopped, cooperate
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
+
+from gossipdht.core import bulk
+from gossipdht.core.address import Address, AddressError, parse_seeds
+from gossipdht.data.coordinator import Coordinator, QuorumError
+from gossipdht.data.replica import LocalReplica
+from gossipdht.net import rpc
+from gossipdht.net.cluster import Cluster, ClusterError
+from gossipdht.net.messages import BadMessage
+from gossipdht.net.remotereplica import handlers
+from gossipdht.net.rpc import RpcResource
+from gossipdht.net.settlement import Settlement, as_text
+from gossipdht.web.http import ClientError, header_values, key_from_path, plain, quorum
+from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
+from gossipdht.web.site import Site
+
+LISTING_PAGE = 1000
+OWNERS_PREFIX = b"/dht/owners/"
+BULK_PARSERS = {bulk.TSV.encode(): bulk.parse_tsv, bulk.JSON.encode(): bulk.parse_json}
+
+
+class RestAPI:
+    app = Klein()
+    app.url_map.merge_slashes = False
+    log = Logger()
+
+    def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
+                 data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
+                 settlement: Settlement, reactor_stats: Callable[[], dict] = dict) -> None:
+        self.coordinator = coordinator
+        self.cluster = cluster
+        self.settlement = settlement
+        self.local = local
+        self.data_stats = data_stats
+        self.reactor_stats = reactor_stats
+        self.max_value_bytes = max_value_bytes
+        self.replicas = replicas
+
+    def site(self) -> Site:
+        """The node's HTTP site: Klein's resource, with single-key requests going to the
+        plain ``KeyResource`` and calls between nodes to ``RpcResource``."""
+        return Site(self.app.resource(), self.max_value_bytes, prefixes={
+            KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas),
+            rpc.PATH: RpcResource(handlers(self.local), rpc.max_frame_bytes(self.max_value_bytes)),
+        })
+
+    # -- keys ----------------------------------------------------------------------
+
+    @app.route("/db")
+    def keys(self, request: IRequest):
+        # Every method routes here, or werkzeug would redirect DELETE /db to /db/.
+        if request.method == b"POST":
+            return self._bulk_write(request)
+        if request.method not in (b"GET", b"HEAD"):
+            raise MethodNotAllowed(valid_methods=["GET", "HEAD", "POST"])
+        return self._list_keys(request)
+
+    async def _bulk_write(self, request: IRequest) -> bytes:
+        """Many keys in one request: 200 when all were written, 503 when some were not."""
+        w = quorum(request, b"w", self.replicas)
+        media_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        parse = BULK_PARSERS.get(media_type)
+        if parse is None:
+            raise ClientError(415, f"a bulk write is {bulk.TSV} or {bulk.JSON}")
+        try:
+            items = parse(request.content.read(), self.max_value_bytes)
+        except bulk.BadBulk as e:
+            raise ClientError(400, str(e)) from None
+        errors = await self.coordinator.put_many(items, bulk.CONTENT_TYPE, w)
+        request.setResponseCode(503 if errors else 200)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"stored": len(items) - len(errors), "errors": errors}).encode() + b"\n"
+
+    def _list_keys(self, request: IRequest):
+        scope = request.args.get(b"scope", [b"primary"])[-1]
+        if scope not in (b"primary", b"replica"):
+            raise ClientError(400, "scope must be primary (the default) or replica")
+        pages = self._pages(primary_only=scope == b"primary")
+        if _wants_json(request):
+            request.setHeader(b"content-type", b"application/json")
+            chunks = _json_listing(pages)
+        else:
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            chunks = _text_listing(pages)
+        if request.method == b"HEAD":
+            return b""
+        return _stream(request, chunks)
+
+    def _pages(self, primary_only: bool) -> Iterator[list[str]]:
+        after: Optional[str] = None
+        while True:
+            page = self.coordinator.keys(after, LISTING_PAGE, primary_only)
+            if not page:
+                return
+            yield page
+            after = page[-1]
+
+    # -- cluster and health --------------------------------------------------------
+
+    @app.route("/dht/peers", methods=["GET", "HEAD"])
+    def peers(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return "\r\n".join(self.cluster.peers()).encode()
+
+    @app.route("/dht/members", methods=["GET", "HEAD"])
+    def members(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(self.cluster.members()).encode()
+
+    @app.route("/dht/stats", methods=["GET", "HEAD"])
+    def stats(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats(),
+                           "reactor": self.reactor_stats()}).encode()
+
+    @app.route("/dht/ring", methods=["GET", "HEAD"])
+    def ring(self, request: IRequest) -> bytes:
+        ring = self.cluster.ring
+        shares = ring.shares()
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({
+            "checksum": ring.checksum, "vnodes": ring.vnodes,
+            "members": [{"name": name, "share": round(shares[name], 6)} for name in ring.members],
+        }).encode()
+
+    @app.route("/dht/owners/", branch=True, methods=["GET", "HEAD"])
+    def owners(self, request: IRequest) -> bytes:
+        """The "Owns" operation: the key's preference list, in order."""
+        owners = self.cluster.owners(key_from_path(request, OWNERS_PREFIX), self.replicas)
+        if _wants_json(request):
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners]).encode()
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return "\r\n".join(f"{m.name} {Address(m.host, m.api_port)}" for m in owners).encode()
+
+    @app.route("/dht/join", methods=["POST", "PUT"])
+    async def join(self, request: IRequest) -> bytes:
+        try:
+            seeds = parse_seeds(request.content.read().decode("utf-8"))
+        except (AddressError, UnicodeDecodeError) as e:
+            raise ClientError(400, f"bad join request: {e}") from None
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (await self.cluster.join(seeds)).encode() + b"\n"
+
+    @app.route("/dht/transfers", methods=["GET", "HEAD"])
+    async def transfers(self, request: IRequest) -> bytes:
+        """What this node (``?cluster=1``: every member) still moves, and the ring it settled."""
+        cluster = request.args.get(b"cluster", [b"0"])[-1]
+        if cluster not in (b"0", b"1"):
+            raise ClientError(400, "cluster must be 0 or 1")
+        reports = [self.settlement.report(self.cluster.name)]
+        if cluster == b"1":
+            others = self.cluster.others()
+            answers = await self.settlement.ask(others)
+            reports += [answers[m.name] or {"node": m.name, "unreachable": True} for m in others]
+        if _wants_json(request):
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(reports if cluster == b"1" else reports[0]).encode() + b"\n"
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return "".join(f"{r['node']} did not answer\n" if r.get("unreachable") else as_text(r)
+                       for r in reports).encode()
+
+    @app.route("/dht/remove", methods=["POST"])
+    async def remove(self, request: IRequest) -> bytes:
+        """Take a dead member off the ring now (its name is the body), without waiting
+        for the rebalance delay; answers once its data has new owners."""
+        try:
+            name = request.content.read().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ClientError(400, "the body is a member's name, in UTF-8") from None
+        if not name:
+            raise ClientError(400, "the body is the name of the member to remove")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (await self.cluster.remove(name)).encode() + b"\n"
+
+    @app.route("/dht/leave", methods=["GET", "POST"])
+    async def leave(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        if request.method == b"HEAD":  # HEAD must not act
+            return b""
+        return (await self.cluster.leave()).encode() + b"\n"
+
+    # -- between nodes -------------------------------------------------------------
+
+    @app.route("/internal/pushpull", methods=["POST"])
+    def push_pull(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"application/msgpack")
+        return self.cluster.answer_push_pull(request.content.read())
+
+    @app.route("/internal/ping/<path:name>", methods=["GET"])
+    def ping(self, request: IRequest, name: str) -> bytes:
+        if name != self.cluster.name:
+            raise ClientError(404, f"this node is not {name}")
+        return b""
+
+    @app.route("/health", methods=["GET", "HEAD"])
+    def health(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"OK"
+
+    # -- errors --------------------------------------------------------------------
+
+    @app.handle_errors(ClientError, ClusterError, QuorumError)
+    def client_error(self, request: IRequest, failure) -> bytes:
+        return plain(request, failure.value.code, str(failure.value))
+
+    @app.handle_errors(BadMessage)
+    def bad_message(self, request: IRequest, failure) -> bytes:
+        return plain(request, 400, f"bad internal message: {failure.value}")
+
+    @app.handle_errors(NotFound, RequestRedirect)
+    def not_found(self, request: IRequest, failure) -> bytes:
+        return plain(request, 404, "no such resource")
+
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self, request: IRequest, failure) -> bytes:
+        request.setHeader(b"allow", ", ".join(failure.value.valid_methods).encode())
+        return plain(request, 405, f"method {request.method.decode('latin-1')} not allowed here")
+
+    @app.handle_errors(CancelledError)
+    def cancelled(self, request: IRequest, failure) -> None:
+        """The client went away; there is nobody to answer."""
+
+    @app.handle_errors(Exception)
+    def internal_error(self, request: IRequest, failure) -> bytes:
+        self.log.failure("error answering {method} {path}", failure,
+                         method=request.method, path=request.path)
+        return plain(request, 500, "internal error; the node's log has the details")
+
+
+def _wants_json(request: IRequest) -> bool:
+    """``?format=json``, or JSON named in ``Accept``."""
+    return request.args.get(b"format") == [b"json"] or b"application/json" in b"".join(
+        header_values(request, b"accept")
+    )
+
+
+def _text_listing(pages: Iterator[list[str]]) -> Iterator[bytes]:
+    separator = b""
+    for page in pages:
+        yield separator + "\r\n".join(page).encode()
+        separator = b"\r\n"
+
+
+def _json_listing(pages: Iterator[list[str]]) -> Iterator[bytes]:
+    separator = b"["
+    for page in pages:
+        yield separator + ",".join(json.dumps(key) for key in page).encode()
+        separator = b","
+    yield b"[]" if separator == b"[" else b"]"
+
+
+class _ListingProducer:
+    """Writes a listing chunk by chunk, pausing while the client reads slowly."""
+
+    def __init__(self, request: IRequest, chunks: Iterator[bytes]) -> None:
+        self._task = cooperate(self._write(request, chunks))
+
+    @staticmethod
+    def _write(request: IRequest, chunks: Iterator[bytes]) -> Iterator[None]:
+        for chunk in chunks:
+            request.write(chunk)
+            yield None
+
+    def pauseProducing(self) -> None:
+        self._task.pause()
+
+    def resumeProducing(self) -> None:
+        self._task.resume()
+
+    def stopProducing(self) -> None:
+        try:
+            self._task.stop()
+        except TaskDone:
+            pass
+
+    def whenDone(self):
+        return self._task.whenDone()
+
+
+def _stream(request: IRequest, chunks: Iterator[bytes]):
+    producer = _ListingProducer(request, chunks)
+    request.registerProducer(producer, True)
+
+    def finished(result):
+        request.unregisterProducer()
+        if isinstance(result, Failure):
+            result.trap(TaskStopped)  # the client disconnected
+        return None
+
+    return producer.whenDone().addBoth(finished)

@@ -1,0 +1,94 @@
+"""``/db/<key>``, the hot path of the API, as a plain twisted.web resource.
+
+Klein's routing (werkzeug URL matching, its request wrappers) cost about as much CPU per
+request as twisted.web's whole HTTP handling; single-key requests skip it.  Klein serves
+every other path (``RestAPI``); the site picks one of the two by path (``request.Site``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from gossipdht.data.coordinator import Coordinator, QuorumError
+from gossipdht.storage import Record
+from gossipdht.web.http import ClientError, etag, header_values, key_from_path, plain, quorum, value_from_body
+
+KEY_PREFIX = b"/db/"
+ALLOWED = b"GET, HEAD, PUT, POST, DELETE"
+
+
+class KeyResource(Resource):
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, coordinator: Coordinator, max_value_bytes: int, replicas: int) -> None:
+        super().__init__()
+        self.coordinator = coordinator
+        self.max_value_bytes = max_value_bytes
+        self.replicas = replicas
+
+    def render(self, request: IRequest):
+        try:
+            answer = self._start(request)
+        except ClientError as e:
+            return plain(request, e.code, str(e))
+        request.notifyFinish().addErrback(lambda _: answer.cancel())  # the client went away
+        answer.addCallbacks(self._answered, self._failed, callbackArgs=(request,), errbackArgs=(request,))
+        return NOT_DONE_YET
+
+    def _start(self, request: IRequest) -> Deferred:
+        method = request.method
+        if method not in (b"GET", b"HEAD", b"PUT", b"POST", b"DELETE"):
+            request.setHeader(b"allow", ALLOWED)
+            raise ClientError(405, f"method {method.decode('latin-1')} not allowed here")
+        key = key_from_path(request, KEY_PREFIX)
+        if method in (b"GET", b"HEAD"):
+            return self.coordinator.get(key, quorum(request, b"r", self.replicas)).addCallback(_read, request)
+        w = quorum(request, b"w", self.replicas)
+        if method == b"DELETE":
+            written = self.coordinator.delete(key, w)
+        else:
+            value, content_type = value_from_body(request, self.max_value_bytes)
+            written = self.coordinator.put(key, value, content_type, w)
+        return written.addCallback(_written, request)
+
+    @staticmethod
+    def _answered(body: bytes, request: IRequest) -> None:
+        request.write(body)
+        request.finish()
+
+    def _failed(self, failure: Failure, request: IRequest) -> None:
+        if failure.check(CancelledError):
+            return  # nobody to answer
+        if failure.check(QuorumError):
+            self._answered(plain(request, 503, str(failure.value)), request)
+            return
+        self.log.failure("error answering {method} {path}", failure, method=request.method, path=request.path)
+        self._answered(plain(request, 500, "internal error; the node's log has the details"), request)
+
+
+def _written(record: Record, request: IRequest) -> bytes:
+    request.setResponseCode(204)
+    request.setHeader(b"etag", etag(record))
+    return b""
+
+
+def _read(record: Optional[Record], request: IRequest) -> bytes:
+    if record is None:
+        request.setResponseCode(404)
+        return b""
+    tag = etag(record)
+    request.setHeader(b"etag", tag)
+    if tag in header_values(request, b"if-none-match"):
+        request.setResponseCode(304)
+        return b""
+    request.setHeader(b"content-type", record.content_type.encode("latin-1"))
+    request.setHeader(b"content-length", b"%d" % len(record.value))
+    return record.value

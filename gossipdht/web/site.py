@@ -1,0 +1,139 @@
+"""The HTTP request class: refuses oversized bodies before reading them.
+
+twisted.web reads a whole request body before any handler runs and sets no limit,
+so the limit is enforced here, where the body arrives: a declared Content-Length
+over the limit is answered with 413 at once, and a chunked body is cut off as soon
+as it passes the limit.  Either way the connection is closed, since the rest of
+the body is never read.
+
+The site also routes the hot paths itself: a request whose path starts with one of its
+``prefixes`` goes straight to that resource (see ``BoundedRequest.process``).
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from urllib.parse import unquote_to_bytes
+
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.http import datetimeToString
+from twisted.web.resource import Resource
+
+from gossipdht.core.batches import BATCH_BYTES
+
+_TOO_LARGE = b"request body larger than %d bytes\n"
+
+
+class BoundedRequest(server.Request):
+    #: Set by the site; the largest request body accepted, in bytes.
+    max_body_bytes = 1 << 20
+    #: Responses without a body (204, 404 of a missing key) carry no Content-Type.
+    defaultContentType = None
+
+    _refused = False
+    _received = 0
+
+    def body_limit(self) -> int:
+        """Form bodies (``value=...``) percent-encode the value: up to three bytes each.
+        Batches between nodes and bulk writes carry many values."""
+        # The request line is parsed before the headers, but ``self.path`` is only set
+        # once the body is in: the channel holds the path meanwhile.
+        path = getattr(self.channel, "_path", None) or getattr(self, "path", b"")
+        if path.startswith(b"/internal/") or path.split(b"?")[0] == b"/db":
+            return BATCH_BYTES + self.max_body_bytes
+        content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
+        if content_type.lower().startswith(b"application/x-www-form-urlencoded"):
+            return 3 * self.max_body_bytes + len(b"value=")
+        return self.max_body_bytes
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.body_limit():
+            self._refuse()
+        else:
+            super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.body_limit():
+            self._refuse()
+        else:
+            super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def process(self) -> None:
+        """A path with one of the site's prefixes is rendered by that resource, with less
+        of twisted.web's work per request: no resource traversal and no ``prepath`` or
+        ``postpath``, which it does not use, and a ``Date`` formatted once a second.
+        ``GET`` of single keys through one node: 1.10-1.12 times the rate (7 interleaved rounds)."""
+        site = self.channel.site
+        for prefix, resource in site.prefixes:
+            if self.path.startswith(prefix):
+                self.site = site
+                self.setHeader(b"server", server.version)
+                self.setHeader(b"date", site.date())
+                try:
+                    self.render(resource)
+                except BaseException:
+                    self.processingFailed(Failure())
+                return
+        # Routing decodes the path as UTF-8; refuse what it cannot decode here, quietly.
+        try:
+            unquote_to_bytes(self.path).decode("utf-8")
+        except UnicodeDecodeError:
+            self.setResponseCode(400)
+            self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            self.write(b"URL path is not valid UTF-8 once percent-decoded\n")
+            self.finish()
+        else:
+            super().process()
+
+    def _refuse(self) -> None:
+        self._refused = True
+        self.content = BytesIO()
+        # No "100 Continue" after the refusal: the client must not send the body.
+        self.requestHeaders.removeHeader(b"expect")
+        message = _TOO_LARGE % self.max_body_bytes
+        self.channel.transport.write(
+            b"HTTP/1.1 413 Payload Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(message), message)
+        )
+        self.channel.transport.loseConnection()
+
+
+class Site(server.Site):
+    """A site whose requests are bounded, with no per-request access log; paths that start
+    with one of ``prefixes`` go to its resource, the others to ``resource``."""
+
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(self, resource: Resource, max_body_bytes: int,
+                 prefixes: dict[bytes, Resource] | None = None, **kwargs) -> None:
+        request_class = type("BoundedRequest", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
+        super().__init__(resource, requestFactory=request_class, **kwargs)
+        self.prefixes = list((prefixes or {}).items())
+        self._date_second = -1
+        self._date = b""
+
+    def getContentFile(self, length: int | None) -> BytesIO:
+        """Request bodies are kept in memory, as twisted.web keeps those under 100 kB: the
+        requests are bounded, and their handlers read a body whole anyway.  (Without this
+        method twisted.web looked it up in vain, an AttributeError on every request.)"""
+        return BytesIO()
+
+    def date(self) -> bytes:
+        """The ``Date`` header of the current second."""
+        second = int(self.reactor.seconds())
+        if second != self._date_second:
+            self._date_second, self._date = second, datetimeToString(second)
+        return self._date
+
+    def log(self, request) -> None:
+        """Access logging is off: one log line per request costs more than it tells."""

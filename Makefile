@@ -1,11 +1,11 @@
-# The two commands of README.rst: `make run` and `make test`.
+# The commands of README.rst: `make run`, `make test` (everything) and `make check` (the fast layer).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8080
 NODES ?= 3
 
-.PHONY: run node test faults bench install clean
+.PHONY: run node test check lint faults bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,22 @@ node: install
 	@echo "gossipdht on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	$(BIN)/twistd --nodaemon --pidfile= gossipdht --port $(PORT) --data-dir gossipdht-data/node-$(PORT)
 
-test: install
+# The layer contracts of pyproject.toml and the lint.
+lint: install
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check gossipdht tests twisted
+
+test: lint
 	$(BIN)/python -m pytest
+
+# Unit and in-memory tests, without tests/integration/.
+check: lint
+	$(BIN)/python -m pytest -m "not integration" -q
 
 # The fault-injection cases with longer faults, printing their counts (needs root for ip netns).
 FAULT_SECONDS ?= 60
 faults: install
-	FAULT_SECONDS=$(FAULT_SECONDS) $(BIN)/python -m pytest tests/test_faults.py -s -q -p no:cacheprovider
+	FAULT_SECONDS=$(FAULT_SECONDS) $(BIN)/python -m pytest tests/integration/test_faults.py -s -q -p no:cacheprovider
 
 # Starts its own servers and clusters and drives them with wrk (apt-get install wrk).
 bench: install

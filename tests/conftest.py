@@ -17,6 +17,16 @@ import pytest_twisted
 from gossipdht.node.config import build_config
 from gossipdht.tools.nodeprocess import NodeProcess
 
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    # tests/integration/ starts node processes, network namespaces and whole clusters:
+    # `make check` leaves them out (-m "not integration"), `make test` runs them too.
+    for item in items:
+        if INTEGRATION in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
 
 def node_config(tmp_path, **overrides):
     """A valid configuration on ephemeral TCP and UDP ports (0, which only tests may use)."""

@@ -29,7 +29,7 @@ from gossipdht.core.hlc import COUNTER_BITS, Version
 from gossipdht.storage import Record, open_store, ring_order
 from gossipdht.tools.nodeprocess import NodeProcess, run_twistd
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def key_path(key: str) -> str:

@@ -13,7 +13,7 @@ from gossipdht.node.config import SETTINGS, build_config, read_config_file
 from gossipdht.node.tap import Options
 from gossipdht.tools.nodeprocess import TWISTD
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNIT = DEPLOY / "gossipdht@.service"
 EXAMPLE = DEPLOY / "node1.toml"
 INSTALLED_TWISTD = "/opt/gossipdht/bin/twistd"

@@ -75,7 +75,7 @@ def node(request, tmp_path):
 def http(node):
     from twisted.internet import reactor
 
-    return HTTP(reactor, node.port.getHost().port)
+    return HTTP(reactor, node.ports[0].getHost().port)
 
 
 @pytest.fixture

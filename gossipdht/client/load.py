@@ -15,7 +15,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
-from gossipdht.core.bulk import TSV, BadBulk, parse_tsv
+from gossipdht.core.bulk import BadBulk, parse_tsv
+from gossipdht.core.media import TSV
 
 BATCH_LINES = 1000
 CONNECTIONS = 4

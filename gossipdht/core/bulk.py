@@ -12,11 +12,6 @@ import json
 
 from gossipdht.core.keys import InvalidKey, check_key
 
-TSV = "text/tab-separated-values"
-JSON = "application/json"
-#: Values of a bulk write are text: they are stored with this Content-Type.
-CONTENT_TYPE = "text/plain; charset=utf-8"
-
 
 class BadBulk(ValueError):
     """The body cannot be used; the message (one line) names the first bad line or key."""

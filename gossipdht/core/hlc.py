@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional
 
 COUNTER_BITS = 16
-COUNTER_MASK = (1 << COUNTER_BITS) - 1
 #: Timestamps are below this: they fit SQLite's signed 64-bit integers, whose largest
 #: value stays free to mean "after every timestamp".
 TIMESTAMP_LIMIT = (1 << 63) - 1

@@ -26,6 +26,8 @@ def member_tokens(name: str, vnodes: int) -> tuple[int, ...]:
 
 
 class Ring:
+    """Consistent hashing with virtual nodes: tokens, owners of a key, preference lists of distinct members, a checksum."""
+
     def __init__(self, members: Iterable[str], vnodes: int = DEFAULT_VNODES) -> None:
         self.members = sorted(set(members))
         self.vnodes = vnodes

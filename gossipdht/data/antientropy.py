@@ -34,6 +34,8 @@ KEYS_PER_STEP = 2048
 
 @dataclass
 class Repaired:
+    """How many records one exchange pushed to the other replica and pulled from it."""
+
     pushed: int = 0
     pulled: int = 0
 

@@ -25,6 +25,8 @@ THREADED_ITEMS = 256
 
 
 class GroupCommitter:
+    """Writes of one reactor turn gathered into one store transaction, in a thread when the store allows."""
+
     def __init__(self, store: Store, clock: IReactorTime,
                  in_thread: Optional[Callable[..., Deferred]] = None) -> None:
         self._store = store

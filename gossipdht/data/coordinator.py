@@ -60,6 +60,8 @@ def _live(record: Optional[Record]) -> Optional[Record]:
 
 
 class Coordinator:
+    """Quorum reads and writes of a key across its replicas, with read repair, hints and reissues above newer versions."""
+
     def __init__(self, name: str, ring: Callable[[], Ring], replicas: Replicas, clock: HybridLogicalClock,
                  n: int, r: int, w: int, stats: DataStats,
                  down: Callable[[], frozenset[str]] = frozenset,

@@ -25,6 +25,8 @@ HINTS_PER_BATCH = 1000
 
 
 class HintedHandoff:
+    """Delivers the writes kept here for owners that were down, once they are back."""
+
     log = Logger()
 
     def __init__(self, ring: Callable[[], Ring], down: Callable[[], frozenset[str]], replicas: Replicas, n: int,

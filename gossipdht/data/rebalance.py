@@ -70,6 +70,8 @@ def merged(ranges: Sequence[TokenRange]) -> list[TokenRange]:
 
 
 class Rebalancer:
+    """Moves data after ring changes (handoffs and pulls), runs anti-entropy rounds and purges old tombstones."""
+
     log = Logger()
 
     def __init__(self, name: str, ring: Callable[[], Ring], down: Callable[[], frozenset[str]],

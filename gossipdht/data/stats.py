@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass
 class DataStats:
+    """Counters of the data layer, shown by ``GET /dht/stats``."""
+
     writes_coordinated: int = 0
     reads_coordinated: int = 0
     quorum_failures: int = 0

@@ -14,6 +14,8 @@ from gossipdht.membership.wire import Message, pack_message
 
 
 class BroadcastQueue:
+    """Membership updates waiting to be piggybacked, the least retransmitted first, one per member."""
+
     def __init__(self) -> None:
         self._items: dict[str, list] = {}  # member name -> [transmits, -order, message, packed]
         self._order = itertools.count()

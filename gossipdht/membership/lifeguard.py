@@ -14,6 +14,8 @@ import math
 
 
 class Suspicion:
+    """A suspicion's timeout, shrinking with each independent confirmation (Lifeguard)."""
+
     def __init__(self, start: float, accuser: str, k: int, min_timeout: float, max_timeout: float) -> None:
         self.start = start
         self._accusers = {accuser}

@@ -11,6 +11,8 @@ from gossipdht.membership.wire import MAX_DATAGRAM
 
 
 class State(str, Enum):
+    """Where a member stands: alive, suspect, dead or left."""
+
     ALIVE = "alive"
     SUSPECT = "suspect"
     DEAD = "dead"
@@ -45,6 +47,8 @@ class SwimConfig:
 
 @dataclass
 class Member:
+    """What this node knows of a member: addresses, incarnation, state and since when."""
+
     name: str
     host: str
     port: int  # gossip (UDP)
@@ -90,12 +94,16 @@ Outgoing = Union[Datagram, SyncRequest, StreamPing]
 
 
 class MemberEvent(NamedTuple):
+    """A member whose state changed, with the state before."""
+
     member: Member
     previous: Optional[State]  # None for a member seen for the first time
 
 
 @dataclass
 class Stats:
+    """Counters of the membership core: datagrams and bytes, refusals, refutations, syncs, stalls."""
+
     received: int = 0
     refused: int = 0
     sent: int = 0

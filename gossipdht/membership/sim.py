@@ -33,6 +33,8 @@ _TICK, _DELIVER, _SYNC, _STREAM_PING, _STREAM_ACK, _STALL, _RESUME = range(7)
 
 @dataclass
 class SimNode:
+    """One simulated node: its core, its address, and whether it runs or is stalled."""
+
     core: Membership
     address: tuple[str, int]
     running: bool = True
@@ -43,6 +45,8 @@ class SimNode:
 
 @dataclass
 class Results:
+    """What a simulated scenario measured."""
+
     scenario: str
     nodes: int
     loss: float
@@ -62,6 +66,8 @@ class Results:
 
 
 class Simulation:
+    """Many membership cores on one fake clock and a lossy fake network."""
+
     def __init__(
         self,
         nodes: int,

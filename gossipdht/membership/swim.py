@@ -85,6 +85,8 @@ class _Relay:
 
 
 class Membership:
+    """The SWIM state machine of one node: takes the time and datagrams, answers with datagrams and a deadline."""
+
     def __init__(
         self,
         name: str,

@@ -25,11 +25,15 @@ class WireError(ValueError):
 
 # Probes
 class Ping(NamedTuple):
+    """A direct probe."""
+
     seq: int
     target: str  # the name the sender means, so a reused address is not mistaken for it
 
 
 class Ack(NamedTuple):
+    """The answer to a probe."""
+
     seq: int
     #: The sender's wall clock, in milliseconds since the epoch (0: not said), from which
     #: the prober estimates the offset between their clocks.
@@ -37,6 +41,8 @@ class Ack(NamedTuple):
 
 
 class PingReq(NamedTuple):
+    """A request to probe a member on the sender's behalf."""
+
     seq: int
     target: str
     host: str
@@ -44,11 +50,15 @@ class PingReq(NamedTuple):
 
 
 class Nack(NamedTuple):
+    """A helper's word that the member it probed did not answer in time."""
+
     seq: int
 
 
 # Membership updates
 class Alive(NamedTuple):
+    """A member is alive at this incarnation, at these addresses."""
+
     name: str
     incarnation: int
     host: str
@@ -57,18 +67,24 @@ class Alive(NamedTuple):
 
 
 class Suspect(NamedTuple):
+    """A member is suspected of having failed."""
+
     name: str
     incarnation: int
     accuser: str
 
 
 class Dead(NamedTuple):
+    """A member is declared failed."""
+
     name: str
     incarnation: int
     accuser: str
 
 
 class Left(NamedTuple):
+    """A member left on purpose."""
+
     name: str
     incarnation: int
 

@@ -52,6 +52,8 @@ class ClusterError(Exception):
 
 
 class Cluster:
+    """The membership core on the reactor: its timers, UDP and TCP messages, joins, leaves and the ring."""
+
     log = Logger()
 
     def __init__(self, name: str, host: str, gossip_port: int, api_port: int, reactor,
@@ -129,6 +131,14 @@ class Cluster:
         self._ring_call = None
         self.log.info("rebalancing: the members dead for {delay:g} s leave the ring", delay=self._rebalance_delay)
         self._membership_changed()
+
+    def listening(self, gossip_port: int, api_port: int) -> None:
+        """The ports this node listens on, known once it listens (an option may say 0);
+        called before ``start``, so the core that announces them is still a new one."""
+        host = self._address[0]
+        if (gossip_port, api_port) != self._address[1:]:
+            self._address = (host, gossip_port, api_port)
+            self.core = self._new_core(int(self._reactor.seconds()))
 
     def start(self) -> None:
         self._reschedule()

@@ -28,6 +28,7 @@ from twisted.web.client import (
 
 from gossipdht.core.address import Address
 from gossipdht.core.errors import PeerError
+from gossipdht.net.idempotent import once_more
 
 #: What a transfers report holds at least.
 TRANSFERS_FIELDS = {"node", "ring", "settled", "sending", "receiving", "waiting"}
@@ -53,6 +54,8 @@ class _QuietFactory(_HTTP11ClientFactory):
 
 
 class PeerClient:
+    """HTTP requests to other nodes' APIs over one connection pool, each with a deadline."""
+
     def __init__(self, reactor) -> None:
         self._reactor = reactor
         self._pool = HTTPConnectionPool(reactor, persistent=True)
@@ -65,23 +68,22 @@ class PeerClient:
                       body: Optional[bytes] = None) -> tuple[int, bytes]:
         """(status, body) of one request to the peer's API."""
         url = _PlainURL.from_text(f"http://{Address(*address)}{path}")
-        for attempt in (1, 2):
-            try:
-                response = await self._http.request(method, url, data=body, timeout=timeout)
-                content = await treq.content(response).addTimeout(timeout, self._reactor)
-                return response.code, content
-            except ResponseNeverReceived as e:
-                if any(reason.check(CancelledError, DeferTimeout) for reason in e.reasons):
-                    raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
-                if attempt == 2:  # a pooled connection the peer had closed: retried once
-                    raise PeerError(f"{Address(*address)} closed the connection") from None
-            except (CancelledError, DeferTimeout, ConnectTimeout, ConnectingCancelledError):
-                # The last: the timeout ended a connection attempt that got no answer.
+
+        async def attempt() -> tuple[int, bytes]:
+            response = await self._http.request(method, url, data=body, timeout=timeout)
+            return response.code, await treq.content(response).addTimeout(timeout, self._reactor)
+        try:
+            return await once_more(attempt, _closed_before_the_answer)
+        except ResponseNeverReceived as e:
+            if _timed_out(e):
                 raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
-            except (ConnectError, ResponseFailed) as e:
-                reason = getattr(e, "osError", None) or type(e).__name__
-                raise PeerError(f"{Address(*address)}: {reason}") from None
-        raise AssertionError("unreachable")
+            raise PeerError(f"{Address(*address)} closed the connection") from None
+        except (CancelledError, DeferTimeout, ConnectTimeout, ConnectingCancelledError):
+            # The last: the timeout ended a connection attempt that got no answer.
+            raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
+        except (ConnectError, ResponseFailed) as e:
+            reason = getattr(e, "osError", None) or type(e).__name__
+            raise PeerError(f"{Address(*address)}: {reason}") from None
 
     async def push_pull(self, address: tuple[str, int], state: bytes, timeout: float) -> bytes:
         status, body = await self.request("POST", address, "/internal/pushpull", timeout, state)
@@ -114,3 +116,12 @@ class PeerClient:
 
     def close(self):
         return self._pool.closeCachedConnections()
+
+
+def _timed_out(error: ResponseNeverReceived) -> bool:
+    return any(reason.check(CancelledError, DeferTimeout) for reason in error.reasons)
+
+
+def _closed_before_the_answer(error: Exception) -> bool:
+    """A pooled connection the peer had closed: the request never got an answer."""
+    return isinstance(error, ResponseNeverReceived) and not _timed_out(error)

@@ -30,9 +30,11 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from gossipdht.core import media
 from gossipdht.core.address import Address
 from gossipdht.core.batches import BATCH_BYTES
 from gossipdht.core.errors import PeerError
+from gossipdht.net.idempotent import once_more
 from gossipdht.net.messages import BadMessage
 
 PATH = b"/internal/rpc"
@@ -113,7 +115,7 @@ class RpcResource(Resource):
         if (request.getHeader(b"upgrade") or b"").lower() != PROTOCOL:
             request.setResponseCode(426)
             request.setHeader(b"upgrade", PROTOCOL)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"content-type", media.TEXT.encode())
             return b"this path speaks " + PROTOCOL + b" only, after an HTTP Upgrade\n"
         # Take the connection from twisted.web (as autobahn's WebSocketResource does):
         # the HTTP channel must neither time it out nor answer this request.
@@ -214,18 +216,15 @@ class RpcClient:
         """The answer's body; PeerError when the peer cannot be reached, times out or
         answers with another status than 200.  Calls are idempotent: one whose
         connection was lost before the answer is made again, once, on a new one."""
-        for attempt in (1, 2):
-            try:
-                client = await self._client(address).ready().addTimeout(timeout, self._reactor)
-                status, answer = await client.call(method, body).addTimeout(timeout, self._reactor)
-                break
-            except (CancelledError, DeferTimeout):
-                raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
-            except _Lost as e:
-                if attempt == 2:
-                    raise PeerError(f"{Address(*address)}: {e}") from None
-            except PeerError as e:
-                raise PeerError(f"{Address(*address)}: {e}") from None
+        async def attempt() -> tuple[int, bytes]:
+            client = await self._client(address).ready().addTimeout(timeout, self._reactor)
+            return await client.call(method, body).addTimeout(timeout, self._reactor)
+        try:
+            status, answer = await once_more(attempt, lambda error: isinstance(error, _Lost))
+        except (CancelledError, DeferTimeout):
+            raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
+        except PeerError as e:
+            raise PeerError(f"{Address(*address)}: {e}") from None
         if status != 200:
             raise PeerError(f"{Address(*address)} answered {status} to {method}: "
                             f"{answer.decode('utf-8', 'replace').strip()}", status=status)

@@ -30,6 +30,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class NodeConfig:
+    """Every setting of a node, validated."""
+
     name: str
     port: int
     gossip_port: int
@@ -48,12 +50,20 @@ class NodeConfig:
     rebalance_delay: float = 60.0
     max_clock_offset: float = 0.5
     join: tuple[Address, ...] = field(default=())
+    #: Endpoint strings the HTTP API listens on (``tcp:8080:interface=127.0.0.1``,
+    #: ``ssl:8443:privateKey=key.pem:certKey=cert.pem``, ``systemd:domain=INET:index=0``);
+    #: none given: ``port`` on ``bind`` (see ``endpoints``).
+    listen: tuple[str, ...] = field(default=())
+
+    def endpoints(self) -> tuple[str, ...]:
+        """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
+        return self.listen or (default_endpoint(self.port, self.bind),)
 
     def describe(self) -> str:
         """The effective configuration, on one line, for the start-up log."""
         seeds = ",".join(map(str, self.join)) or "none"
         return (
-            f"name={self.name} http={Address(self.bind, self.port)} gossip-udp={self.gossip_port} "
+            f"name={self.name} listen={','.join(self.endpoints())} gossip-udp={Address(self.bind, self.gossip_port)} "
             f"advertise={self.advertise} "
             f"storage={self.storage} data-dir={self.data_dir} replicas={self.replicas} "
             f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
@@ -66,7 +76,7 @@ class NodeConfig:
 
 
 SETTINGS = (
-    "name", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
+    "name", "listen", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
     "max-clock-offset",
@@ -84,6 +94,7 @@ DEFAULTS: Mapping[str, Any] = {
     "rebalance-delay": 60,
     "max-clock-offset": 500,
     "join": [],
+    "listen": [],
 }
 
 
@@ -139,6 +150,11 @@ def build_config(
     reap_after = _integer(merged, "reap-after", 1, 30 * 86400)
     # A dead member that was reaped is forgotten, and so off the ring, whatever the delay.
     rebalance_delay = _integer(merged, "rebalance-delay", 0, reap_after)
+    listen = merged["listen"]
+    if isinstance(listen, str):
+        listen = [listen]
+    if not isinstance(listen, (list, tuple)) or not all(isinstance(d, str) and d for d in listen):
+        raise ConfigError(f"--listen: {listen!r} is not a list of endpoint strings")
     try:
         seeds = tuple(parse_address(seed, "join") for seed in join)
     except AddressError as e:
@@ -162,7 +178,14 @@ def build_config(
         rebalance_delay=rebalance_delay,
         max_clock_offset=_integer(merged, "max-clock-offset", 1, 86_400_000) / 1000,
         join=seeds,
+        listen=tuple(listen),
     )
+
+
+def default_endpoint(port: int, bind: str) -> str:
+    """The endpoint string of ``--port`` and ``--bind``: TCP on that interface."""
+    interface = bind.replace(":", "\\:")  # a colon separates the endpoint's arguments
+    return f"tcp:{port}:interface={interface}"
 
 
 def _integer(values: Mapping[str, Any], setting: str, low: int, high: int, default: Optional[int] = None) -> int:

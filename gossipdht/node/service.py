@@ -9,7 +9,9 @@ from dataclasses import asdict
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
@@ -31,7 +33,7 @@ from gossipdht.net.peer import PeerClient
 from gossipdht.net.remotereplica import RemoteReplica
 from gossipdht.net.rpc import RpcClient, max_frame_bytes
 from gossipdht.net.settlement import Settlement
-from gossipdht.node.config import NodeConfig
+from gossipdht.node.config import NodeConfig, default_endpoint
 from gossipdht.node.reactorlag import ReactorLag
 from gossipdht.node.snapshot import Snapshot
 from gossipdht.node.snapshot import load as load_snapshot
@@ -70,6 +72,8 @@ class Part(Service):
 
 
 class NodeService(MultiService):
+    """One node: its parts as child services, its listening endpoints and gossip port."""
+
     log = Logger()
 
     def __init__(self, config: NodeConfig, reactor=None) -> None:
@@ -78,6 +82,8 @@ class NodeService(MultiService):
             from twisted.internet import reactor
         self.config = config
         self._reactor = reactor
+        # Before anything is made on disk: a bad endpoint string is an option error.
+        self._endpoints = [(description, self._endpoint(description)) for description in config.endpoints()]
         try:
             self.store = open_store(config.storage, config.data_dir)
         except Exception as e:
@@ -122,7 +128,8 @@ class NodeService(MultiService):
         if config.storage == "sqlite":  # a durable node remembers its cluster
             self.snapshot = Snapshot(os.path.join(config.data_dir, "members.json"), self._other_members, reactor)
             self.cluster.on_change.append(self.snapshot.changed)
-        self.port = None
+        #: The API's listening ports, one for each ``--listen``.
+        self.ports: list[IListeningPort] = []
         self.udp = None
         self._joining: Deferred | None = None
         # Started in this order, stopped in the reverse one, by MultiService.
@@ -144,27 +151,57 @@ class NodeService(MultiService):
         super().setServiceParent(parent)
 
     def privilegedStartService(self) -> None:
-        try:
-            self.port = self._reactor.listenTCP(self.config.port, self.site, interface=self.config.bind)
-        except CannotListenError as e:
-            raise StartupError(
-                f"--port: cannot listen on {Address(self.config.bind, self.config.port)}: {e.socketError}"
-            ) from None
+        # Before privileges are dropped: an endpoint may name a port below 1024.
+        for description, endpoint in self._endpoints:
+            self.ports.append(self._listen(description, endpoint))
         try:
             self.udp = self._reactor.listenUDP(self.config.gossip_port, self.cluster.protocol,
                                                interface=self.config.bind)
         except CannotListenError as e:
-            self.port.stopListening()
+            self._close_ports()
             raise StartupError(
                 f"--gossip-port: cannot listen on UDP {Address(self.config.bind, self.config.gossip_port)}: "
                 f"{e.socketError}"
             ) from None
+        # Others reach the API at the port of the first endpoint that has one.
+        api_ports = [port.getHost().port for port in self.ports if hasattr(port.getHost(), "port")]
+        self.cluster.listening(self.udp.getHost().port, api_ports[0] if api_ports else self.config.port)
         super().privilegedStartService()
+
+    def _endpoint(self, description: str) -> IStreamServerEndpoint:
+        try:
+            return serverFromString(self._reactor, description)
+        except Exception as e:  # parsers raise ValueError, TypeError, OSError, OpenSSL errors...
+            raise StartupError(f"--listen: {description!r}: {e or type(e).__name__}") from None
+
+    def _listen(self, description: str, endpoint: IStreamServerEndpoint) -> IListeningPort:
+        """The port listening, or StartupError; server endpoints listen at once (TCP, TLS,
+        UNIX, systemd sockets), so the failure is known before the node starts."""
+        started = endpoint.listen(self.site)
+        outcome: list = []
+        started.addBoth(outcome.append)
+        if not outcome:
+            started.cancel()
+            outcome = [Failure(CannotListenError(None, None, "the endpoint did not listen at once"))]
+        if isinstance(outcome[0], Failure):
+            self._close_ports()
+            error = outcome[0].value
+            # The endpoint made of --port and --bind is named by the option the user gave.
+            option = "--port" if description == default_endpoint(self.config.port, self.config.bind) else "--listen"
+            raise StartupError(f"{option}: cannot listen on {description}: {getattr(error, 'socketError', None) or error}")
+        return outcome[0]
+
+    def _close_ports(self) -> None:
+        for port in self.ports:
+            port.stopListening()
+        self.ports = []
 
     def startService(self) -> None:
         super().startService()
         self.log.info("gossipdht {version} started: {config}", version=gossipdht.__version__,
                       config=self.config.describe())
+        self.log.info("HTTP API on {addresses}, gossip on UDP {gossip}",
+                      addresses=", ".join(_where(port.getHost()) for port in self.ports), gossip=_where(self.udp.getHost()))
         seeds = list(self.config.join)
         if not seeds and self.snapshot is not None:
             seeds = load_snapshot(os.path.join(self.config.data_dir, "members.json"))
@@ -222,11 +259,18 @@ class NodeService(MultiService):
         await super().stopService()
         if self.udp is not None:
             await self.udp.stopListening()
-        if self.port is not None:
-            await self.port.stopListening()
+        for port in self.ports:
+            await port.stopListening()
         await self.peers.close()
         self.rpc.close()
         if self.snapshot is not None:
             self.snapshot.write()
         await self.committer.drain()
         self.store.close()
+
+
+def _where(address) -> str:
+    """``host:port`` of a TCP or UDP address, the path of a UNIX one."""
+    if hasattr(address, "port"):
+        return str(Address(address.host, address.port))
+    return str(getattr(address, "name", address))

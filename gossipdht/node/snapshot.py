@@ -32,6 +32,8 @@ def load(path: str) -> list[Address]:
 
 
 class Snapshot:
+    """The other members, written to disk soon after each change."""
+
     log = Logger()
 
     def __init__(self, path: str, members, clock) -> None:

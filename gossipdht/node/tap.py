@@ -11,6 +11,8 @@ from gossipdht.node.service import NodeService, StartupError
 
 
 class Options(usage.Options):
+    """The options of ``twistd gossipdht``."""
+
     synopsis = "[options]"
     longdesc = "Run one gossipdht node: a distributed hash table over RESTful HTTP."
 
@@ -18,7 +20,7 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML file with settings (same names as these options)"],
         ["name", None, None, "node name, unique in a cluster [default: ADVERTISE:PORT]"],
-        ["port", "p", None, "TCP port of the HTTP API [default: 8080]"],
+        ["port", "p", None, "TCP port of the HTTP API, a shorthand for --listen tcp:PORT:interface=BIND [default: 8080]"],
         ["gossip-port", None, None, "UDP port for gossip [default: PORT]"],
         ["bind", None, None, "interface to listen on [default: 127.0.0.1]"],
         ["advertise", None, None, "address other nodes use to reach this one [default: BIND]"],
@@ -42,6 +44,12 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["join"] = []
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """endpoint the HTTP API listens on (repeatable): tcp:8080:interface=127.0.0.1, \
+ssl:8443:privateKey=KEY:certKey=CERT, systemd:domain=INET:index=0 [default: tcp:PORT:interface=BIND]"""
+        self["listen"].append(description)
 
     def opt_join(self, seed: str) -> None:
         """HOST:PORT of a node to join at start-up (repeatable)"""

@@ -40,6 +40,8 @@ Write = tuple[str, Record, Optional[str]]
 
 
 class Store(Protocol):
+    """What a storage engine offers: records by key and by ring range, digests, hints."""
+
     #: Whether writes and the scans (``get_many``, ``digests``, ``versions``) may run
     #: in other threads than the reads, one call at a time each.
     threaded: bool

@@ -24,6 +24,8 @@ BUCKET_WIDTH = RING_SIZE >> BUCKET_BITS
 
 
 class BucketDigests:
+    """Counts and digest sums of records in fixed ring buckets, kept as records change."""
+
     def __init__(self) -> None:
         self._counts = array("q", bytes(8 << BUCKET_BITS))
         self._sums = array("q", bytes(8 << BUCKET_BITS))

@@ -12,6 +12,8 @@ from gossipdht.storage import Record, TokenRange, ring_order
 
 
 class MemoryStore:
+    """Records in dictionaries: fast, lost on restart."""
+
     #: Everything runs on the caller's thread: the dictionaries are not shared.
     threaded = False
 

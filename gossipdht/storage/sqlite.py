@@ -60,9 +60,8 @@ CREATE TABLE IF NOT EXISTS hints (
     PRIMARY KEY (target, key)
 );
 """
-#: ``PRAGMA user_version`` of a database with ``_RECORDS``; older ones are copied into it.
+#: ``PRAGMA user_version`` of a database with ``_RECORDS``.
 SCHEMA_VERSION = 2
-_COPY_ROWS = 10_000
 
 # Last writer wins inside the database: an existing row is only replaced by a newer version.
 _UPSERT = """
@@ -215,21 +214,15 @@ class SQLiteStore:
         _, self._wal_frames, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def _create_records(self) -> None:
-        """The records table, copied from the layout of an older version if there is one."""
-        if self._writer.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        """The records table and its indexes; a database of another layout is refused."""
+        layout = self._writer.execute("PRAGMA user_version").fetchone()[0]
+        if layout == SCHEMA_VERSION:
             return
-        old = self._writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone()
+        if layout or self._writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
+            raise ValueError(f"its database has layout {layout}; this gossipdht reads layout {SCHEMA_VERSION}")
         with self._transaction() as db:
-            if old is not None:
-                db.execute("DROP INDEX IF EXISTS tombstones")
-                db.execute("ALTER TABLE records RENAME TO earlier_records")
             for statement in filter(str.strip, _RECORDS.split(";\n")):
                 db.execute(statement)
-            if old is not None:
-                rows = db.execute("SELECT key, timestamp, node, deleted, content_type, value FROM earlier_records")
-                while chunk := rows.fetchmany(_COPY_ROWS):
-                    self._store(db, [(row[0], _record(row[1:])) for row in chunk])
-                db.execute("DROP TABLE earlier_records")
             db.execute(_TOMBSTONES)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

@@ -10,7 +10,6 @@ import json
 from typing import Callable, Iterator, Optional
 
 from klein import Klein
-from twisted.internet.defer import CancelledError
 from twisted.internet.task import TaskDone, TaskStopped, cooperate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -18,26 +17,28 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from gossipdht.core import bulk
+from gossipdht.core import bulk, media
 from gossipdht.core.address import Address, AddressError, parse_seeds
-from gossipdht.data.coordinator import Coordinator, QuorumError
+from gossipdht.data.coordinator import Coordinator
 from gossipdht.data.replica import LocalReplica
 from gossipdht.net import rpc
-from gossipdht.net.cluster import Cluster, ClusterError
+from gossipdht.net.cluster import Cluster
 from gossipdht.net.messages import BadMessage
 from gossipdht.net.remotereplica import handlers
 from gossipdht.net.rpc import RpcResource
 from gossipdht.net.settlement import Settlement, as_text
-from gossipdht.web.http import ClientError, header_values, key_from_path, plain, quorum
+from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
 from gossipdht.web.site import Site
 
 LISTING_PAGE = 1000
 OWNERS_PREFIX = b"/dht/owners/"
-BULK_PARSERS = {bulk.TSV.encode(): bulk.parse_tsv, bulk.JSON.encode(): bulk.parse_json}
+BULK_PARSERS = {media.TSV.encode(): bulk.parse_tsv, media.JSON.encode(): bulk.parse_json}
 
 
 class RestAPI:
+    """The Klein routes of the public API (``/db``, ``/dht``, ``/health``) and the internal ones."""
+
     app = Klein()
     app.url_map.merge_slashes = False
     log = Logger()
@@ -79,14 +80,14 @@ class RestAPI:
         media_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
         parse = BULK_PARSERS.get(media_type)
         if parse is None:
-            raise ClientError(415, f"a bulk write is {bulk.TSV} or {bulk.JSON}")
+            raise ClientError(415, f"a bulk write is {media.TSV} or {media.JSON}")
         try:
             items = parse(request.content.read(), self.max_value_bytes)
         except bulk.BadBulk as e:
             raise ClientError(400, str(e)) from None
-        errors = await self.coordinator.put_many(items, bulk.CONTENT_TYPE, w)
+        errors = await self.coordinator.put_many(items, media.TEXT, w)  # bulk values are text
         request.setResponseCode(503 if errors else 200)
-        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-type", JSON)
         return json.dumps({"stored": len(items) - len(errors), "errors": errors}).encode() + b"\n"
 
     def _list_keys(self, request: IRequest):
@@ -95,10 +96,10 @@ class RestAPI:
             raise ClientError(400, "scope must be primary (the default) or replica")
         pages = self._pages(primary_only=scope == b"primary")
         if _wants_json(request):
-            request.setHeader(b"content-type", b"application/json")
+            request.setHeader(b"content-type", JSON)
             chunks = _json_listing(pages)
         else:
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"content-type", TEXT_PLAIN)
             chunks = _text_listing(pages)
         if request.method == b"HEAD":
             return b""
@@ -117,17 +118,17 @@ class RestAPI:
 
     @app.route("/dht/peers", methods=["GET", "HEAD"])
     def peers(self, request: IRequest) -> bytes:
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"content-type", TEXT_PLAIN)
         return "\r\n".join(self.cluster.peers()).encode()
 
     @app.route("/dht/members", methods=["GET", "HEAD"])
     def members(self, request: IRequest) -> bytes:
-        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-type", JSON)
         return json.dumps(self.cluster.members()).encode()
 
     @app.route("/dht/stats", methods=["GET", "HEAD"])
     def stats(self, request: IRequest) -> bytes:
-        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-type", JSON)
         return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats(),
                            "reactor": self.reactor_stats()}).encode()
 
@@ -135,7 +136,7 @@ class RestAPI:
     def ring(self, request: IRequest) -> bytes:
         ring = self.cluster.ring
         shares = ring.shares()
-        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-type", JSON)
         return json.dumps({
             "checksum": ring.checksum, "vnodes": ring.vnodes,
             "members": [{"name": name, "share": round(shares[name], 6)} for name in ring.members],
@@ -146,9 +147,9 @@ class RestAPI:
         """The "Owns" operation: the key's preference list, in order."""
         owners = self.cluster.owners(key_from_path(request, OWNERS_PREFIX), self.replicas)
         if _wants_json(request):
-            request.setHeader(b"content-type", b"application/json")
+            request.setHeader(b"content-type", JSON)
             return json.dumps([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners]).encode()
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"content-type", TEXT_PLAIN)
         return "\r\n".join(f"{m.name} {Address(m.host, m.api_port)}" for m in owners).encode()
 
     @app.route("/dht/join", methods=["POST", "PUT"])
@@ -157,7 +158,7 @@ class RestAPI:
             seeds = parse_seeds(request.content.read().decode("utf-8"))
         except (AddressError, UnicodeDecodeError) as e:
             raise ClientError(400, f"bad join request: {e}") from None
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"content-type", TEXT_PLAIN)
         return (await self.cluster.join(seeds)).encode() + b"\n"
 
     @app.route("/dht/transfers", methods=["GET", "HEAD"])
@@ -172,9 +173,9 @@ class RestAPI:
             answers = await self.settlement.ask(others)
             reports += [answers[m.name] or {"node": m.name, "unreachable": True} for m in others]
         if _wants_json(request):
-            request.setHeader(b"content-type", b"application/json")
+            request.setHeader(b"content-type", JSON)
             return json.dumps(reports if cluster == b"1" else reports[0]).encode() + b"\n"
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"content-type", TEXT_PLAIN)
         return "".join(f"{r['node']} did not answer\n" if r.get("unreachable") else as_text(r)
                        for r in reports).encode()
 
@@ -188,12 +189,12 @@ class RestAPI:
             raise ClientError(400, "the body is a member's name, in UTF-8") from None
         if not name:
             raise ClientError(400, "the body is the name of the member to remove")
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"content-type", TEXT_PLAIN)
         return (await self.cluster.remove(name)).encode() + b"\n"
 
     @app.route("/dht/leave", methods=["GET", "POST"])
     async def leave(self, request: IRequest) -> bytes:
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"content-type", TEXT_PLAIN)
         if request.method == b"HEAD":  # HEAD must not act
             return b""
         return (await self.cluster.leave()).encode() + b"\n"
@@ -213,14 +214,10 @@ class RestAPI:
 
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"content-type", TEXT_PLAIN)
         return b"OK"
 
     # -- errors --------------------------------------------------------------------
-
-    @app.handle_errors(ClientError, ClusterError, QuorumError)
-    def client_error(self, request: IRequest, failure) -> bytes:
-        return plain(request, failure.value.code, str(failure.value))
 
     @app.handle_errors(BadMessage)
     def bad_message(self, request: IRequest, failure) -> bytes:
@@ -235,20 +232,14 @@ class RestAPI:
         request.setHeader(b"allow", ", ".join(failure.value.valid_methods).encode())
         return plain(request, 405, f"method {request.method.decode('latin-1')} not allowed here")
 
-    @app.handle_errors(CancelledError)
-    def cancelled(self, request: IRequest, failure) -> None:
-        """The client went away; there is nobody to answer."""
-
     @app.handle_errors(Exception)
-    def internal_error(self, request: IRequest, failure) -> bytes:
-        self.log.failure("error answering {method} {path}", failure,
-                         method=request.method, path=request.path)
-        return plain(request, 500, "internal error; the node's log has the details")
+    def error(self, request: IRequest, failure) -> Optional[bytes]:
+        return failed(request, failure, self.log)
 
 
 def _wants_json(request: IRequest) -> bool:
     """``?format=json``, or JSON named in ``Accept``."""
-    return request.args.get(b"format") == [b"json"] or b"application/json" in b"".join(
+    return request.args.get(b"format") == [b"json"] or JSON in b"".join(
         header_values(request, b"accept")
     )
 

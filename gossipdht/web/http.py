@@ -1,4 +1,4 @@
-"""Pieces of HTTP handling shared by the API's resources: one-line client errors, keys
+"""Pieces of HTTP handling shared by the API's resources: one-line answers and errors, keys
 from paths, quorum parameters, values from bodies, ETags."""
 
 from __future__ import annotations
@@ -6,15 +6,22 @@ from __future__ import annotations
 from typing import Optional
 from urllib.parse import unquote_to_bytes
 
+from twisted.internet.defer import CancelledError
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
+from gossipdht.core import media
 from gossipdht.core.keys import InvalidKey, decode_path_segment
+from gossipdht.data.coordinator import QuorumError
+from gossipdht.net.cluster import ClusterError
 from gossipdht.storage import Record
 
 FORM = b"application/x-www-form-urlencoded"
 FORM_VALUE_PREFIX = b"value="
-FORM_CONTENT_TYPE = "text/plain; charset=utf-8"
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: Content-Type headers of the API's own answers.
+TEXT_PLAIN = media.TEXT.encode()
+JSON = media.JSON.encode()
 MAX_CONTENT_TYPE_LENGTH = 256
 
 
@@ -29,8 +36,20 @@ class ClientError(Exception):
 def plain(request: IRequest, code: int, message: str) -> bytes:
     """The body of a one-line text answer with status ``code``."""
     request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"content-type", TEXT_PLAIN)
     return message.encode() + b"\n"
+
+
+def failed(request: IRequest, failure: Failure, log: Logger) -> Optional[bytes]:
+    """The one-line answer to a request that failed: the status a refusal carries (4xx,
+    503 without a quorum, 504 while data moves), or 500, logged, for anything else;
+    None when the client went away and there is nobody to answer."""
+    if failure.check(CancelledError):
+        return None
+    if failure.check(ClientError, ClusterError, QuorumError):
+        return plain(request, failure.value.code, str(failure.value))
+    log.failure("error answering {method} {path}", failure, method=request.method, path=request.path)
+    return plain(request, 500, "internal error; the node's log has the details")
 
 
 def etag(record: Record) -> bytes:
@@ -66,10 +85,10 @@ def value_from_body(request: IRequest, max_value_bytes: int) -> tuple[bytes, str
     raw_type = request.getHeader(b"content-type")
     if raw_type is not None and raw_type.lower().startswith(FORM) and body.startswith(FORM_VALUE_PREFIX):
         value = unquote_to_bytes(body[len(FORM_VALUE_PREFIX) :].replace(b"+", b" "))
-        content_type = FORM_CONTENT_TYPE
+        content_type = media.TEXT
     else:
         value = body
-        content_type = DEFAULT_CONTENT_TYPE if raw_type is None else raw_type.decode("latin-1")
+        content_type = media.OCTET_STREAM if raw_type is None else raw_type.decode("latin-1")
         if len(content_type) > MAX_CONTENT_TYPE_LENGTH:
             raise ClientError(400, f"Content-Type longer than {MAX_CONTENT_TYPE_LENGTH} bytes")
     if len(value) > max_value_bytes:

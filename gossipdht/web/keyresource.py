@@ -9,22 +9,24 @@ from __future__ import annotations
 
 from typing import Optional
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from gossipdht.data.coordinator import Coordinator, QuorumError
+from gossipdht.data.coordinator import Coordinator
 from gossipdht.storage import Record
-from gossipdht.web.http import ClientError, etag, header_values, key_from_path, plain, quorum, value_from_body
+from gossipdht.web.http import ClientError, etag, failed, header_values, key_from_path, plain, quorum, value_from_body
 
 KEY_PREFIX = b"/db/"
 ALLOWED = b"GET, HEAD, PUT, POST, DELETE"
 
 
 class KeyResource(Resource):
+    """``/db/<key>``: GET, HEAD, PUT, POST and DELETE of one key."""
+
     isLeaf = True
     log = Logger()
 
@@ -65,13 +67,9 @@ class KeyResource(Resource):
         request.finish()
 
     def _failed(self, failure: Failure, request: IRequest) -> None:
-        if failure.check(CancelledError):
-            return  # nobody to answer
-        if failure.check(QuorumError):
-            self._answered(plain(request, 503, str(failure.value)), request)
-            return
-        self.log.failure("error answering {method} {path}", failure, method=request.method, path=request.path)
-        self._answered(plain(request, 500, "internal error; the node's log has the details"), request)
+        body = failed(request, failure, self.log)
+        if body is not None:
+            self._answered(body, request)
 
 
 def _written(record: Record, request: IRequest) -> bytes:

@@ -21,11 +21,14 @@ from twisted.web.http import datetimeToString
 from twisted.web.resource import Resource
 
 from gossipdht.core.batches import BATCH_BYTES
+from gossipdht.web.http import TEXT_PLAIN
 
 _TOO_LARGE = b"request body larger than %d bytes\n"
 
 
 class BoundedRequest(server.Request):
+    """A request that refuses a body larger than its limit before reading it."""
+
     #: Set by the site; the largest request body accepted, in bytes.
     max_body_bytes = 1 << 20
     #: Responses without a body (204, 404 of a missing key) carry no Content-Type.
@@ -87,7 +90,7 @@ class BoundedRequest(server.Request):
             unquote_to_bytes(self.path).decode("utf-8")
         except UnicodeDecodeError:
             self.setResponseCode(400)
-            self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            self.setHeader(b"content-type", TEXT_PLAIN)
             self.write(b"URL path is not valid UTF-8 once percent-decoded\n")
             self.finish()
         else:
@@ -101,7 +104,7 @@ class BoundedRequest(server.Request):
         message = _TOO_LARGE % self.max_body_bytes
         self.channel.transport.write(
             b"HTTP/1.1 413 Payload Too Large\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Type: " + TEXT_PLAIN + b"\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(message), message)
         )
         self.channel.transport.loseConnection()

@@ -29,7 +29,7 @@ async def test_a_file_is_loaded_and_summed_up(node, http, tmp_path, capsys):
 
     path = tmp_path / "data.tsv"
     path.write_text("".join(f"key{i}\tv\u00e4rde {i}\n" for i in range(2345)), encoding="utf-8")
-    address = f"127.0.0.1:{node.port.getHost().port}"
+    address = f"127.0.0.1:{node.ports[0].getHost().port}"
     status = await deferToThread(main, ["load", str(path), "--node", address, "--batch", "500"])
     assert status == 0
     summary = capsys.readouterr().out.strip()
@@ -43,7 +43,7 @@ async def test_a_bad_file_sends_nothing_and_fails(node, http, tmp_path, capsys):
 
     path = tmp_path / "data.tsv"
     path.write_bytes(b"a\t1\nb\t2\n\xff\t3\n")
-    address = f"127.0.0.1:{node.port.getHost().port}"
+    address = f"127.0.0.1:{node.ports[0].getHost().port}"
     assert await deferToThread(main, ["load", str(path), "--node", address]) == 1
     assert capsys.readouterr().err.strip() == "gossipdht load: line 3: not valid UTF-8; nothing was loaded"
     assert (await http.request(b"GET", b"/db?scope=replica"))[2] == b""

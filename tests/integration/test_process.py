@@ -6,6 +6,7 @@ the config file, and the packaged plugin.  Synchronous tests; see the node_facto
 
 from __future__ import annotations
 
+import http.client
 import importlib.metadata
 import importlib.util
 import json
@@ -14,6 +15,7 @@ import random
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import sysconfig
@@ -23,11 +25,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from tls import self_signed
 
 import gossipdht
 from gossipdht.core.hlc import COUNTER_BITS, Version
 from gossipdht.storage import Record, open_store, ring_order
-from gossipdht.tools.nodeprocess import NodeProcess, run_twistd
+from gossipdht.tools.nodeprocess import NodeProcess, free_port, run_twistd, stop_process, twistd_command
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -165,7 +168,7 @@ def test_json_log_format(node_factory):
     started = [e for e in events if "started" in e.get("log_format", "")]
     assert len(started) == 1, events
     assert started[0]["version"] == gossipdht.__version__
-    assert f"http=127.0.0.1:{node.port}" in started[0]["config"]
+    assert f"listen=tcp:{node.port}:interface=127.0.0.1 " in started[0]["config"]
     assert "log-format=json" in started[0]["config"]
 
 
@@ -205,6 +208,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, option: str) -> s
         (["--join", "nowhere"], "--join"),
         (["--log-format", "xml"], "--log-format"),
         (["--config", "/nonexistent.toml"], "--config"),
+        (["--listen", "carrier-pigeon:8080"], "--listen"),
+        (["--listen", "ssl:0:privateKey=/nonexistent/key.pem"], "--listen"),
     ],
 )
 def test_bad_option_is_one_line_and_status_1(tmp_path, args, option):
@@ -222,6 +227,7 @@ def test_bad_option_is_one_line_and_status_1(tmp_path, args, option):
         (b"replicas = true\n", "--replicas", "whole number"),
         (b'join = "localhost"\n', "--join", "HOST:PORT"),
         (b"join = 5\n", "--join", "5"),
+        (b"listen = 5\n", "--listen", "endpoint strings"),
         (b'name = "\xff"\n', "--config", "UTF-8"),
     ],
 )
@@ -233,6 +239,33 @@ def test_bad_config_file_is_one_line_and_status_1(tmp_path, text, option, detail
     assert detail.lower() in line.lower()
 
 
+def test_listen_tls_serves_https_and_tcp_port_0_serves_http(tmp_path):
+    """``twistd gossipdht --listen ssl:...`` and ``--listen tcp:0:...``, as an operator types them."""
+    key, cert = self_signed(tmp_path)
+    tls_port, gossip_port = free_port(), free_port()
+    tls = subprocess.Popen(twistd_command(
+        "--listen", f"ssl:{tls_port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+        "--listen", "tcp:0:interface=127.0.0.1", "--gossip-port", str(gossip_port), "-d", str(tmp_path / "data")),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        log: list[str] = []
+        for line in tls.stdout:  # the log line that tells where the API listens
+            log.append(line)
+            if "HTTP API on " in line:
+                break
+        assert f"HTTP API on 127.0.0.1:{tls_port}, 127.0.0.1:" in line, "".join(log)
+        plain_port = int(line.split(", ")[1].rpartition(":")[2])
+        trusting = ssl.create_default_context(cafile=str(cert))
+        connection = http.client.HTTPSConnection("127.0.0.1", tls_port, timeout=10, context=trusting)
+        connection.request("PUT", "/db/k", b"over tls")
+        assert connection.getresponse().status == 204
+        connection = http.client.HTTPConnection("127.0.0.1", plain_port, timeout=10)
+        connection.request("GET", "/db/k")
+        assert connection.getresponse().read() == b"over tls"
+    finally:
+        assert stop_process(tls) == -signal.SIGTERM
+
+
 def test_port_in_use(node_factory, tmp_path):
     first = node_factory()
     result = run_twistd("--port", str(first.port), "--data-dir", str(tmp_path / "second"), cwd=tmp_path)
@@ -240,7 +273,7 @@ def test_port_in_use(node_factory, tmp_path):
     assert "Traceback" not in result.stdout, result.stdout
     errors = [line for line in result.stdout.splitlines() if "--port" in line]
     assert len(errors) == 1, result.stdout
-    assert f"cannot listen on 127.0.0.1:{first.port}" in errors[0]
+    assert f"--port: cannot listen on tcp:{first.port}:interface=127.0.0.1: " in errors[0]
     assert first.request("GET", "/health")[0] == 200
 
 

@@ -26,7 +26,7 @@ def rpc():
 
 
 def address(node):
-    return ("127.0.0.1", node.port.getHost().port)
+    return ("127.0.0.1", node.ports[0].getHost().port)
 
 
 async def refused(call) -> PeerError:

@@ -154,42 +154,6 @@ def test_large_values_keep_one_blob_per_record_and_none_after(tmp_path):
     s.close()
 
 
-# The records tables of earlier versions: keyed by rowid and key, then with tokens added.
-_EARLIER_TABLES = {
-    "without tokens": "CREATE TABLE records (key TEXT PRIMARY KEY, timestamp INTEGER NOT NULL, "
-                      "node TEXT NOT NULL, deleted INTEGER NOT NULL, content_type TEXT NOT NULL, value BLOB NOT NULL)",
-    "with tokens": "CREATE TABLE records (key TEXT PRIMARY KEY, timestamp INTEGER NOT NULL, node TEXT NOT NULL, "
-                   "deleted INTEGER NOT NULL, content_type TEXT NOT NULL, value BLOB NOT NULL, "
-                   "token INTEGER NOT NULL DEFAULT 0, digest INTEGER NOT NULL DEFAULT 0); "
-                   "CREATE INDEX records_by_token ON records (token, digest); "
-                   "CREATE INDEX tombstones ON records (timestamp) WHERE deleted;",
-}
-
-
-@pytest.mark.parametrize("layout", sorted(_EARLIER_TABLES))
-def test_sqlite_copies_a_database_of_an_earlier_layout(tmp_path, layout):
-    records = {f"key{i}": rec(i, value=b"v%d" % i * i * 10, deleted=i % 5 == 0) for i in range(1, 30)}
-    db = sqlite3.connect(tmp_path / "records.sqlite3")
-    db.executescript(_EARLIER_TABLES[layout])
-    db.executemany("INSERT INTO records (key, timestamp, node, deleted, content_type, value) VALUES (?, ?, ?, ?, ?, ?)",
-                   [(k, r.version.timestamp, r.version.node, r.deleted, r.content_type, r.value)
-                    for k, r in records.items()])
-    db.commit()
-    db.close()
-    s = open_store("sqlite", str(tmp_path))
-    fresh = open_store("memory", "")
-    fresh.write(records.items())
-    assert [s.get(k) for k in records] == list(records.values())
-    whole = [(0, 1 << 64), (0, 1 << 63), (1 << 62, 1 << 64)]
-    assert s.digests(whole) == fresh.digests(whole)
-    assert s.keys(None, 100) == fresh.keys(None, 100)
-    s.write([("key1", rec(99))])
-    s.close()
-    s = open_store("sqlite", str(tmp_path))  # opened again: nothing left to copy
-    assert s.get("key1") == rec(99) and s.purge_tombstones(100) == 5
-    s.close()
-
-
 def test_sqlite_batch_is_all_or_nothing(tmp_path):
     s = open_store("sqlite", str(tmp_path))
     s.write([("a", rec(1))])
@@ -283,3 +247,15 @@ def test_a_long_wal_is_finished_by_the_writer(tmp_path, monkeypatch):
     s.write([("written-after-the-checkpoint", rec(1))])  # ... so this commit finishes the job
     assert b"written-after-the-checkpoint" in (tmp_path / "records.sqlite3").read_bytes()
     s.close()
+
+
+def test_sqlite_refuses_a_database_of_another_layout(tmp_path):
+    """No released version wrote another layout: one found is refused, not rewritten."""
+    path = tmp_path / "records.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE records (key TEXT PRIMARY KEY, value BLOB)")
+        db.execute("INSERT INTO records VALUES ('a', x'00')")
+    with pytest.raises(ValueError, match="its database has layout 0; this gossipdht reads layout 2"):
+        open_store("sqlite", str(tmp_path))
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT key FROM records").fetchall() == [("a",)]

@@ -249,7 +249,7 @@ async def test_client_that_disconnects_mid_listing_is_not_an_error(node):
             closed.callback(None)
 
     with capturedLogs() as events:
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", node.port.getHost().port)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", node.ports[0].getHost().port)
         protocol = await connectProtocol(endpoint, HangUp())
         protocol.transport.write(b"GET /db HTTP/1.1\r\nHost: x\r\n\r\n")
         await closed

@@ -23,7 +23,7 @@ async def exchange(node, request: bytes) -> bytes:
         def connectionLost(self, reason):
             self.closed.callback(self.data)
 
-    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", node.port.getHost().port)
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", node.ports[0].getHost().port)
     protocol = await connectProtocol(endpoint, Collect())
     protocol.transport.write(request)
     return await protocol.closed
@@ -101,7 +101,7 @@ async def test_site_sends_prefixed_paths_to_their_resource_with_the_date_of_the_
     port = reactor.listenTCP(0, site, interface="127.0.0.1")
 
     async def get(path: bytes) -> bytes:
-        return await exchange(SimpleNamespace(port=port), b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
+        return await exchange(SimpleNamespace(ports=[port]), b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
 
     try:
         key = await get(b"/db/k")

@@ -66,6 +66,8 @@ class Unavailable(Exception):
 
 @dataclass(frozen=True)
 class Settings:
+    """How long and how hard a benchmark runs."""
+
     rounds: int
     seconds: int
     warmup: int
@@ -115,6 +117,8 @@ class Row:
 
 @dataclass(frozen=True)
 class Operation:
+    """One benchmark row: a name and how to measure it."""
+
     name: str
     measure: Callable[[int], Measurement]
 

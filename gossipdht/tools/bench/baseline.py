@@ -23,6 +23,8 @@ VALUE = b"value"
 
 
 class Constant(Resource):
+    """A resource that answers every GET with the same small body."""
+
     isLeaf = True
 
     def render_GET(self, request: Request) -> bytes:

@@ -14,6 +14,8 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from gossipdht.core.batches import batches
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -60,12 +62,7 @@ class Batcher(Generic[Item, Result]):
     def _batch_length(self) -> int:
         if self._size is None:
             return self._max_batch
-        total = 0
-        for count, item in enumerate(self._items[: self._max_batch]):
-            total += self._size(item)
-            if count and total > self._max_bytes:
-                return count
-        return self._max_batch
+        return len(next(batches(self._items, self._size, self._max_batch, self._max_bytes)))
 
     def _finished(self, results, waiting: list[Deferred[Result]]) -> None:
         self._in_flight -= 1

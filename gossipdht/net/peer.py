@@ -82,7 +82,8 @@ class PeerClient:
             # The last: the timeout ended a connection attempt that got no answer.
             raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
         except (ConnectError, ResponseFailed) as e:
-            reason = getattr(e, "osError", None) or type(e).__name__
+            # ConnectError says what happened ("Connection was refused by other side: 111: ...").
+            reason = str(e).rstrip(".") if isinstance(e, ConnectError) else type(e).__name__
             raise PeerError(f"{Address(*address)}: {reason}") from None
 
     async def push_pull(self, address: tuple[str, int], state: bytes, timeout: float) -> bytes:

@@ -93,36 +93,3 @@ class GroupCommitterTests(SynchronousTestCase):
         self.successResultOf(large)
         self.successResultOf(drained)
         self.assertEqual([len(batch) for batch in self.store.batches], [2, 1, THREADED_ITEMS])
-
-
-class BatcherTests(SynchronousTestCase):
-    def test_batches_wait_for_a_free_slot_and_respect_the_byte_bound(self):
-        from twisted.internet.defer import Deferred
-
-        from gossipdht.data.batcher import Batcher
-
-        clock, sent = Clock(), []
-
-        def send(items):
-            sent.append(items)
-            d = Deferred()
-            replies.append((d, items))
-            return d
-
-        replies = []
-        batcher = Batcher(send, clock, max_in_flight=1, max_batch=10, size=len, max_bytes=5)
-        first = batcher.submit("aaa")
-        clock.advance(0)
-        later = [batcher.submit(x) for x in ("bb", "cc", "dd")]  # while the first is in flight
-        clock.advance(0)
-        self.assertEqual(sent, [["aaa"]])
-        d, items = replies.pop(0)
-        d.callback([x.upper() for x in items])
-        self.assertEqual(self.successResultOf(first), "AAA")
-        clock.advance(0)
-        self.assertEqual(sent[1], ["bb", "cc"])  # 4 bytes; a third item would pass 5
-        d, items = replies.pop(0)
-        d.callback([x.upper() for x in items])
-        clock.advance(0)
-        self.assertEqual(sent[2], ["dd"])
-        self.assertEqual([self.successResultOf(x) for x in later[:2]], ["BB", "CC"])

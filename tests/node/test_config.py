@@ -1,9 +1,7 @@
 import pytest
 
-from gossipdht.core.address import Address, parse_address
+from gossipdht.core.address import Address
 from gossipdht.node.config import ConfigError, build_config, read_config_file
-from gossipdht.node.service import StartupError
-from gossipdht.node.tap import Options
 
 
 def test_defaults():
@@ -74,16 +72,16 @@ def test_config_file_errors(tmp_path):
         read_config_file(str(typo))
 
 
-def test_parse_address():
-    assert parse_address("example.org:80", "join") == Address("example.org", 80)
-    assert parse_address("[fe80::1]:9", "join") == Address("fe80::1", 9)
+def test_listen_defaults_to_tcp_on_port_and_bind_and_is_kept_when_given():
+    config = build_config({"port": "9001", "bind": "::1"})
+    assert config.listen == () and config.endpoints() == (r"tcp:9001:interface=\:\:1",)
+    given = build_config({"listen": ["ssl:8443:privateKey=k:certKey=c", "unix:/run/n.sock"]})
+    assert given.endpoints() == ("ssl:8443:privateKey=k:certKey=c", "unix:/run/n.sock")
+    assert "listen=ssl:8443:privateKey=k:certKey=c,unix:/run/n.sock " in given.describe()
+    assert build_config({}, {"listen": "tcp:1"}).endpoints() == ("tcp:1",)  # a string in the file: one
 
 
-def test_options_parse_repeated_join_and_end_with_one_line_on_error(tmp_path):
-    options = Options()
-    options.parseOptions(["--join", "a:1", "--join", "b:2", "--port", "9001", "-d", str(tmp_path)])
-    assert options.node_config.join == (Address("a", 1), Address("b", 2))
-    assert options.node_config.data_dir == str(tmp_path)
-    with pytest.raises(StartupError) as e:
-        Options().parseOptions(["--replicas", "x"])
-    assert e.value.code == "gossipdht: --replicas: 'x' is not a whole number"
+@pytest.mark.parametrize("listen", [5, [""], ["tcp:1", 2]])
+def test_listen_that_is_not_a_list_of_strings_is_refused(listen):
+    with pytest.raises(ConfigError, match="^--listen: .* is not a list of endpoint strings$"):
+        build_config({}, {"listen": listen})

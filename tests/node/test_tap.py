@@ -1,0 +1,29 @@
+"""``twistd gossipdht`` options: repeatable ones, and errors as one line."""
+
+import pytest
+
+from gossipdht.core.address import Address
+from gossipdht.node.service import StartupError
+from gossipdht.node.tap import Options
+
+
+def test_options_parse_repeated_join_and_end_with_one_line_on_error(tmp_path):
+    options = Options()
+    options.parseOptions(["--join", "a:1", "--join", "b:2", "--port", "9001", "-d", str(tmp_path)])
+    assert options.node_config.join == (Address("a", 1), Address("b", 2))
+    assert options.node_config.data_dir == str(tmp_path)
+    with pytest.raises(StartupError) as e:
+        Options().parseOptions(["--replicas", "x"])
+    assert e.value.code == "gossipdht: --replicas: 'x' is not a whole number"
+
+
+def test_listen_is_repeatable_and_wins_over_the_config_file(tmp_path):
+    config = tmp_path / "node.toml"
+    config.write_text('listen = ["tcp:7000"]\nport = 9001\n')
+    options = Options()
+    options.parseOptions(["-c", str(config), "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:n.sock"])
+    assert options.node_config.endpoints() == ("tcp:0:interface=127.0.0.1", "unix:n.sock")
+    from_file = Options()
+    from_file.parseOptions(["-c", str(config)])
+    assert from_file.node_config.endpoints() == ("tcp:7000",)
+    assert from_file.node_config.gossip_port == 9001  # --port still gives gossip its default

@@ -6,9 +6,9 @@ share one request.  Bulk ones travel in batches of ``gossipdht.core.batches``.
 
 from __future__ import annotations
 
-from typing import Awaitable, Optional, Sequence
+from typing import Awaitable, Callable, Optional, Sequence
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 
 from gossipdht.core.batches import BATCH_BYTES, BATCH_ITEMS, batches
 from gossipdht.core.errors import PeerError
@@ -34,6 +34,10 @@ from gossipdht.net.messages import (
 from gossipdht.net.rpc import Handler, RpcClient
 from gossipdht.storage import Record, TokenRange, Write
 
+#: Messages of this many records or more are encoded and decoded off the reactor thread
+#: (``offload``), and bodies of this many bytes or more decoded there.
+OFFLOAD_ITEMS = THREADED_ITEMS
+OFFLOAD_BYTES = 64 << 10
 #: Batches to one peer in flight at once; more writes wait and join the next batch.
 IN_FLIGHT_PER_PEER = 4
 REQUEST_SECONDS = 2.0
@@ -47,16 +51,25 @@ def _value_bytes(write: Write) -> int:
 class RemoteReplica:
     """Another node's store, through its internal API."""
 
-    def __init__(self, name: str, address: tuple[str, int], rpc: RpcClient, clock) -> None:
+    def __init__(self, name: str, address: tuple[str, int], rpc: RpcClient, clock,
+                 offload: Callable[..., Deferred] = maybeDeferred) -> None:
+        """``offload(f, *args)`` runs the encoding and decoding of bulk messages
+        (``deferToThread`` in a node)."""
         self.name = name
         self.address = address
         self._rpc = rpc
+        self._offload = offload
         self._writes: Batcher[Write, Optional[Version]] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS,
                                                       _value_bytes, BATCH_BYTES)
         self._reads: Batcher[str, Optional[Record]] = Batcher(self._send_reads, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
 
     def _call(self, method: str, body: bytes, timeout: float) -> Awaitable[bytes]:
         return self._rpc.call(self.address, method, body, timeout)
+
+    def _codec(self, items: int, f: Callable, *args) -> Deferred:
+        """``f(*args)``, off the reactor thread for a message of many items; a bad answer
+        is a PeerError."""
+        return (self._offload if items >= OFFLOAD_ITEMS else maybeDeferred)(_checked, f, *args)
 
     def read_one(self, key: str) -> Deferred[Optional[Record]]:
         return self._reads.submit(key)
@@ -73,7 +86,7 @@ class RemoteReplica:
         found: list[Optional[Record]] = []
         while len(found) < len(keys):
             wanted = keys[len(found) :]
-            records = _checked(unpack_records, await self._call("read", pack_keys(wanted), timeout))
+            records = await self._codec(len(wanted), unpack_records, await self._call("read", pack_keys(wanted), timeout))
             if not records or len(records) > len(wanted) or any(
                     r is not None and r[0] != k for r, k in zip(records, wanted)):
                 raise PeerError(f"{self.name} answered a read with the wrong keys")
@@ -89,7 +102,8 @@ class RemoteReplica:
     async def _write_bulk(self, writes: Sequence[Write], method: str = "write") -> Beaten:
         beaten: list[Optional[Version]] = []
         for chunk in batches(writes, _value_bytes, BATCH_ITEMS, BATCH_BYTES):
-            answer = _beaten_in(await self._call(method, pack_writes(chunk), BULK_SECONDS), chunk)
+            body = await self._codec(len(chunk), pack_writes, chunk)
+            answer = _beaten_in(await self._call(method, body, BULK_SECONDS), chunk)
             beaten += [None] * len(chunk) if answer is None else answer
         return beaten if any(beaten) else None
 
@@ -109,43 +123,51 @@ class RemoteReplica:
                 before: Optional[int] = None) -> Deferred[list[tuple[int, int]]]:
         async def ask():
             body = await self._call("digests", pack_scan(ranges, before), BULK_SECONDS)
-            return _checked(unpack_digests, body, len(ranges))
+            return await self._codec(len(ranges), unpack_digests, body, len(ranges))
         return ensureDeferred(ask())
 
     def versions(self, ranges: Sequence[TokenRange],
                  before: Optional[int] = None) -> Deferred[list[tuple[str, Version]]]:
         async def ask():
-            return _checked(unpack_versions, await self._call("versions", pack_scan(ranges, before), BULK_SECONDS))
+            body = await self._call("versions", pack_scan(ranges, before), BULK_SECONDS)
+            return await self._codec(OFFLOAD_ITEMS, unpack_versions, body)  # versions of whole ranges
         return ensureDeferred(ask())
 
 
 def handlers(local: LocalReplica) -> dict[str, Handler]:
-    """The calls a RemoteReplica makes, answered by this node's store."""
+    """The calls a RemoteReplica makes, answered by this node's store; bulk messages are
+    decoded and encoded with ``local.offload``."""
     store = local.store
 
-    def write(body: bytes) -> Deferred[bytes]:
+    def decoded(unpack: Callable, body: bytes) -> Deferred:
+        return local.offload(unpack, body) if len(body) >= OFFLOAD_BYTES else maybeDeferred(unpack, body)
+
+    async def write(body: bytes, push: bool = False) -> bytes:
         """Empty when every record was stored; else the newer versions that beat some."""
-        writes = unpack_writes(body)
+        writes = await decoded(unpack_writes, body)
+        beaten = await (local.push(writes) if push else local.write(writes))
+        if push or beaten is None:
+            return b""
+        return pack_versions([(key, version) for (key, _, _), version in zip(writes, beaten) if version])
 
-        def answer(beaten: Beaten) -> bytes:
-            if beaten is None:
-                return b""
-            return pack_versions([(key, version) for (key, _, _), version in zip(writes, beaten) if version])
-        return local.write(writes).addCallback(answer)
-
-    def read(body: bytes) -> Deferred[bytes]:
+    async def read(body: bytes) -> bytes:
         """Records in order, cut short after about ``BATCH_BYTES`` of values.  Reads of
-        many keys (anti-entropy) run as a scan, off the reactor thread when it can."""
+        many keys (anti-entropy) run as a scan, and are encoded, off the reactor thread."""
         keys = unpack_keys(body)
-        found = local.read(keys) if len(keys) >= THREADED_ITEMS else succeed([store.get(key) for key in keys])
-        return found.addCallback(lambda records: pack_records(_first_batch(keys, records)))
+        if len(keys) < THREADED_ITEMS:
+            return pack_records(_first_batch(keys, [store.get(key) for key in keys]))
+        records = await local.read(keys)
+        return await local.offload(lambda: pack_records(_first_batch(keys, records)))
+
+    async def versions(body: bytes) -> bytes:
+        return await local.offload(pack_versions, await local.versions(*unpack_scan(body)))
 
     return {
-        "write": write,
-        "push": lambda body: local.push(unpack_writes(body)).addCallback(lambda _: b""),
-        "read": read,
+        "write": lambda body: ensureDeferred(write(body)),
+        "push": lambda body: ensureDeferred(write(body, push=True)),
+        "read": lambda body: ensureDeferred(read(body)),
         "digests": lambda body: local.digests(*unpack_scan(body)).addCallback(pack_digests),
-        "versions": lambda body: local.versions(*unpack_scan(body)).addCallback(pack_versions),
+        "versions": lambda body: ensureDeferred(versions(body)),
     }
 
 

@@ -102,7 +102,7 @@ class NodeService(MultiService):
         local = LocalReplica(config.name, self.store, self.committer, clock, self.stats, deferToThread)
         self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes))
         self.replicas = Replicas(local, self.cluster.api_address,
-                                 lambda name, address: RemoteReplica(name, address, self.rpc, reactor))
+                                 lambda name, address: RemoteReplica(name, address, self.rpc, reactor, deferToThread))
         # The ring and its members that are down are replaced on every change.
         ring = lambda: self.cluster.ring  # noqa: E731
         down = lambda: self.cluster.down  # noqa: E731

@@ -35,6 +35,10 @@ class Record(NamedTuple):
     deleted: bool = False
 
 
+class StoreBusy(Exception):
+    """A write that was not to wait found another write transaction in progress."""
+
+
 #: A record sent to a replica, with the name of the node it is kept for when it is a hint.
 Write = tuple[str, Record, Optional[str]]
 
@@ -52,9 +56,11 @@ class Store(Protocol):
     def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
         """``get`` for each key, in order."""
 
-    def write(self, items: Iterable[tuple[str, Record]]) -> dict[str, Version]:
+    def write(self, items: Iterable[tuple[str, Record]], wait: bool = True) -> dict[str, Version]:
         """Apply the writes as one durable batch, keeping the newest version of each key;
-        for each key where a newer version than one written was kept, that version."""
+        for each key where a newer version than one written was kept, that version.
+        With ``wait`` false, raise ``StoreBusy`` rather than wait for a write in progress
+        in another thread."""
 
     def keys(self, after: Optional[str], limit: int) -> list[str]:
         """Up to ``limit`` live keys in ``ring_order``, starting after ``after``: the

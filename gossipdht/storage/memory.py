@@ -30,7 +30,7 @@ class MemoryStore:
     def get_many(self, keys: Sequence[str]) -> list[Optional[Record]]:
         return [self._records.get(key) for key in keys]
 
-    def write(self, items: Iterable[tuple[str, Record]]) -> dict[str, Version]:
+    def write(self, items: Iterable[tuple[str, Record]], wait: bool = True) -> dict[str, Version]:
         newer: dict[str, Version] = {}
         for key, record in items:
             old = self._records.get(key)

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from gossipdht.core.hashing import digest, token
 from gossipdht.core.hlc import TIMESTAMP_LIMIT, Version
-from gossipdht.storage import Record, TokenRange
+from gossipdht.storage import Record, StoreBusy, TokenRange
 from gossipdht.storage.buckets import BUCKET_BITS, BucketDigests
 
 _SHIFT = 1 << 63
@@ -193,16 +193,20 @@ class SQLiteStore:
         return db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction at a time, whichever thread asks."""
-        with self._writing:
-            try:
-                with self._writer:
-                    self._writer.execute("BEGIN")
-                    yield self._writer
-            except BaseException:
-                self._buckets.discard()
-                raise
+    def _transaction(self, wait: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction at a time, whichever thread asks; ``StoreBusy`` at once
+        instead of waiting for the one in progress when not ``wait``."""
+        if not self._writing.acquire(blocking=wait):
+            raise StoreBusy("a write transaction is in progress")
+        try:
+            with self._writer:
+                self._writer.execute("BEGIN")
+                yield self._writer
+        except BaseException:
+            self._buckets.discard()
+            raise
+        finally:
+            self._writing.release()
             self._buckets.apply()
             if self._wal_frames > WAL_FINISH_FRAMES:
                 self._wal_frames = 0
@@ -235,11 +239,11 @@ class SQLiteStore:
             rows = [self._scanner.execute(_BY_KEY, (_stored_token(key), key)).fetchone() for key in keys]
         return [None if row is None else _record(row) for row in rows]
 
-    def write(self, items: Iterable[tuple[str, Record]]) -> dict[str, Version]:
+    def write(self, items: Iterable[tuple[str, Record]], wait: bool = True) -> dict[str, Version]:
         items = list(items)
         if not items:
             return {}
-        with self._transaction() as db:
+        with self._transaction(wait) as db:
             newer = self._store(db, items)
             db.execute(_RAISE_META, ("max_timestamp", max(r.version.timestamp for _, r in items)))
         return newer

@@ -4,7 +4,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gossipdht.core.hlc import Version
 from gossipdht.data.committer import THREADED_ITEMS, GroupCommitter
-from gossipdht.storage import Record
+from gossipdht.storage import Record, StoreBusy
 from gossipdht.storage.memory import MemoryStore
 
 
@@ -13,9 +13,12 @@ class RecordingStore(MemoryStore):
         super().__init__()
         self.batches = []
         self.fail = fail
+        self.busy = False  # a transaction in progress in another thread
 
-    def write(self, items):
+    def write(self, items, wait=True):
         items = list(items)
+        if self.busy and not wait:
+            raise StoreBusy("busy")
         self.batches.append(items)
         if self.fail:
             raise OSError("disk full")
@@ -93,3 +96,26 @@ class GroupCommitterTests(SynchronousTestCase):
         self.successResultOf(large)
         self.successResultOf(drained)
         self.assertEqual([len(batch) for batch in self.store.batches], [2, 1, THREADED_ITEMS])
+
+    def test_a_small_commit_follows_a_transaction_in_progress_in_a_thread_instead_of_waiting(self):
+        self.store.threaded = True
+        started = []
+
+        def in_thread(f, *args):
+            started.append(Deferred())
+            return started[-1].addCallback(lambda _: f(*args))
+
+        committer = GroupCommitter(self.store, self.clock, in_thread)
+        self.store.busy = True
+        single = committer.write("a", rec(1))
+        small = committer.write_many([("b", rec(1))])
+        self.clock.advance(0)
+        self.assertEqual(len(started), 2)  # both handed to the thread, not waited for here
+        self.assertNoResult(single)
+        self.store.busy = False
+        for thread in started:
+            thread.callback(None)
+        self.successResultOf(single)
+        self.successResultOf(small)
+        self.assertEqual(self.store.get("a"), rec(1))
+

@@ -15,6 +15,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from tls import self_signed
 import gossipdht
 from gossipdht.core.hlc import COUNTER_BITS, Version
 from gossipdht.storage import Record, open_store, ring_order
+from gossipdht.tools.localcluster import wait_for
 from gossipdht.tools.nodeprocess import NodeProcess, free_port, run_twistd, stop_process, twistd_command
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -264,6 +266,40 @@ def test_listen_tls_serves_https_and_tcp_port_0_serves_http(tmp_path):
         assert connection.getresponse().read() == b"over tls"
     finally:
         assert stop_process(tls) == -signal.SIGTERM
+
+
+# Starts a program with a listening socket as fd 3, as systemd passes one (sd_listen_fds).
+_SOCKET_ACTIVATION = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid())); os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def test_listen_systemd_serves_the_socket_systemd_opened(tmp_path):
+    """Socket activation: ``--listen systemd:domain=INET:index=0`` serves on the inherited socket."""
+    opened = socket.socket()
+    opened.bind(("127.0.0.1", 0))
+    opened.listen()
+    port = opened.getsockname()[1]
+    command = [sys.executable, "-c", _SOCKET_ACTIVATION, str(opened.fileno()), *twistd_command(
+        "--listen", "systemd:domain=INET:index=0", "--gossip-port", str(free_port()), "-d", str(tmp_path / "data"))]
+    with open(tmp_path / "node.log", "wb") as log:
+        node = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, pass_fds=(opened.fileno(),))
+    opened.close()  # the node holds it now
+
+    def health() -> bool:
+        assert node.poll() is None, (tmp_path / "node.log").read_text()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/health")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+    try:
+        wait_for(health, 15)
+        assert f"HTTP API on 127.0.0.1:{port}," in (tmp_path / "node.log").read_text()
+    finally:
+        assert stop_process(node) == -signal.SIGTERM
 
 
 def test_port_in_use(node_factory, tmp_path):

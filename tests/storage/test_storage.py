@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from gossipdht.core.hashing import RING_SIZE, digest
 from gossipdht.core.hlc import TIMESTAMP_LIMIT, Version
-from gossipdht.storage import Record, open_store, ring_order
+from gossipdht.storage import Record, StoreBusy, open_store, ring_order
 from gossipdht.storage.buckets import BUCKET_BITS, BUCKET_WIDTH
 
 WHOLE = [(0, RING_SIZE)]
@@ -259,3 +260,27 @@ def test_sqlite_refuses_a_database_of_another_layout(tmp_path):
         open_store("sqlite", str(tmp_path))
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT key FROM records").fetchall() == [("a",)]
+
+
+def test_sqlite_write_that_may_not_wait_is_refused_while_another_thread_writes(tmp_path):
+    s = open_store("sqlite", str(tmp_path))
+    inside, release = threading.Event(), threading.Event()
+
+    def long_write():
+        with s._transaction():  # a transaction held open, as a large one is
+            inside.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(StoreBusy):
+            s.write([("a", rec(1))], wait=False)
+    finally:
+        release.set()
+        writer.join()
+    s.write([("a", rec(1))], wait=False)  # free again
+    assert s.get("a") == rec(1)
+    s.close()
+

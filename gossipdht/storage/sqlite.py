@@ -199,18 +199,19 @@ class SQLiteStore:
         if not self._writing.acquire(blocking=wait):
             raise StoreBusy("a write transaction is in progress")
         try:
-            with self._writer:
-                self._writer.execute("BEGIN")
-                yield self._writer
-        except BaseException:
-            self._buckets.discard()
-            raise
-        finally:
-            self._writing.release()
+            try:
+                with self._writer:
+                    self._writer.execute("BEGIN")
+                    yield self._writer
+            except BaseException:
+                self._buckets.discard()
+                raise
             self._buckets.apply()
             if self._wal_frames > WAL_FINISH_FRAMES:
                 self._wal_frames = 0
                 self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            self._writing.release()
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database as far as it goes without blocking the writer.

@@ -41,6 +41,7 @@ async def refused(call) -> PeerError:
     ("write", msgpack.packb([["k", 1, "n", False, "t"]])),  # a field short
     ("write", msgpack.packb([["k", -1, "n", False, "t", b"v"]])),
     ("write", msgpack.packb([["k", 2**63, "n", False, "t", b"v"]])),  # beyond SQLite's integers
+    ("push", msgpack.packb([["k", -1, "n", False, "t", b"v" * 70_000]])),  # decoded in a thread
     ("read", msgpack.packb([1, 2])),
     ("digests", msgpack.packb([None, [[5, 1]]])),
     ("digests", msgpack.packb([[0, 1]])),  # ranges without the bound
@@ -143,3 +144,25 @@ async def test_scans_with_a_bound_leave_out_the_newer_records_across_the_wire(no
     assert await replica.versions(whole, 20) == [("old", Version(10, "n"))]
     assert await replica.digests(whole, 20) == node.store.digests(whole, 20)
     assert (await replica.digests(whole))[0][0] == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_bulk_messages_are_encoded_through_offload_and_single_writes_are_not(node, rpc):
+    from twisted.internet.defer import maybeDeferred
+
+    offloaded = []
+
+    def offload(f, *args):
+        offloaded.append(args[0].__name__)  # _checked(f, ...) names the codec
+        return maybeDeferred(f, *args)
+
+    replica = RemoteReplica("peer", address(node), rpc, None, offload)
+    bulk = [(f"bulk{i:03d}", Record(Version(1, "n"), b"v", "t"), None) for i in range(300)]
+    assert await replica.push(bulk) is None
+    assert offloaded == ["pack_writes"]
+    assert await replica.write([("one", Record(Version(1, "n"), b"v", "t"), None), bulk[0]]) is None
+    assert offloaded == ["pack_writes"]  # two records: encoded here
+    records = await replica.read([key for key, _, _ in bulk])
+    assert records == [record for _, record, _ in bulk] and offloaded[1:] == ["unpack_records"]
+    assert node.store.get("bulk299") == bulk[-1][1]
+

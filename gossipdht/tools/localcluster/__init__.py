@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Callable, Sequence
 
-from gossipdht.tools.nodeprocess import NodeProcess, free_port
+from gossipdht.tools.nodeprocess import NodeProcess, free_port, stop_process
 
 POLL = 0.02
 #: The ``data`` counters of ``GET /dht/stats`` that count records moved between nodes.
@@ -164,9 +166,24 @@ def outage(count: int, keys: int, down: float, directory: str, args: Sequence[st
             node.stop()
 
 
+#: The baseline of ``join_lag``: a process that does nothing but sleep 0.1 s at a time,
+#: printing the largest lateness so far, in ms.  It shows what the machine's scheduler
+#: alone costs a timer while the nodes are busy.
+IDLE_PROBE = """
+import time
+worst = 0.0
+while True:
+    due = time.monotonic() + 0.1
+    time.sleep(0.1)
+    worst = max(worst, time.monotonic() - due)
+    print(round(worst * 1000, 1), flush=True)
+"""
+
+
 def join_lag(count: int, keys: int, directory: str, args: Sequence[str] = ()) -> dict:
     """How late the reactors ran while one more node joined ``count`` nodes holding
-    ``keys`` keys: the largest timer lag and Lifeguard health score each node showed."""
+    ``keys`` keys: the largest timer lag and Lifeguard health score each node showed,
+    and the largest lateness of an idle process's sleep meanwhile (the baseline)."""
     nodes = start_nodes(directory, count + 1, args)
     try:
         for node in nodes[1:count]:
@@ -188,13 +205,17 @@ def join_lag(count: int, keys: int, directory: str, args: Sequence[str] = ()) ->
         # The load's own lag is not the join's: the window of ``lag_max_ms`` is a minute.
         time.sleep(61)
         watcher.start()
+        probe = subprocess.Popen([sys.executable, "-c", IDLE_PROBE], stdout=subprocess.PIPE, text=True)
         started = time.monotonic()
         join(nodes[count], nodes[0], timeout=1800)
         joined = time.monotonic() - started
         done.set()
         watcher.join()
+        stop_process(probe)
+        lateness = probe.stdout.read().split()
         return {"nodes": count, "keys": keys, "load_seconds": round(loaded, 1),
-                "join_seconds": round(joined, 1), **worst}
+                "join_seconds": round(joined, 1), **worst,
+                "idle_process_lag_max_ms": float(lateness[-1]) if lateness else None}
     finally:
         for node in nodes:
             node.stop()

@@ -171,6 +171,9 @@ class NodeService(MultiService):
     def _endpoint(self, description: str) -> IStreamServerEndpoint:
         try:
             return serverFromString(self._reactor, description)
+        except IndexError:  # systemd:...:index=N beyond the sockets inherited
+            raise StartupError(f"--listen: {description!r}: no such socket was passed by systemd "
+                               "(LISTEN_FDS, LISTEN_FDNAMES)") from None
         except Exception as e:  # parsers raise ValueError, TypeError, OSError, OpenSSL errors...
             raise StartupError(f"--listen: {description!r}: {e or type(e).__name__}") from None
 

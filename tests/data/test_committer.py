@@ -73,7 +73,9 @@ class GroupCommitterTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.store.get("a"), rec(1))
 
-    def test_a_threaded_store_commits_large_batches_through_the_runner_and_drain_waits(self):
+    def threaded_committer(self):
+        """A committer of a threaded store, and the Deferreds of what it gave the thread:
+        each runs its work when fired."""
         self.store.threaded = True
         started = []
 
@@ -81,7 +83,10 @@ class GroupCommitterTests(SynchronousTestCase):
             started.append(Deferred())
             return started[-1].addCallback(lambda _: f(*args))
 
-        committer = GroupCommitter(self.store, self.clock, in_thread)
+        return GroupCommitter(self.store, self.clock, in_thread), started
+
+    def test_a_threaded_store_commits_large_batches_through_the_runner_and_drain_waits(self):
+        committer, started = self.threaded_committer()
         single = committer.write("a", rec(1))
         small = committer.write_many([("b", rec(1)), ("c", rec(1))])
         self.clock.advance(0)
@@ -98,14 +103,7 @@ class GroupCommitterTests(SynchronousTestCase):
         self.assertEqual([len(batch) for batch in self.store.batches], [2, 1, THREADED_ITEMS])
 
     def test_a_small_commit_follows_a_transaction_in_progress_in_a_thread_instead_of_waiting(self):
-        self.store.threaded = True
-        started = []
-
-        def in_thread(f, *args):
-            started.append(Deferred())
-            return started[-1].addCallback(lambda _: f(*args))
-
-        committer = GroupCommitter(self.store, self.clock, in_thread)
+        committer, started = self.threaded_committer()
         self.store.busy = True
         single = committer.write("a", rec(1))
         small = committer.write_many([("b", rec(1))])

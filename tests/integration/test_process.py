@@ -268,10 +268,11 @@ def test_listen_tls_serves_https_and_tcp_port_0_serves_http(tmp_path):
         assert stop_process(tls) == -signal.SIGTERM
 
 
-# Starts a program with a listening socket as fd 3, as systemd passes one (sd_listen_fds).
+# Starts a program with a listening socket as fd 3, as systemd (227 and newer) passes one.
 _SOCKET_ACTIVATION = (
     "import os, sys; os.dup2(int(sys.argv[1]), 3); "
-    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid())); os.execv(sys.argv[2], sys.argv[2:])"
+    "os.environ.update(LISTEN_FDS='1', LISTEN_FDNAMES='http', LISTEN_PID=str(os.getpid())); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
 )
 
 

@@ -77,6 +77,7 @@ async def test_tls_endpoint_serves_https_to_a_client_that_trusts_the_certificate
     ("carrier-pigeon:8080", "--listen: 'carrier-pigeon:8080': Unknown endpoint type: 'carrier-pigeon'"),
     ("ssl:0:privateKey=/nonexistent/key.pem", "--listen: 'ssl:0:privateKey=/nonexistent/key.pem': "),
     ("tcp:0:color=blue", "--listen: 'tcp:0:color=blue': "),
+    ("systemd:domain=INET:index=0", "--listen: 'systemd:domain=INET:index=0': no such socket was passed by systemd"),
 ])
 def test_a_bad_endpoint_string_ends_start_up_with_one_line_naming_listen(tmp_path, description, message):
     from twisted.internet import reactor

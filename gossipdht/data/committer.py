@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from gossipdht.core.hlc import Version
 from gossipdht.data.batcher import Batcher
@@ -38,12 +39,10 @@ class GroupCommitter:
 
     def _here_unless_busy(self, write: Callable[..., dict], items: list[tuple[str, Record]]) -> Deferred[dict]:
         """``write(items)`` on this thread, or in a thread after the transaction in progress."""
-        try:
-            return succeed(write(items, wait=False))
-        except StoreBusy:
+        def busy(failure: Failure) -> Deferred[dict]:
+            failure.trap(StoreBusy)
             return self._in_thread(write, items)
-        except Exception:
-            return fail()
+        return maybeDeferred(write, items, wait=False).addErrback(busy)
 
     def _commit(self, run: Callable[..., Deferred],
                 items: list[tuple[str, Record]]) -> Deferred[Optional[list[Optional[Version]]]]:

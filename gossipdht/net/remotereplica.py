@@ -188,5 +188,5 @@ def _checked(decode, *args):
 
 def _first_batch(keys: Sequence[str], records: Sequence[Optional[Record]]) -> list[Optional[tuple[str, Record]]]:
     """The first records, up to about ``BATCH_BYTES`` of values (at least one)."""
-    found = [None if record is None else (key, record) for key, record in zip(keys, records)]
+    found = (None if record is None else (key, record) for key, record in zip(keys, records))
     return next(batches(found, lambda item: 0 if item is None else len(item[1].value), None, BATCH_BYTES), [])

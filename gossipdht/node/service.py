@@ -33,7 +33,7 @@ from gossipdht.net.peer import PeerClient
 from gossipdht.net.remotereplica import RemoteReplica
 from gossipdht.net.rpc import RpcClient, max_frame_bytes
 from gossipdht.net.settlement import Settlement
-from gossipdht.node.config import NodeConfig, default_endpoint
+from gossipdht.node.config import NodeConfig
 from gossipdht.node.reactorlag import ReactorLag
 from gossipdht.node.snapshot import Snapshot
 from gossipdht.node.snapshot import load as load_snapshot
@@ -189,8 +189,7 @@ class NodeService(MultiService):
         if isinstance(outcome[0], Failure):
             self._close_ports()
             error = outcome[0].value
-            # The endpoint made of --port and --bind is named by the option the user gave.
-            option = "--port" if description == default_endpoint(self.config.port, self.config.bind) else "--listen"
+            option = "--listen" if self.config.listen else "--port"  # the option the user gave
             raise StartupError(f"{option}: cannot listen on {description}: {getattr(error, 'socketError', None) or error}")
         return outcome[0]
 

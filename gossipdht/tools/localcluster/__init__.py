@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
-from gossipdht.tools.nodeprocess import NodeProcess, free_port, stop_process
+from gossipdht.tools.nodeprocess import NodeProcess, free_port
 
 POLL = 0.02
 #: The ``data`` counters of ``GET /dht/stats`` that count records moved between nodes.
@@ -166,24 +165,22 @@ def outage(count: int, keys: int, down: float, directory: str, args: Sequence[st
             node.stop()
 
 
-#: The baseline of ``join_lag``: a process that does nothing but sleep 0.1 s at a time,
-#: printing the largest lateness so far, in ms.  It shows what the machine's scheduler
-#: alone costs a timer while the nodes are busy.
-IDLE_PROBE = """
-import time
-worst = 0.0
-while True:
-    due = time.monotonic() + 0.1
-    time.sleep(0.1)
-    worst = max(worst, time.monotonic() - due)
-    print(round(worst * 1000, 1), flush=True)
-"""
+def sleep_lateness(done: threading.Event, interval: float = 0.1) -> float:
+    """The baseline of ``join_lag``: sleeps of ``interval`` until ``done``, and the largest
+    lateness of one, in seconds; what the machine's scheduler alone costs a timer while
+    the nodes are busy."""
+    worst = 0.0
+    while not done.is_set():
+        due = time.monotonic() + interval
+        time.sleep(interval)
+        worst = max(worst, time.monotonic() - due)
+    return worst
 
 
 def join_lag(count: int, keys: int, directory: str, args: Sequence[str] = ()) -> dict:
     """How late the reactors ran while one more node joined ``count`` nodes holding
     ``keys`` keys: the largest timer lag and Lifeguard health score each node showed,
-    and the largest lateness of an idle process's sleep meanwhile (the baseline)."""
+    and the largest lateness of an idle thread's sleep meanwhile (the baseline)."""
     nodes = start_nodes(directory, count + 1, args)
     try:
         for node in nodes[1:count]:
@@ -205,17 +202,16 @@ def join_lag(count: int, keys: int, directory: str, args: Sequence[str] = ()) ->
         # The load's own lag is not the join's: the window of ``lag_max_ms`` is a minute.
         time.sleep(61)
         watcher.start()
-        probe = subprocess.Popen([sys.executable, "-c", IDLE_PROBE], stdout=subprocess.PIPE, text=True)
-        started = time.monotonic()
-        join(nodes[count], nodes[0], timeout=1800)
-        joined = time.monotonic() - started
-        done.set()
+        with ThreadPoolExecutor(1) as pool:
+            idle = pool.submit(sleep_lateness, done)
+            started = time.monotonic()
+            join(nodes[count], nodes[0], timeout=1800)
+            joined = time.monotonic() - started
+            done.set()
         watcher.join()
-        stop_process(probe)
-        lateness = probe.stdout.read().split()
         return {"nodes": count, "keys": keys, "load_seconds": round(loaded, 1),
                 "join_seconds": round(joined, 1), **worst,
-                "idle_process_lag_max_ms": float(lateness[-1]) if lateness else None}
+                "idle_thread_lag_max_ms": round(idle.result() * 1000, 1)}
     finally:
         for node in nodes:
             node.stop()

@@ -12,8 +12,9 @@ import threading
 import time
 from typing import Sequence, TextIO
 
-from gossipdht.client import load
+from gossipdht.client import keyring, load
 from gossipdht.core.address import AddressError, parse_address
+from gossipdht.core.keyring import new_key
 
 BAR_WIDTH = 30
 ERRORS_SHOWN = 10
@@ -71,7 +72,38 @@ def load_command(argv: Sequence[str]) -> int:
     return 1 if sender.errors else 0
 
 
-COMMANDS = {"load": load_command}
+def keygen_command(argv: Sequence[str]) -> int:
+    argparse.ArgumentParser(prog="gossipdht keygen", description="Print a new 32-byte gossip key, in base64.").parse_args(argv)
+    print(new_key())
+    return 0
+
+
+def keyring_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="gossipdht keyring", description="Rotate the gossip keyring of every live member, as serf keys does; "
+        "exit status 1 unless every member answered and did it.")
+    parser.add_argument("action", choices=keyring.ACTIONS)
+    parser.add_argument("key", nargs="?", help="the base64 key (not for list)")
+    parser.add_argument("--node", required=True, metavar="HOST:PORT", help="any node of the cluster")
+    parser.add_argument("--cacert", metavar="FILE", help="speak HTTPS, trusting this CA")
+    args = parser.parse_args(argv)
+    if (args.key is None) != (args.action == "list"):
+        parser.error("install, use and remove take a KEY; list takes none")
+    try:
+        node = parse_address(args.node, "node")
+    except AddressError as e:
+        parser.error(str(e))
+    try:
+        status, answer = keyring.ask(node.host, node.port, args.action, args.key, args.cacert)
+    except keyring.AskError as e:
+        print(f"gossipdht keyring: {e}", file=sys.stderr)
+        return 1
+    for line in keyring.report(answer):
+        print(line)
+    return 0 if status == 200 else 1
+
+
+COMMANDS = {"load": load_command, "keygen": keygen_command, "keyring": keyring_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

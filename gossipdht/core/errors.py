@@ -12,3 +12,11 @@ class PeerError(Exception):
         super().__init__(message)
         self.timed_out = timed_out
         self.status = status
+
+
+class Refusal(Exception):
+    """A request refused on purpose; ``code`` is the HTTP status that says why."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -67,7 +67,8 @@ class Coordinator:
                  down: Callable[[], frozenset[str]] = frozenset,
                  unsettled: Callable[[], list[str]] = list,
                  clock_trouble: Callable[[], Optional[str]] = lambda: None,
-                 moves: Callable[[], object] = lambda: None) -> None:
+                 moves: Callable[[], object] = lambda: None,
+                 isolated: Callable[[], Optional[str]] = lambda: None) -> None:
         self.name = name
         self._ring = ring
         #: Owners to skip, and the members whose handoffs may still hold a key.
@@ -77,6 +78,8 @@ class Coordinator:
         self._moves = moves
         #: Why this node's clock may not version writes now, or None.
         self._clock_trouble = clock_trouble
+        #: Why this node serves no reads or writes now (its cluster refused it), or None.
+        self._isolated = isolated
         self._replicas = replicas
         self._clock = clock
         self.n, self.r, self.w = n, r, w
@@ -116,6 +119,9 @@ class Coordinator:
         key has W acknowledgements or can get no more, with the keys that fell short.
         A record written again above a newer version replaces its entry in ``writes``."""
         self.stats.writes_coordinated += len(writes)
+        isolated = self._isolated()
+        if isolated is not None:
+            return self._short(Deferred(), {key: isolated for key, _ in writes})
         trouble = self._clock_trouble()
         if trouble is not None:  # its versions would be far off the others'
             self.stats.writes_refused_for_clock += len(writes)
@@ -146,6 +152,9 @@ class Coordinator:
         R replicas are asked first, this node first when it is one; the others only when
         those fail, disagree or lack the key (Cassandra reads the same way)."""
         self.stats.reads_coordinated += 1
+        isolated = self._isolated()
+        if isolated is not None:
+            return self._fail(Deferred(), isolated)
         ring = self._ring()
         targets = ring.preference_list(key, self.n)
         needed = min(self.r, len(targets)) if r is None else r

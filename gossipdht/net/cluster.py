@@ -9,6 +9,7 @@ within their rebalance delay (``ringmembers``).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Awaitable, Callable, Optional
 
@@ -18,8 +19,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from gossipdht.core.address import Address
-from gossipdht.core.errors import PeerError
+from gossipdht.core.errors import PeerError, Refusal
 from gossipdht.core.ring import Ring
+from gossipdht.core.sealing import REASONS, Refused, Sealing
 from gossipdht.membership.member import Datagram, Member, Outgoing, State, StreamPing, SwimConfig, SyncRequest
 from gossipdht.membership.ringmembers import ring_members
 from gossipdht.membership.swim import Membership
@@ -43,12 +45,8 @@ def _milliseconds(seconds: Optional[float]) -> Optional[float]:
     return None if seconds is None else round(seconds * 1000, 1)
 
 
-class ClusterError(Exception):
+class ClusterError(Refusal):
     """A join or leave that cannot be done; ``code`` is the HTTP status to answer."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Cluster:
@@ -58,12 +56,19 @@ class Cluster:
 
     def __init__(self, name: str, host: str, gossip_port: int, api_port: int, reactor,
                  peers: PeerClient, config: SwimConfig = SwimConfig(), settle_seconds: float = 10.0,
-                 sync_timeout: float = 5.0, rebalance_delay: float = 0.0, max_clock_offset: float = 0.5) -> None:
+                 sync_timeout: float = 5.0, rebalance_delay: float = 0.0, max_clock_offset: float = 0.5,
+                 sealing: Sealing = Sealing()) -> None:
         self.name = name
         self._address = (host, gossip_port, api_port)
         self._reactor = reactor
         self._peers = peers
-        self._config = config
+        self.sealing = sealing
+        # Datagrams are sealed after they are filled: the seal's bytes come off the budget.
+        self._config = dataclasses.replace(config, max_datagram=config.max_datagram - sealing.overhead)
+        #: Datagrams refused before they reached the membership core, by reason.
+        self.unopened = dict.fromkeys(REASONS, 0)
+        #: Why this node serves no data: the cluster it rejoins at start refused it (or None).
+        self.refused_by_cluster: Optional[str] = None
         self._rng = random.Random()
         self._settle_seconds = settle_seconds
         self._sync_timeout = sync_timeout
@@ -180,13 +185,18 @@ class Cluster:
         self.clock_trouble = trouble
 
     def _received(self, data: bytes, source: tuple[str, int]) -> None:
+        try:
+            data = self.sealing.open(data, b"gossip")
+        except Refused as e:
+            self.unopened[e.reason] += 1
+            return
         self._dispatch(self.core.receive(self._reactor.seconds(), source, data))
 
     def _dispatch(self, outgoing: list[Outgoing]) -> None:
         for item in outgoing:
             if isinstance(item, Datagram):
                 try:
-                    self.protocol.send(item.data, item.address)
+                    self.protocol.send(self.sealing.seal(item.data, b"gossip"), item.address)
                 except OSError as e:
                     self.log.debug("cannot send to {address}: {error}", address=item.address, error=e)
             elif isinstance(item, SyncRequest):
@@ -242,6 +252,17 @@ class Cluster:
         self._reschedule()
         return pack_state(self.name, self.core.local_state())
 
+    def handlers(self) -> dict[str, Callable[[bytes], bytes]]:
+        """What other nodes call on this one over the internal RPC: push/pull, the TCP
+        probe (its body is the name of the member meant) and the member list."""
+        def ping(name: bytes) -> bytes:
+            if name.decode("utf-8", "replace") != self.name:
+                raise ClusterError(404, f"this node is not {name.decode('utf-8', 'replace')}")
+            return b""
+
+        return {"pushpull": self.answer_push_pull, "ping": ping,
+                "peers": lambda body: "\r\n".join(self.peers()).encode()}
+
     # -- what the API shows -------------------------------------------------------------
 
     def live_members(self) -> list[Member]:
@@ -279,7 +300,9 @@ class Cluster:
         return {"datagrams_received": s.received, "datagrams_refused": s.refused, "datagrams_sent": s.sent,
                 "bytes_sent": s.bytes_sent, "refutations": s.refutations, "name_conflicts": s.name_conflicts,
                 "syncs": s.syncs, "stalls_noticed": s.stalls_noticed, "local_health": self.core.health,
-                "clock_offset_exceeded": self.clock_trouble is not None}
+                "clock_offset_exceeded": self.clock_trouble is not None,
+                "datagrams_unopened": dict(self.unopened), "sealed": self.sealing.seals,
+                "refused_by_cluster": self.refused_by_cluster}
 
     # -- join and leave ---------------------------------------------------------------------
 
@@ -350,9 +373,9 @@ class Cluster:
                 await self.push_pull((seed.host, seed.port))
                 return
             except PeerError as e:
-                if e.status == 409:
-                    self.log.warn("{seed} refused this node: {error}", seed=seed, error=e)
-                    raise ClusterError(409, f"{seed} refused this node: {e}") from None
+                if e.status in (403, 409):  # a wrong keyring or certificate, a name taken
+                    self.log.error("{seed} refused this node: {error}", seed=seed, error=e)
+                    raise ClusterError(e.status, f"refused by {e}") from None
                 failures.append((seed, e))
             except WireError as e:
                 failures.append((seed, PeerError(f"{seed} sent a bad member list: {e}")))

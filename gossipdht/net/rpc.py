@@ -9,19 +9,30 @@ request is ``[id, method, body]``, each answer ``[id, status, body]``, in any or
 The connection starts as an HTTP request to the node's API port (``GET /internal/rpc``
 with ``Upgrade: gossipdht-rpc/1``, answered ``101 Switching Protocols``, as WebSocket
 does), so a node still listens on one TCP port; the client sends its first frame once
-the 101 came.  Statuses follow HTTP: 200, 400 for a
-body the handler refused, 404 for an unknown method, 500 for a failure of the handler.
+the 101 came.  Statuses follow HTTP: 200, 400 for a body the handler refused, 404 for an
+unknown method, the code of a ``Refusal``, 500 for a failure of the handler.
+
+With a keyring, the connection is sealed.  The client's request carries a random nonce
+sealed with its primary key (``Gossipdht-Hello``): a server that cannot open it answers
+403 with one line saying why, before any frame.  The server's 101 carries a nonce of its
+own (``Gossipdht-Challenge``), and every frame is then sealed with the keyring, bound to
+both nonces, its direction and its place in the stream: a frame replayed, reordered, or
+taken from another connection does not open, and ends the connection.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
-from typing import Awaitable, Callable, Union
+import os
+from typing import Awaitable, Callable, Optional, Union
 
 import msgpack
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.defer import TimeoutError as DeferTimeout
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
@@ -33,15 +44,20 @@ from twisted.web.server import NOT_DONE_YET
 from gossipdht.core import media
 from gossipdht.core.address import Address
 from gossipdht.core.batches import BATCH_BYTES
-from gossipdht.core.errors import PeerError
+from gossipdht.core.errors import PeerError, Refusal
+from gossipdht.core.sealing import Refused, Sealing
 from gossipdht.net.idempotent import once_more
 from gossipdht.net.messages import BadMessage
 
 PATH = b"/internal/rpc"
 PROTOCOL = b"gossipdht-rpc/1"
 CONNECT_SECONDS = 5.0
-_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + PROTOCOL + b"\r\n\r\n"
+HELLO = b"gossipdht-hello"
+CHALLENGE = b"gossipdht-challenge"
+NONCE_BYTES = 16
 _HANDSHAKE_LIMIT = 4096
+_HELLO_PURPOSE = b"rpc-hello"
+
 
 def max_frame_bytes(max_value_bytes: int) -> int:
     """A batch's values, one more value, and room for up to a batch of keys and types."""
@@ -49,21 +65,52 @@ def max_frame_bytes(max_value_bytes: int) -> int:
 
 
 Handler = Callable[[bytes], Union[bytes, Deferred, Awaitable[bytes]]]
+#: Says why a request to upgrade is refused before anything else is looked at (None: go on).
+Admit = Callable[[IRequest], Optional[str]]
+
+
+class _Plain:
+    """The frames of a connection that is not sealed."""
+
+    def seal(self, frame: bytes) -> bytes:
+        return frame
+
+    def open(self, frame: bytes) -> bytes:
+        return frame
+
+
+class _Sealed:
+    """The frames of one sealed connection: each is bound to the connection's two nonces,
+    its direction and its number, so that it opens only where and when it was sent."""
+
+    def __init__(self, sealing: Sealing, client_nonce: bytes, server_nonce: bytes, client: bool) -> None:
+        self._keyring = sealing.keyring
+        prefix = sealing.cluster.encode() + b"\0rpc" + client_nonce + server_nonce
+        self._out, self._in = (prefix + b">", prefix + b"<") if client else (prefix + b"<", prefix + b">")
+        self._sent = itertools.count()
+        self._received = itertools.count()
+
+    def seal(self, frame: bytes) -> bytes:
+        return self._keyring.seal(frame, self._out + next(self._sent).to_bytes(8, "big"))
+
+    def open(self, frame: bytes) -> bytes:
+        return self._keyring.open(frame, self._in + next(self._received).to_bytes(8, "big"))
 
 
 class _Framed(Int32StringReceiver):
-    """Frames of msgpack arrays; a frame that is not one ends the connection."""
+    """Frames of msgpack arrays; a frame that is not one, or does not open, ends the connection."""
 
     def __init__(self, max_frame_bytes: int) -> None:
         self.MAX_LENGTH = max_frame_bytes
+        self.frames: Union[_Plain, _Sealed] = _Plain()
 
     def stringReceived(self, frame: bytes) -> None:
         try:
-            message = msgpack.unpackb(frame, use_list=True, raw=False)
+            message = msgpack.unpackb(self.frames.open(frame), use_list=True, raw=False)
             number, head, body = message
             if not (isinstance(number, int) and isinstance(body, bytes)):
                 raise ValueError
-        except (ValueError, TypeError):  # msgpack's errors are ValueErrors too
+        except (ValueError, TypeError):  # msgpack's errors and Unopened are ValueErrors too
             self.transport.loseConnection()
             return
         self.message(number, head, body)
@@ -72,7 +119,7 @@ class _Framed(Int32StringReceiver):
         raise NotImplementedError
 
     def send(self, number: int, head, body: bytes) -> None:
-        self.sendString(msgpack.packb([number, head, body], use_bin_type=True))
+        self.sendString(self.frames.seal(msgpack.packb([number, head, body], use_bin_type=True)))
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.transport.loseConnection()
@@ -97,6 +144,9 @@ class _Server(_Framed):
         if failure.check(BadMessage):
             self.send(number, 400, f"bad internal message: {failure.value}".encode())
             return
+        if failure.check(Refusal):
+            self.send(number, failure.value.code, str(failure.value).encode())
+            return
         self.log.failure("error answering the call {method}", failure, method=method)
         self.send(number, 500, b"internal error; the node's log has the details")
 
@@ -105,11 +155,17 @@ class RpcResource(Resource):
     """``GET /internal/rpc`` with the Upgrade header: the connection becomes a ``_Server``."""
 
     isLeaf = True
+    log = Logger()
 
-    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int) -> None:
+    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int, sealing: Sealing = Sealing(),
+                 admit: Optional[Admit] = None) -> None:
         super().__init__()
         self.handlers = handlers
         self.max_frame_bytes = max_frame_bytes
+        self.sealing = sealing
+        self.admit = admit or (lambda request: None)
+        #: Upgrades refused, by reason (``sealing.REASONS``, ``admit``).
+        self.refused: dict[str, int] = {}
 
     def render(self, request: IRequest):
         if (request.getHeader(b"upgrade") or b"").lower() != PROTOCOL:
@@ -117,17 +173,58 @@ class RpcResource(Resource):
             request.setHeader(b"upgrade", PROTOCOL)
             request.setHeader(b"content-type", media.TEXT.encode())
             return b"this path speaks " + PROTOCOL + b" only, after an HTTP Upgrade\n"
+        refusal = self.admit(request)
+        if refusal is not None:
+            return self._refuse(request, "admit", refusal)
+        frames: Union[_Plain, _Sealed] = _Plain()
+        extra = b""
+        hello = request.getHeader(HELLO)
+        try:
+            if hello is not None:
+                client_nonce = self.sealing.open(base64.b64decode(hello, validate=True), _HELLO_PURPOSE)
+                server_nonce = os.urandom(NONCE_BYTES)
+                frames = _Sealed(self.sealing, client_nonce, server_nonce, client=False)
+                extra = CHALLENGE + b": " + base64.b64encode(server_nonce) + b"\r\n"
+            else:
+                self.sealing.check_plaintext()
+        except (binascii.Error, ValueError):
+            return self._refuse(request, "malformed", "the hello is not base64")
+        except Refused as e:
+            return self._refuse(request, e.reason, f"internal call refused: {_why(e)}")
         # Take the connection from twisted.web (as autobahn's WebSocketResource does):
         # the HTTP channel must neither time it out nor answer this request.
         channel = request.channel
         channel.setTimeout(None)
         transport, channel.transport = channel.transport, None
-        transport.write(_SWITCHING)
+        transport.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + PROTOCOL
+                        + b"\r\n" + extra + b"\r\n")
         server = _Server(self.handlers, self.max_frame_bytes)
+        server.frames = frames
         transport.protocol = server
         server.makeConnection(transport)
         transport.resumeProducing()  # twisted.web pauses reading while it serves a request
         return NOT_DONE_YET
+
+    def _refuse(self, request: IRequest, reason: str, message: str) -> bytes:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        peer = request.getClientAddress()
+        self.log.warn("refused an internal connection from {peer}: {message}",
+                      peer=getattr(peer, "host", peer), message=message)
+        request.setResponseCode(403)
+        request.setHeader(b"content-type", media.TEXT.encode())
+        request.setHeader(b"connection", b"close")
+        return message.encode() + b"\n"
+
+
+def _why(refused: Refused) -> str:
+    """The refusal as the caller reads it: which side lacks what."""
+    return {"plaintext": "the caller sent plaintext, and the node called accepts only traffic sealed with its "
+                         "gossip keyring (give the caller the cluster's keyring)",
+            "no_key_opens": "no key installed on the node called opens the caller's: the two nodes' gossip "
+                            "keyrings (or --cluster-name) differ",
+            "sealed_but_no_keyring": "the caller seals its traffic with a gossip keyring, and the node called "
+                                     "has none",
+            }.get(refused.reason, str(refused))
 
 
 class _Lost(PeerError):
@@ -138,15 +235,18 @@ class _Client(_Framed):
     """One connection to a peer: the calls in flight by number, and who waits for the
     connection to be ready."""
 
-    def __init__(self, host: bytes, max_frame_bytes: int, forget: Callable[[], None]) -> None:
+    def __init__(self, host: bytes, max_frame_bytes: int, sealing: Sealing, forget: Callable[[], None]) -> None:
         super().__init__(max_frame_bytes)
         self.host = host
+        self.sealing = sealing
         self.forget = forget
         self.calls: dict[int, Deferred[tuple[int, bytes]]] = {}
         self.numbers = itertools.count()
         self.upgraded = False
         self._waiting: list[Deferred[_Client]] = []
         self._handshake = b""
+        self._nonce = os.urandom(NONCE_BYTES)
+        self._refusal: Optional[PeerError] = None
 
     def ready(self) -> Deferred[_Client]:
         if self.upgraded:
@@ -156,8 +256,11 @@ class _Client(_Framed):
         return waiting
 
     def connectionMade(self) -> None:
-        self.transport.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n"
-                             % (PATH, self.host, PROTOCOL))
+        hello = b""
+        if self.sealing.seals:
+            hello = HELLO + b": " + base64.b64encode(self.sealing.seal(self._nonce, _HELLO_PURPOSE)) + b"\r\n"
+        self.transport.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s\r\n"
+                             % (PATH, self.host, PROTOCOL, hello))
 
     def dataReceived(self, data: bytes) -> None:
         if self.upgraded:
@@ -169,15 +272,40 @@ class _Client(_Framed):
             if len(self._handshake) > _HANDSHAKE_LIMIT:
                 self.transport.loseConnection()
             return
-        if not head.startswith(b"HTTP/1.1 101 "):
-            self.transport.loseConnection()
+        status_line, *header_lines = head.split(b"\r\n")
+        if not status_line.startswith(b"HTTP/1.1 101 "):
+            self._refused(status_line, header_lines, rest)
             return
+        headers = dict(line.partition(b":")[::2] for line in header_lines)
+        challenge = {name.strip().lower(): value.strip() for name, value in headers.items()}.get(CHALLENGE)
+        if self.sealing.seals:
+            try:
+                server_nonce = base64.b64decode(challenge or b"", validate=True)
+            except (binascii.Error, ValueError):
+                server_nonce = b""
+            if len(server_nonce) != NONCE_BYTES:  # a server without a keyring, or not ours
+                self._refusal = PeerError("the peer did not answer this node's sealed hello with a challenge: "
+                                          "it has no gossip keyring", status=403)
+                self.transport.loseConnection()
+                return
+            self.frames = _Sealed(self.sealing, self._nonce, server_nonce, client=True)
         self.upgraded = True
         waiting, self._waiting = self._waiting, []
         for ready in waiting:
             ready.callback(self)
         if rest:
             super().dataReceived(rest)
+
+    def _refused(self, status_line: bytes, header_lines: list[bytes], body: bytes) -> None:
+        """A refusal instead of the upgrade: its status and one-line reason, once its body is in."""
+        parts = status_line.split(b" ", 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        lengths = [line.partition(b":")[2].strip() for line in header_lines if line.lower().startswith(b"content-length:")]
+        if lengths and lengths[0].isdigit() and len(body) < int(lengths[0]) and len(body) <= _HANDSHAKE_LIMIT:
+            return  # more of the body to come
+        reason = body.decode("utf-8", "replace").strip() or status_line.decode("latin-1")
+        self._refusal = PeerError(reason, status=status)
+        self.transport.loseConnection()
 
     def call(self, method: str, body: bytes) -> Deferred[tuple[int, bytes]]:
         number = next(self.numbers)
@@ -197,7 +325,7 @@ class _Client(_Framed):
         waiting, self._waiting = self._waiting, []
         calls, self.calls = self.calls, {}
         for ready in waiting:
-            ready.errback(PeerError(f"no connection: {reason.getErrorMessage()}"))
+            ready.errback(self._refusal or PeerError(f"no connection: {reason.getErrorMessage()}"))
         for answer in calls.values():
             answer.errback(_Lost(f"connection lost: {reason.getErrorMessage()}"))
 
@@ -207,15 +335,19 @@ class _Client(_Framed):
 class RpcClient:
     """Calls to other nodes, one connection per address, opened when first needed."""
 
-    def __init__(self, reactor, max_frame_bytes: int) -> None:
+    def __init__(self, reactor, max_frame_bytes: int, sealing: Sealing = Sealing(),
+                 endpoint: Optional[Callable[[str, int], IStreamClientEndpoint]] = None) -> None:
+        """``endpoint(host, port)`` is what to connect with (TCP by default, TLS for a cluster that speaks it)."""
         self._reactor = reactor
         self._max_frame_bytes = max_frame_bytes
+        self._sealing = sealing
+        self._endpoint = endpoint or (lambda host, port: HostnameEndpoint(reactor, host, port, timeout=CONNECT_SECONDS))
         self._clients: dict[tuple[str, int], _Client] = {}
 
     async def call(self, address: tuple[str, int], method: str, body: bytes, timeout: float) -> bytes:
-        """The answer's body; PeerError when the peer cannot be reached, times out or
-        answers with another status than 200.  Calls are idempotent: one whose
-        connection was lost before the answer is made again, once, on a new one."""
+        """The answer's body; PeerError when the peer cannot be reached, times out, refuses
+        the connection or answers with another status than 200.  Calls are idempotent: one
+        whose connection was lost before the answer is made again, once, on a new one."""
         async def attempt() -> tuple[int, bytes]:
             client = await self._client(address).ready().addTimeout(timeout, self._reactor)
             return await client.call(method, body).addTimeout(timeout, self._reactor)
@@ -224,7 +356,7 @@ class RpcClient:
         except (CancelledError, DeferTimeout):
             raise PeerError(f"{Address(*address)} timed out", timed_out=True) from None
         except PeerError as e:
-            raise PeerError(f"{Address(*address)}: {e}") from None
+            raise PeerError(f"{Address(*address)}: {e}", status=e.status) from None
         if status != 200:
             raise PeerError(f"{Address(*address)} answered {status} to {method}: "
                             f"{answer.decode('utf-8', 'replace').strip()}", status=status)
@@ -238,9 +370,9 @@ class RpcClient:
                 if self._clients.get(address) is client:
                     del self._clients[address]
 
-            client = self._clients[address] = _Client(str(Address(*address)).encode(), self._max_frame_bytes, forget)
-            endpoint = HostnameEndpoint(self._reactor, address[0], address[1], timeout=CONNECT_SECONDS)
-            endpoint.connect(Factory.forProtocol(lambda: client)).addErrback(client.failed)
+            client = self._clients[address] = _Client(str(Address(*address)).encode(), self._max_frame_bytes,
+                                                       self._sealing, forget)
+            self._endpoint(*address).connect(Factory.forProtocol(lambda: client)).addErrback(client.failed)
         return client
 
     def close(self) -> None:

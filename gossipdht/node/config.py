@@ -18,6 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from gossipdht.core.address import Address, AddressError, parse_address
+from gossipdht.node import keyfile
 from gossipdht.storage import ENGINES
 
 LOG_FORMATS = ("text", "json")
@@ -54,6 +55,12 @@ class NodeConfig:
     #: ``ssl:8443:privateKey=key.pem:certKey=cert.pem``, ``systemd:domain=INET:index=0``);
     #: none given: ``port`` on ``bind`` (see ``endpoints``).
     listen: tuple[str, ...] = field(default=())
+    #: The keyring file that bootstraps gossip encryption (None: no encryption).
+    keyring: Optional[str] = None
+    #: Bound to every sealed message: clusters of other names never take each other's.
+    cluster_name: str = ""
+    gossip_verify_incoming: bool = True
+    gossip_verify_outgoing: bool = True
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
@@ -70,7 +77,9 @@ class NodeConfig:
             f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
             f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
             f"rebalance-delay={self.rebalance_delay:g} max-clock-offset={self.max_clock_offset * 1000:g} "
-            f"join={seeds} "
+            f"join={seeds} keyring={self.keyring or 'none'} cluster-name={self.cluster_name or '(none)'} "
+            f"gossip-verify-incoming={_yes(self.gossip_verify_incoming)} "
+            f"gossip-verify-outgoing={_yes(self.gossip_verify_outgoing)} "
             f"log-format={self.log_format}"
         )
 
@@ -79,7 +88,7 @@ SETTINGS = (
     "name", "listen", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
-    "max-clock-offset",
+    "max-clock-offset", "keyring", "cluster-name", "gossip-verify-incoming", "gossip-verify-outgoing",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -95,6 +104,9 @@ DEFAULTS: Mapping[str, Any] = {
     "max-clock-offset": 500,
     "join": [],
     "listen": [],
+    "cluster-name": "",
+    "gossip-verify-incoming": True,
+    "gossip-verify-outgoing": True,
 }
 
 
@@ -155,6 +167,16 @@ def build_config(
         listen = [listen]
     if not isinstance(listen, (list, tuple)) or not all(isinstance(d, str) and d for d in listen):
         raise ConfigError(f"--listen: {listen!r} is not a list of endpoint strings")
+    keyring = merged.get("keyring")
+    if keyring is not None:
+        keyring = str(keyring)
+        try:
+            keyfile.read(keyring)
+        except keyfile.KeyfileError as e:
+            raise ConfigError(f"--keyring: {e}") from None
+    cluster_name = str(merged["cluster-name"])
+    if len(cluster_name.encode()) > MAX_NAME_LENGTH or not cluster_name.isprintable():
+        raise ConfigError(f"--cluster-name: {cluster_name!r} must be up to {MAX_NAME_LENGTH} printable bytes")
     try:
         seeds = tuple(parse_address(seed, "join") for seed in join)
     except AddressError as e:
@@ -179,6 +201,10 @@ def build_config(
         max_clock_offset=_integer(merged, "max-clock-offset", 1, 86_400_000) / 1000,
         join=seeds,
         listen=tuple(listen),
+        keyring=keyring,
+        cluster_name=cluster_name,
+        gossip_verify_incoming=_boolean(merged, "gossip-verify-incoming"),
+        gossip_verify_outgoing=_boolean(merged, "gossip-verify-outgoing"),
     )
 
 
@@ -201,6 +227,22 @@ def _integer(values: Mapping[str, Any], setting: str, low: int, high: int, defau
     if not low <= number <= high:
         raise ConfigError(f"--{setting}: {number} is outside {low}..{high}")
     return number
+
+
+def _boolean(values: Mapping[str, Any], setting: str) -> bool:
+    raw = values[setting]
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise ConfigError(f"--{setting}: {raw!r} is not true or false")
+
+
+def _yes(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _ip_address(text: Any, setting: str) -> str:

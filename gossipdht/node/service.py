@@ -20,7 +20,9 @@ from twisted.python.failure import Failure
 import gossipdht
 from gossipdht.core.address import Address
 from gossipdht.core.hlc import HybridLogicalClock
+from gossipdht.core.keyring import describe
 from gossipdht.core.ring import Ring
+from gossipdht.core.sealing import Sealing
 from gossipdht.data.committer import GroupCommitter
 from gossipdht.data.coordinator import Coordinator
 from gossipdht.data.hints import HintedHandoff
@@ -29,10 +31,12 @@ from gossipdht.data.replica import LocalReplica, Replicas
 from gossipdht.data.stats import DataStats
 from gossipdht.membership.member import SwimConfig
 from gossipdht.net.cluster import Cluster, ClusterError
+from gossipdht.net.keyrings import KeyringManager
 from gossipdht.net.peer import PeerClient
 from gossipdht.net.remotereplica import RemoteReplica
 from gossipdht.net.rpc import RpcClient, max_frame_bytes
 from gossipdht.net.settlement import Settlement
+from gossipdht.node import keyfile
 from gossipdht.node.config import NodeConfig
 from gossipdht.node.reactorlag import ReactorLag
 from gossipdht.node.snapshot import Snapshot
@@ -89,18 +93,24 @@ class NodeService(MultiService):
         except Exception as e:
             raise StartupError(f"--data-dir: cannot open storage in {config.data_dir}: {e}") from None
         self.committer = GroupCommitter(self.store, reactor, deferToThread)
-        self.peers = PeerClient(reactor)
+        try:
+            keyring, self._keyring_origin = keyfile.in_force(config.data_dir, config.keyring)
+        except (keyfile.KeyfileError, OSError) as e:
+            raise StartupError(f"--keyring: {e}") from None
+        self.sealing = Sealing(keyring, config.cluster_name, config.gossip_verify_incoming,
+                               config.gossip_verify_outgoing)
+        self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes), self.sealing)
+        self.peers = PeerClient(self.rpc)
         try:
             advertised_ip = socket.getaddrinfo(config.advertise, None)[0][4][0]
         except OSError as e:
             raise StartupError(f"--advertise: cannot resolve {config.advertise}: {e}") from None
         self.cluster = Cluster(config.name, advertised_ip, config.gossip_port, config.port, reactor, self.peers,
                                SwimConfig(reap_after=config.reap_after), rebalance_delay=config.rebalance_delay,
-                               max_clock_offset=config.max_clock_offset)
+                               max_clock_offset=config.max_clock_offset, sealing=self.sealing)
         self.stats = DataStats()
         clock = HybridLogicalClock(reactor.seconds, self.store.reserved_timestamp(), self.store.reserve_timestamp)
         local = LocalReplica(config.name, self.store, self.committer, clock, self.stats, deferToThread)
-        self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes))
         self.replicas = Replicas(local, self.cluster.api_address,
                                  lambda name, address: RemoteReplica(name, address, self.rpc, reactor, deferToThread))
         # The ring and its members that are down are replaced on every change.
@@ -113,7 +123,8 @@ class NodeService(MultiService):
         self.coordinator = Coordinator(config.name, ring, self.replicas, clock, config.replicas,
                                        config.read_quorum, config.write_quorum, self.stats, down,
                                        self.settlement.unsettled, lambda: self.cluster.clock_trouble,
-                                       lambda: (self.settlement.generation, self.rebalancer.settled_rounds))
+                                       lambda: (self.settlement.generation, self.rebalancer.settled_rounds),
+                                       isolated=lambda: self.cluster.refused_by_cluster)
         self.hints = HintedHandoff(ring, down, self.replicas, config.replicas, self.stats, reactor)
         self.cluster.on_ring_change.append(self.rebalancer.ring_changed)
         local.on_push = self.rebalancer.pushed
@@ -121,8 +132,9 @@ class NodeService(MultiService):
         self.cluster.before_leave = self._hand_data_off
         self.lag = ReactorLag(reactor)
         self.lag.setServiceParent(self)
+        self.keyrings = KeyringManager(config.name, self.sealing, self._save_keyring, self.peers, self.cluster.others)
         api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
-                      config.replicas, self.settlement, self.lag.stats)
+                      config.replicas, self.settlement, self.keyrings, self.lag.stats)
         self.site = api.site()
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster
@@ -204,6 +216,7 @@ class NodeService(MultiService):
                       config=self.config.describe())
         self.log.info("HTTP API on {addresses}, gossip on UDP {gossip}",
                       addresses=", ".join(_where(port.getHost()) for port in self.ports), gossip=_where(self.udp.getHost()))
+        self._log_sealing()
         seeds = list(self.config.join)
         if not seeds and self.snapshot is not None:
             seeds = load_snapshot(os.path.join(self.config.data_dir, "members.json"))
@@ -211,6 +224,23 @@ class NodeService(MultiService):
                 self.log.info("rejoining the {count} members this node knew before it stopped", count=len(seeds))
         if seeds:
             self._joining = ensureDeferred(self._join_at_start(seeds))
+
+    def _log_sealing(self) -> None:
+        sealing = self.sealing
+        if sealing.keyring is None:
+            self.log.warn("no gossip keyring (--keyring): gossip and calls between nodes are neither encrypted "
+                          "nor authenticated; anyone who reaches this node's ports can join the cluster or change it")
+            return
+        modes = {(True, True): "sealed both ways", (True, False): "sealed when sent; plaintext accepted too "
+                 "(--gossip-verify-incoming false)", (False, True): "received sealed only, yet sent in plaintext "
+                 "(--gossip-verify-outgoing false)", (False, False): "keys installed, plaintext sent and accepted "
+                 "(both --gossip-verify options false)"}
+        self.log.info("gossip keyring in force: {keys}, {origin}; cluster name {cluster}; traffic {mode}",
+                      keys=describe(sealing.keyring), origin=self._keyring_origin,
+                      cluster=repr(sealing.cluster), mode=modes[sealing.seals, sealing.requires])
+
+    def _save_keyring(self, keyring) -> None:
+        keyfile.write(os.path.join(self.config.data_dir, keyfile.FILE_NAME), keyring)
 
     async def _data_moved(self, members, checksum, down) -> None:
         pending = await self.settlement.wait(members, checksum, down, DATA_MOVE_SECONDS)
@@ -237,11 +267,17 @@ class NodeService(MultiService):
             try:
                 message = await self.cluster.join(seeds)
             except ClusterError as e:
+                if e.code == 403:  # its keyring (or certificate) is not the cluster's: not a cluster of its own
+                    self.cluster.refused_by_cluster = (
+                        f"this node serves no data: the cluster it rejoins refused it ({e}); give it the "
+                        "cluster's current key with gossipdht keyring install and use, then it rejoins")
+                    self.log.error("{why}", why=self.cluster.refused_by_cluster)
                 self.log.warn("join through {seeds} failed ({error}); retrying in {delay:.1f} s",
                               seeds=", ".join(map(str, seeds)), error=e, delay=delay)
                 await deferLater(self._reactor, delay, lambda: None)
                 delay = min(delay * 2, MAX_JOIN_BACKOFF)
             else:
+                self.cluster.refused_by_cluster = None
                 self.log.info("{message}", message=message)
                 return
 
@@ -263,7 +299,6 @@ class NodeService(MultiService):
             await self.udp.stopListening()
         for port in self.ports:
             await port.stopListening()
-        await self.peers.close()
         self.rpc.close()
         if self.snapshot is not None:
             self.snapshot.write()

@@ -39,6 +39,15 @@ class Options(usage.Options):
         ["max-clock-offset", None, None,
          "milliseconds this node's clock may be off most others' before it stops coordinating writes "
          "[default: 500]"],
+        ["keyring", None, None,
+         "file of base64 gossip keys, the primary first, that bootstraps encryption; the node keeps its "
+         "keyring in --data-dir from then on [default: none: plaintext]"],
+        ["cluster-name", None, None, "bound to every sealed message: clusters of other names never take "
+         "each other's [default: none]"],
+        ["gossip-verify-incoming", None, None, "false also accepts plaintext, while encryption is rolled "
+         "out [default: true]"],
+        ["gossip-verify-outgoing", None, None, "false still sends plaintext, while encryption is rolled "
+         "out [default: true]"],
     ]
 
     def __init__(self) -> None:

@@ -23,9 +23,10 @@ from gossipdht.data.coordinator import Coordinator
 from gossipdht.data.replica import LocalReplica
 from gossipdht.net import rpc
 from gossipdht.net.cluster import Cluster
+from gossipdht.net.keyrings import KeyringManager, parse_request
 from gossipdht.net.messages import BadMessage
 from gossipdht.net.remotereplica import handlers
-from gossipdht.net.rpc import RpcResource
+from gossipdht.net.rpc import Admit, RpcResource
 from gossipdht.net.settlement import Settlement, as_text
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
@@ -45,23 +46,31 @@ class RestAPI:
 
     def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
                  data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
-                 settlement: Settlement, reactor_stats: Callable[[], dict] = dict) -> None:
+                 settlement: Settlement, keyrings: KeyringManager, reactor_stats: Callable[[], dict] = dict,
+                 admit: Optional[Admit] = None) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
+        self.keyrings = keyrings
         self.settlement = settlement
         self.local = local
         self.data_stats = data_stats
         self.reactor_stats = reactor_stats
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
+        self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
 
     def site(self) -> Site:
         """The node's HTTP site: Klein's resource, with single-key requests going to the
         plain ``KeyResource`` and calls between nodes to ``RpcResource``."""
         return Site(self.app.resource(), self.max_value_bytes, prefixes={
             KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas),
-            rpc.PATH: RpcResource(handlers(self.local), rpc.max_frame_bytes(self.max_value_bytes)),
+            rpc.PATH: self.rpc,
         })
+
+    def _rpc_handlers(self) -> dict:
+        """Every call between nodes: data, membership, transfers and the keyring."""
+        return {**handlers(self.local), **self.cluster.handlers(), "keyring": self.keyrings.handler,
+                "transfers": lambda body: json.dumps(self.settlement.report(self.cluster.name)).encode()}
 
     # -- keys ----------------------------------------------------------------------
 
@@ -130,7 +139,7 @@ class RestAPI:
     def stats(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", JSON)
         return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats(),
-                           "reactor": self.reactor_stats()}).encode()
+                           "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused}).encode()
 
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:
@@ -192,25 +201,21 @@ class RestAPI:
         request.setHeader(b"content-type", TEXT_PLAIN)
         return (await self.cluster.remove(name)).encode() + b"\n"
 
+    @app.route("/dht/keyring", methods=["POST"])
+    async def keyring(self, request: IRequest) -> bytes:
+        """``{"action": "install"|"use"|"remove"|"list", "key": ...}`` on every live member;
+        502 unless every one of them answered and did it."""
+        done, answer = await self.keyrings.everywhere(parse_request(request.content.read()))
+        request.setResponseCode(200 if done else 502)
+        request.setHeader(b"content-type", JSON)
+        return json.dumps(answer).encode() + b"\n"
+
     @app.route("/dht/leave", methods=["GET", "POST"])
     async def leave(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", TEXT_PLAIN)
         if request.method == b"HEAD":  # HEAD must not act
             return b""
         return (await self.cluster.leave()).encode() + b"\n"
-
-    # -- between nodes -------------------------------------------------------------
-
-    @app.route("/internal/pushpull", methods=["POST"])
-    def push_pull(self, request: IRequest) -> bytes:
-        request.setHeader(b"content-type", b"application/msgpack")
-        return self.cluster.answer_push_pull(request.content.read())
-
-    @app.route("/internal/ping/<path:name>", methods=["GET"])
-    def ping(self, request: IRequest, name: str) -> bytes:
-        if name != self.cluster.name:
-            raise ClientError(404, f"this node is not {name}")
-        return b""
 
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:

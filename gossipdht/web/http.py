@@ -12,9 +12,9 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from gossipdht.core import media
+from gossipdht.core.errors import Refusal
 from gossipdht.core.keys import InvalidKey, decode_path_segment
 from gossipdht.data.coordinator import QuorumError
-from gossipdht.net.cluster import ClusterError
 from gossipdht.storage import Record
 
 FORM = b"application/x-www-form-urlencoded"
@@ -46,7 +46,7 @@ def failed(request: IRequest, failure: Failure, log: Logger) -> Optional[bytes]:
     None when the client went away and there is nobody to answer."""
     if failure.check(CancelledError):
         return None
-    if failure.check(ClientError, ClusterError, QuorumError):
+    if failure.check(ClientError, Refusal, QuorumError):
         return plain(request, failure.value.code, str(failure.value))
     log.failure("error answering {method} {path}", failure, method=request.method, path=request.path)
     return plain(request, 500, "internal error; the node's log has the details")

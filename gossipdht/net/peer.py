@@ -56,8 +56,10 @@ class _QuietFactory(_HTTP11ClientFactory):
 class PeerClient:
     """HTTP requests to other nodes' APIs over one connection pool, each with a deadline."""
 
-    def __init__(self, reactor) -> None:
+    def __init__(self, reactor, token: Optional[bytes] = None) -> None:
         self._reactor = reactor
+        # Sent to every peer when the nodes need API tokens (gossipdht.web.tokens).
+        self._headers = None if token is None else {b"authorization": [b"Bearer " + token]}
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool._factory = _QuietFactory
         self._pool.maxPersistentPerHost = 8
@@ -70,7 +72,7 @@ class PeerClient:
         url = _PlainURL.from_text(f"http://{Address(*address)}{path}")
 
         async def attempt() -> tuple[int, bytes]:
-            response = await self._http.request(method, url, data=body, timeout=timeout)
+            response = await self._http.request(method, url, data=body, timeout=timeout, headers=self._headers)
             return response.code, await treq.content(response).addTimeout(timeout, self._reactor)
         try:
             return await once_more(attempt, _closed_before_the_answer)

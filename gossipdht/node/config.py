@@ -19,6 +19,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from gossipdht.core.address import Address, AddressError, parse_address
 from gossipdht.storage import ENGINES
+from gossipdht.web.tokens import BadTokens, Tokens, parse
 
 LOG_FORMATS = ("text", "json")
 MAX_NAME_LENGTH = 255
@@ -54,6 +55,8 @@ class NodeConfig:
     #: ``ssl:8443:privateKey=key.pem:certKey=cert.pem``, ``systemd:domain=INET:index=0``);
     #: none given: ``port`` on ``bind`` (see ``endpoints``).
     listen: tuple[str, ...] = field(default=())
+    #: The file of ``ROLE TOKEN`` lines the HTTP API asks tokens of; None: no tokens.
+    api_tokens: Optional[str] = None
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
@@ -70,7 +73,7 @@ class NodeConfig:
             f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
             f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
             f"rebalance-delay={self.rebalance_delay:g} max-clock-offset={self.max_clock_offset * 1000:g} "
-            f"join={seeds} "
+            f"join={seeds} api-tokens={self.api_tokens or 'none'} "
             f"log-format={self.log_format}"
         )
 
@@ -79,7 +82,7 @@ SETTINGS = (
     "name", "listen", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
-    "max-clock-offset",
+    "max-clock-offset", "api-tokens",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -159,6 +162,9 @@ def build_config(
         seeds = tuple(parse_address(seed, "join") for seed in join)
     except AddressError as e:
         raise ConfigError(str(e)) from None
+    api_tokens = merged.get("api-tokens") or None
+    if api_tokens is not None:
+        read_api_tokens(str(api_tokens))  # a bad file is an option error, before start-up
     return NodeConfig(
         name=name,
         port=port,
@@ -179,7 +185,22 @@ def build_config(
         max_clock_offset=_integer(merged, "max-clock-offset", 1, 86_400_000) / 1000,
         join=seeds,
         listen=tuple(listen),
+        api_tokens=None if api_tokens is None else str(api_tokens),
     )
+
+
+def read_api_tokens(path: str) -> Tokens:
+    """The tokens of the ``--api-tokens`` file; the ConfigError names the file and line,
+    never a token."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"--api-tokens: cannot read {path}: {e.strerror}") from None
+    try:
+        return parse(data)
+    except BadTokens as e:
+        raise ConfigError(f"--api-tokens: {path}: {e}") from None
 
 
 def default_endpoint(port: int, bind: str) -> str:

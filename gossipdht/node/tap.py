@@ -39,6 +39,9 @@ class Options(usage.Options):
         ["max-clock-offset", None, None,
          "milliseconds this node's clock may be off most others' before it stops coordinating writes "
          "[default: 500]"],
+        ["api-tokens", None, None,
+         "file of ROLE TOKEN lines (roles: read, write, admin); with it, HTTP requests need "
+         "Authorization: Bearer TOKEN [default: none, no tokens needed]"],
     ]
 
     def __init__(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import unquote_to_bytes
 
@@ -43,9 +43,10 @@ class Refusal:
 class Tokens:
     """The known tokens, as (digest, role) in the order of the file."""
 
-    entries: tuple[tuple[bytes, str], ...]
+    # Out of repr: no log line or traceback shows a token.
+    entries: tuple[tuple[bytes, str], ...] = field(repr=False)
     #: The first token of the lowest role in the file: the one this node shows its peers.
-    own: bytes
+    own: bytes = field(repr=False)
 
     def role_of(self, token: bytes) -> Optional[str]:
         """The role of ``token``, or None; every known token is compared, in constant time."""

@@ -116,3 +116,7 @@ def test_open_paths_need_no_header_and_write_cannot_administer():
     assert refusal(TOKENS, b"GET", b"/health", []) is None
     assert refusal(TOKENS, b"GET", b"/dht/leave", [b"Bearer wr1te-token"]) == Refusal(
         403, "this request needs the admin role; the token has the write role")
+
+
+def test_the_tokens_repr_shows_no_token():
+    assert repr(TOKENS) == "Tokens()"

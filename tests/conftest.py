@@ -57,16 +57,42 @@ class HTTP:
         return response.code, response.headers, content
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def node(request, tmp_path):
-    """A started node service, once per storage engine."""
+def start_node(tmp_path, **overrides):
+    """A started node service of ``node_config(tmp_path, **overrides)``."""
     from twisted.internet import reactor
 
     from gossipdht.node.service import NodeService
 
-    service = NodeService(node_config(tmp_path, storage=request.param, max_value_bytes=1000), reactor)
+    service = NodeService(node_config(tmp_path, **overrides), reactor)
     service.privilegedStartService()
     service.startService()
+    return service
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def node(request, tmp_path):
+    """A started node service, once per storage engine."""
+    service = start_node(tmp_path, storage=request.param, max_value_bytes=1000)
+    yield service
+    pytest_twisted.blockon(service.stopService())
+
+
+#: Tokens of the ``api_tokens`` file, by role.
+TOKENS = {"read": "r3ad-token", "write": "wr1te-token", "admin": "adm1n-t0ken"}
+
+
+@pytest.fixture
+def api_tokens(tmp_path) -> str:
+    """The path of an ``--api-tokens`` file of ``TOKENS``."""
+    path = tmp_path / "api-tokens"
+    path.write_text("".join(f"{role} {token}\n" for role, token in TOKENS.items()))
+    return str(path)
+
+
+@pytest.fixture
+def token_node(tmp_path, api_tokens):
+    """A started node (memory storage) whose API needs the tokens of ``api_tokens``."""
+    service = start_node(tmp_path / "token-node", storage="memory", api_tokens=api_tokens)
     yield service
     pytest_twisted.blockon(service.stopService())
 

@@ -7,6 +7,7 @@ their console output (the library modules print nothing).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -49,6 +50,9 @@ def load_command(argv: Sequence[str]) -> int:
     parser.add_argument("--batch", type=int, default=load.BATCH_LINES, help="lines per request (%(default)s)")
     parser.add_argument("--connections", type=int, default=load.CONNECTIONS,
                         help="requests in flight at once (%(default)s)")
+    parser.add_argument("--token", default=os.environ.get("GOSSIPDHT_TOKEN"),
+                        help="API token of the write role, sent as Authorization: Bearer TOKEN "
+                             "[default: $GOSSIPDHT_TOKEN]")
     args = parser.parse_args(argv)
     try:
         nodes = [parse_address(node, "node") for node in args.node]
@@ -59,7 +63,7 @@ def load_command(argv: Sequence[str]) -> int:
         lines = load.read_lines(args.file)
         progress = Progress(len(lines), sys.stderr)
         sender = load.load(lines, [(a.host, a.port) for a in nodes], max(args.batch, 1),
-                           max(args.connections, 1), progress.add)
+                           max(args.connections, 1), progress.add, args.token)
         progress.end()
     except (OSError, load.LoadError) as e:
         print(f"gossipdht load: {e}", file=sys.stderr)

@@ -13,7 +13,7 @@ import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from gossipdht.core.bulk import BadBulk, parse_tsv
 from gossipdht.core.media import TSV
@@ -46,9 +46,13 @@ def check(lines: list[bytes]) -> None:
 class Sender:
     """Posts batches, one keep-alive connection per thread, threads spread over the nodes."""
 
-    def __init__(self, nodes: Sequence[tuple[str, int]], progress: Callable[[int], None]) -> None:
+    def __init__(self, nodes: Sequence[tuple[str, int]], progress: Callable[[int], None],
+                 token: Optional[str] = None) -> None:
         self.nodes = nodes
         self.progress = progress
+        self.headers = {"Content-Type": f"{TSV}; charset=utf-8"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self.local = threading.local()
         self.next_node = 0
         self.lock = threading.Lock()
@@ -66,7 +70,7 @@ class Sender:
     def send(self, first_line: int, body: bytes) -> None:
         connection = self.connection()
         try:
-            connection.request("POST", "/db", body, {"Content-Type": f"{TSV}; charset=utf-8"})
+            connection.request("POST", "/db", body, self.headers)
             response = connection.getresponse()
             answer = response.read()
         except (OSError, http.client.HTTPException) as e:
@@ -92,10 +96,10 @@ def read_lines(path: str) -> list[bytes]:
 
 
 def load(lines: list[bytes], nodes: Sequence[tuple[str, int]], batch_lines: int, connections: int,
-         progress: Callable[[int], None]) -> Sender:
+         progress: Callable[[int], None], token: Optional[str] = None) -> Sender:
     """Send the lines; the sender holds what was stored and what failed.  ``progress``
-    hears how many lines each finished batch held."""
-    sender = Sender(nodes, progress)
+    hears how many lines each finished batch held; ``token`` goes out as the Bearer token."""
+    sender = Sender(nodes, progress, token)
     with ThreadPoolExecutor(connections) as pool:
         for future in [pool.submit(sender.send, *batch) for batch in batches(lines, batch_lines)]:
             future.result()

@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
 from gossipdht.core.address import Address, AddressError, parse_address
 from gossipdht.node import keyfile
 from gossipdht.storage import ENGINES
+from gossipdht.web.tokens import BadTokens, Tokens, parse
 
 LOG_FORMATS = ("text", "json")
 MAX_NAME_LENGTH = 255
@@ -61,6 +62,8 @@ class NodeConfig:
     cluster_name: str = ""
     gossip_verify_incoming: bool = True
     gossip_verify_outgoing: bool = True
+    #: The file of ``ROLE TOKEN`` lines the HTTP API asks tokens of; None: no tokens.
+    api_tokens: Optional[str] = None
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
@@ -77,7 +80,7 @@ class NodeConfig:
             f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
             f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
             f"rebalance-delay={self.rebalance_delay:g} max-clock-offset={self.max_clock_offset * 1000:g} "
-            f"join={seeds} keyring={self.keyring or 'none'} cluster-name={self.cluster_name or '(none)'} "
+            f"join={seeds} api-tokens={self.api_tokens or 'none'} keyring={self.keyring or 'none'} cluster-name={self.cluster_name or '(none)'} "
             f"gossip-verify-incoming={_yes(self.gossip_verify_incoming)} "
             f"gossip-verify-outgoing={_yes(self.gossip_verify_outgoing)} "
             f"log-format={self.log_format}"
@@ -88,7 +91,8 @@ SETTINGS = (
     "name", "listen", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
-    "max-clock-offset", "keyring", "cluster-name", "gossip-verify-incoming", "gossip-verify-outgoing",
+    "max-clock-offset", "api-tokens", "keyring", "cluster-name", "gossip-verify-incoming",
+    "gossip-verify-outgoing",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -181,6 +185,9 @@ def build_config(
         seeds = tuple(parse_address(seed, "join") for seed in join)
     except AddressError as e:
         raise ConfigError(str(e)) from None
+    api_tokens = merged.get("api-tokens") or None
+    if api_tokens is not None:
+        read_api_tokens(str(api_tokens))  # a bad file is an option error, before start-up
     return NodeConfig(
         name=name,
         port=port,
@@ -205,7 +212,22 @@ def build_config(
         cluster_name=cluster_name,
         gossip_verify_incoming=_boolean(merged, "gossip-verify-incoming"),
         gossip_verify_outgoing=_boolean(merged, "gossip-verify-outgoing"),
+        api_tokens=None if api_tokens is None else str(api_tokens),
     )
+
+
+def read_api_tokens(path: str) -> Tokens:
+    """The tokens of the ``--api-tokens`` file; the ConfigError names the file and line,
+    never a token."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"--api-tokens: cannot read {path}: {e.strerror}") from None
+    try:
+        return parse(data)
+    except BadTokens as e:
+        raise ConfigError(f"--api-tokens: {path}: {e}") from None
 
 
 def default_endpoint(port: int, bind: str) -> str:

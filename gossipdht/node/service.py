@@ -37,7 +37,7 @@ from gossipdht.net.remotereplica import RemoteReplica
 from gossipdht.net.rpc import RpcClient, max_frame_bytes
 from gossipdht.net.settlement import Settlement
 from gossipdht.node import keyfile
-from gossipdht.node.config import NodeConfig
+from gossipdht.node.config import ConfigError, NodeConfig, read_api_tokens
 from gossipdht.node.reactorlag import ReactorLag
 from gossipdht.node.snapshot import Snapshot
 from gossipdht.node.snapshot import load as load_snapshot
@@ -88,6 +88,10 @@ class NodeService(MultiService):
         self._reactor = reactor
         # Before anything is made on disk: a bad endpoint string is an option error.
         self._endpoints = [(description, self._endpoint(description)) for description in config.endpoints()]
+        try:  # read once more: the file was checked with the configuration, and may have changed since
+            self.tokens = None if config.api_tokens is None else read_api_tokens(config.api_tokens)
+        except ConfigError as e:
+            raise StartupError(str(e)) from None
         try:
             self.store = open_store(config.storage, config.data_dir)
         except Exception as e:
@@ -135,7 +139,7 @@ class NodeService(MultiService):
         self.keyrings = KeyringManager(config.name, self.sealing, self._save_keyring, self.peers, self.cluster.others)
         api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
                       config.replicas, self.settlement, self.keyrings, self.lag.stats)
-        self.site = api.site()
+        self.site = api.site(self.tokens)
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster
             self.snapshot = Snapshot(os.path.join(config.data_dir, "members.json"), self._other_members, reactor)
@@ -217,6 +221,9 @@ class NodeService(MultiService):
         self.log.info("HTTP API on {addresses}, gossip on UDP {gossip}",
                       addresses=", ".join(_where(port.getHost()) for port in self.ports), gossip=_where(self.udp.getHost()))
         self._log_sealing()
+        if self.tokens is not None:
+            self.log.info("HTTP requests need an API token ({counts}); GET /health and calls between nodes do not",
+                          counts=", ".join(f"{n} {role}" for role, n in self.tokens.counts().items()))
         seeds = list(self.config.join)
         if not seeds and self.snapshot is not None:
             seeds = load_snapshot(os.path.join(self.config.data_dir, "members.json"))

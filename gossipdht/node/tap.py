@@ -48,6 +48,9 @@ class Options(usage.Options):
          "out [default: true]"],
         ["gossip-verify-outgoing", None, None, "false still sends plaintext, while encryption is rolled "
          "out [default: true]"],
+        ["api-tokens", None, None,
+         "file of ROLE TOKEN lines (roles: read, write, admin); with it, HTTP requests need "
+         "Authorization: Bearer TOKEN [default: none, no tokens needed]"],
     ]
 
     def __init__(self) -> None:

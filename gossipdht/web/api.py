@@ -31,6 +31,7 @@ from gossipdht.net.settlement import Settlement, as_text
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
 from gossipdht.web.site import Site
+from gossipdht.web.tokens import Tokens
 
 LISTING_PAGE = 1000
 OWNERS_PREFIX = b"/dht/owners/"
@@ -59,13 +60,14 @@ class RestAPI:
         self.replicas = replicas
         self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
 
-    def site(self) -> Site:
+    def site(self, tokens: Optional[Tokens] = None) -> Site:
         """The node's HTTP site: Klein's resource, with single-key requests going to the
-        plain ``KeyResource`` and calls between nodes to ``RpcResource``."""
+        plain ``KeyResource`` and calls between nodes to ``RpcResource``; with ``tokens``,
+        requests need one."""
         return Site(self.app.resource(), self.max_value_bytes, prefixes={
             KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas),
             rpc.PATH: self.rpc,
-        })
+        }, tokens=tokens)
 
     def _rpc_handlers(self) -> dict:
         """Every call between nodes: data, membership, transfers and the keyring."""

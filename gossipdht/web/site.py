@@ -6,6 +6,9 @@ over the limit is answered with 413 at once, and a chunked body is cut off as so
 as it passes the limit.  Either way the connection is closed, since the rest of
 the body is never read.
 
+With API tokens (``gossipdht.web.tokens``) the request's token is checked there too, once
+its headers are in: a request refused (401, 403) has its body never read either.
+
 The site also routes the hot paths itself: a request whose path starts with one of its
 ``prefixes`` goes straight to that resource (see ``BoundedRequest.process``).
 """
@@ -22,8 +25,11 @@ from twisted.web.resource import Resource
 
 from gossipdht.core.batches import BATCH_BYTES
 from gossipdht.web.http import TEXT_PLAIN
+from gossipdht.web.tokens import Tokens, refusal
 
 _TOO_LARGE = b"request body larger than %d bytes\n"
+_REASONS = {401: b"Unauthorized", 403: b"Forbidden", 413: b"Payload Too Large"}
+_CHALLENGE = b'WWW-Authenticate: Bearer realm="gossipdht"\r\n'
 
 
 class BoundedRequest(server.Request):
@@ -31,6 +37,8 @@ class BoundedRequest(server.Request):
 
     #: Set by the site; the largest request body accepted, in bytes.
     max_body_bytes = 1 << 20
+    #: Set by the site; None: no token is needed.
+    tokens: Tokens | None = None
     #: Responses without a body (204, 404 of a missing key) carry no Content-Type.
     defaultContentType = None
 
@@ -51,8 +59,14 @@ class BoundedRequest(server.Request):
         return self.max_body_bytes
 
     def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self.body_limit():
-            self._refuse()
+        # Called once the headers are in: the method and path are still the channel's.
+        refused = None if self.tokens is None else refusal(
+            self.tokens, self.channel._command, self.channel._path,
+            self.requestHeaders.getRawHeaders(b"authorization", []))
+        if refused is not None:
+            self._refuse(refused.code, refused.message.encode() + b"\n")
+        elif length is not None and length > self.body_limit():
+            self._refuse(413, _TOO_LARGE % self.max_body_bytes)
         else:
             super().gotLength(length)
 
@@ -61,7 +75,7 @@ class BoundedRequest(server.Request):
             return
         self._received += len(data)
         if self._received > self.body_limit():
-            self._refuse()
+            self._refuse(413, _TOO_LARGE % self.max_body_bytes)
         else:
             super().handleContentChunk(data)
 
@@ -96,30 +110,33 @@ class BoundedRequest(server.Request):
         else:
             super().process()
 
-    def _refuse(self) -> None:
+    def _refuse(self, code: int, message: bytes) -> None:
+        """Answer ``code`` on the wire and close: the body, if any, is never read."""
         self._refused = True
         self.content = BytesIO()
         # No "100 Continue" after the refusal: the client must not send the body.
         self.requestHeaders.removeHeader(b"expect")
-        message = _TOO_LARGE % self.max_body_bytes
         self.channel.transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\n"
-            b"Content-Type: " + TEXT_PLAIN + b"\r\n"
+            b"HTTP/1.1 %d %s\r\n" % (code, _REASONS[code])
+            + (_CHALLENGE if code == 401 else b"")
+            + b"Content-Type: " + TEXT_PLAIN + b"\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(message), message)
         )
         self.channel.transport.loseConnection()
 
 
 class Site(server.Site):
-    """A site whose requests are bounded, with no per-request access log; paths that start
-    with one of ``prefixes`` go to its resource, the others to ``resource``."""
+    """A site whose requests are bounded, and need one of ``tokens`` if given, with no
+    per-request access log; paths that start with one of ``prefixes`` go to its resource,
+    the others to ``resource``."""
 
     displayTracebacks = False
     noisy = False
 
     def __init__(self, resource: Resource, max_body_bytes: int,
-                 prefixes: dict[bytes, Resource] | None = None, **kwargs) -> None:
-        request_class = type("BoundedRequest", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
+                 prefixes: dict[bytes, Resource] | None = None, tokens: Tokens | None = None, **kwargs) -> None:
+        request_class = type("BoundedRequest", (BoundedRequest,),
+                             {"max_body_bytes": max_body_bytes, "tokens": tokens})
         super().__init__(resource, requestFactory=request_class, **kwargs)
         self.prefixes = list((prefixes or {}).items())
         self._date_second = -1

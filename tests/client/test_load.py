@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from conftest import TOKENS
 
 from gossipdht.client.cli import main
 from gossipdht.client.load import LoadError, batches, check
@@ -47,3 +48,22 @@ async def test_a_bad_file_sends_nothing_and_fails(node, http, tmp_path, capsys):
     assert await deferToThread(main, ["load", str(path), "--node", address]) == 1
     assert capsys.readouterr().err.strip() == "gossipdht load: line 3: not valid UTF-8; nothing was loaded"
     assert (await http.request(b"GET", b"/db?scope=replica"))[2] == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_token_goes_out_as_bearer_from_the_option_or_the_environment(token_node, tmp_path, capsys,
+                                                                               monkeypatch):
+    from twisted.internet.threads import deferToThread
+
+    path = tmp_path / "data.tsv"
+    path.write_text("a\t1\nb\t2\n", encoding="utf-8")
+    command = ["load", str(path), "--node", f"127.0.0.1:{token_node.ports[0].getHost().port}"]
+    monkeypatch.delenv("GOSSIPDHT_TOKEN", raising=False)
+    assert await deferToThread(main, command) == 1
+    assert capsys.readouterr().err.strip() == (
+        "gossipdht load: lines from 1: 401 this node needs an API token: send Authorization: Bearer TOKEN")
+    assert await deferToThread(main, command + ["--token", TOKENS["write"]]) == 0
+    monkeypatch.setenv("GOSSIPDHT_TOKEN", TOKENS["read"])
+    assert await deferToThread(main, command) == 1
+    assert "403 this request needs the write role; the token has the read role" in capsys.readouterr().err
+    assert token_node.store.get("a").value == b"1"

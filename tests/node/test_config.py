@@ -85,3 +85,35 @@ def test_listen_defaults_to_tcp_on_port_and_bind_and_is_kept_when_given():
 def test_listen_that_is_not_a_list_of_strings_is_refused(listen):
     with pytest.raises(ConfigError, match="^--listen: .* is not a list of endpoint strings$"):
         build_config({}, {"listen": listen})
+
+
+def test_api_tokens_are_off_by_default_and_a_good_file_is_kept_by_its_path(tmp_path):
+    assert build_config({}).api_tokens is None
+    path = tmp_path / "tokens"
+    path.write_text("# ops\nadmin s3cret-admin\nread s3cret-read\n")
+    from_line, from_file = build_config({"api-tokens": str(path)}), build_config({}, {"api-tokens": str(path)})
+    assert from_line.api_tokens == from_file.api_tokens == str(path)
+    assert f"api-tokens={path} " in from_line.describe() and "s3cret" not in from_line.describe()
+
+
+@pytest.mark.parametrize("text, error", [
+    (b"read s3cret-one\nread s3cret two\n", "line 2 is not ROLE TOKEN"),
+    (b"\n# ops\nroot s3cret-one\n", "line 3: the role is not one of read, write, admin"),
+    (b"s3cret-one admin\n", "line 1: the role is not one of read, write, admin"),
+    (b"read s3cret-one\nadmin s3cret-one\n", "line 2: this token is on an earlier line already"),
+    (b"# nothing yet\n", "no tokens in the file"),
+])
+def test_a_bad_api_tokens_file_names_file_and_line_but_never_the_token(tmp_path, text, error):
+    path = tmp_path / "tokens"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError) as e:
+        build_config({"api-tokens": str(path)})
+    assert str(e.value).startswith(f"--api-tokens: {path}: {error}") and "\n" not in str(e.value)
+    assert "s3cret" not in str(e.value)
+
+
+def test_an_unreadable_api_tokens_file_is_an_option_error(tmp_path):
+    with pytest.raises(ConfigError, match="^--api-tokens: cannot read .*missing: No such file or directory$"):
+        build_config({"api-tokens": str(tmp_path / "missing")})
+    with pytest.raises(ConfigError, match="^--api-tokens: cannot read .*: Is a directory$"):
+        build_config({"api-tokens": str(tmp_path)})

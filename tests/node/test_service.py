@@ -1,16 +1,18 @@
 """The node's service tree: listening through endpoint strings (TCP, TLS), the port
-others are told, and start-up errors that name the option."""
+others are told, start-up errors that name the option, and API tokens over real HTTP."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
 
 import pytest
 import pytest_twisted
-from conftest import node_config
+from conftest import HTTP, TOKENS, node_config
 from tls import self_signed
+from twisted.logger import capturedLogs, formatEvent
 
 from gossipdht.node.service import NodeService, StartupError
 
@@ -98,3 +100,109 @@ def test_a_busy_endpoint_closes_the_ports_already_open_and_names_listen(started,
         second.privilegedStartService()
     assert e.value.code.startswith(f"gossipdht: --listen: cannot listen on tcp:{busy}:interface=127.0.0.1: ")
     assert second.ports == []
+
+
+def bearer(role: str) -> dict:
+    return {b"authorization": [b"Bearer " + TOKENS[role].encode()]}
+
+
+def token_http(node) -> HTTP:
+    from twisted.internet import reactor
+
+    return HTTP(reactor, node.ports[0].getHost().port)
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_tokens_a_request_without_a_known_one_is_401_but_health_is_open(token_node):
+    http = token_http(token_node)
+    for path in (b"/db/k", b"/db", b"/dht/members", b"/dht/leave"):
+        status, headers, body = await http.request(b"GET", path)
+        assert (status, body) == (401, b"this node needs an API token: send Authorization: Bearer TOKEN\n")
+        assert headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="gossipdht"']
+    status, headers, body = await http.request(b"GET", b"/db/k", headers={b"authorization": [b"Bearer n0t-a-token"]})
+    assert (status, body) == (401, b"unknown API token\n")
+    assert headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="gossipdht"']
+    assert (await http.request(b"GET", b"/health"))[::2] == (200, b"OK")
+    assert (await http.request(b"HEAD", b"/health"))[0] == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_token_reads_and_a_write_token_writes(token_node):
+    http = token_http(token_node)
+    status, _, body = await http.request(b"PUT", b"/db/k", b"v", headers=bearer("read"))
+    assert (status, body) == (403, b"this request needs the write role; the token has the read role\n")
+    assert TOKENS["read"].encode() not in body
+    assert token_node.store.get("k") is None
+    assert (await http.request(b"PUT", b"/db/k", b"v", headers=bearer("write")))[0] in (200, 201, 204)
+    assert (await http.request(b"GET", b"/db/k", headers=bearer("read")))[::2] == (200, b"v")
+    assert (await http.request(b"DELETE", b"/db/k", headers=bearer("read")))[0] == 403
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_token_cannot_join_leave_or_remove_an_admin_token_can(token_node):
+    http = token_http(token_node)
+    for method, path in ((b"POST", b"/dht/join"), (b"GET", b"/dht/leave"), (b"POST", b"/dht/leave"),
+                         (b"POST", b"/dht/remove")):
+        status, _, body = await http.request(method, path, b"x", headers=bearer("write"))
+        assert (status, body) == (403, b"this request needs the admin role; the token has the write role\n")
+    assert (await http.request(b"GET", b"/dht/leave", headers=bearer("admin")))[::2] == (200, b"alone already\n")
+    status, _, body = await http.request(b"POST", b"/dht/join", b"not a seed", headers=bearer("admin"))
+    assert status == 400 and body.startswith(b"bad join request: ")
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Everything the server sends until it closes; a socket timeout if it waits instead."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request)
+        reply = b""
+        while chunk := connection.recv(4096):
+            reply += chunk
+        return reply
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_without_a_token_is_refused_from_its_headers_before_its_body(token_node):
+    from twisted.internet.threads import deferToThread
+
+    # The body is never sent: only an answer from the headers ends the exchange.
+    reply = await deferToThread(raw_exchange, token_node.ports[0].getHost().port,
+                                b"PUT /db/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+    assert b'\r\nWWW-Authenticate: Bearer realm="gossipdht"\r\n' in reply
+    assert b"100 Continue" not in reply
+    assert token_node.store.get("k") is None
+
+
+def test_start_up_says_how_many_tokens_each_role_has_and_shows_none(started, api_tokens):
+    with capturedLogs() as events:
+        started(api_tokens=api_tokens)
+    lines = [formatEvent(event) for event in events]
+    assert "HTTP requests need an API token (1 read, 1 write, 1 admin); GET /health and calls between nodes do not" in lines
+    assert not [line for line in lines for token in TOKENS.values() if token in line]
+    with capturedLogs() as events:
+        started()
+    assert not [event for event in events if "API token" in formatEvent(event)]
+
+
+def test_a_tokens_file_gone_since_the_configuration_was_read_ends_start_up(tmp_path):
+    from twisted.internet import reactor
+
+    with pytest.raises(StartupError) as e:
+        NodeService(node_config(tmp_path, storage="memory", api_tokens=str(tmp_path / "gone")), reactor)
+    assert e.value.code.startswith(f"gossipdht: --api-tokens: cannot read {tmp_path / 'gone'}: ")
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_nodes_with_tokens_join_and_replicate_between_themselves(started, api_tokens):
+    # Joining waits for each to list the other (GET /dht/peers, with the node's own token);
+    # replicas go over /internal/rpc, which needs no token.
+    a = started(name="a", replicas=2, api_tokens=api_tokens)
+    b = started(name="b", replicas=2, api_tokens=api_tokens)
+    http_a, http_b = token_http(a), token_http(b)
+    seed = b"127.0.0.1:%d" % a.ports[0].getHost().port
+    status, _, body = await http_b.request(b"POST", b"/dht/join", seed, headers=bearer("admin"))
+    assert status == 200, body
+    status, _, body = await http_a.request(b"PUT", b"/db/k?w=2", b"v", headers=bearer("write"))
+    assert status in (200, 201, 204), body
+    assert a.store.get("k").value == b.store.get("k").value == b"v"
+    assert (await http_b.request(b"GET", b"/db/k?r=2", headers=bearer("read")))[::2] == (200, b"v")

@@ -16,15 +16,17 @@ body the handler refused, 404 for an unknown method, 500 for a failure of the ha
 from __future__ import annotations
 
 import itertools
-from typing import Awaitable, Callable, Union
+from typing import Awaitable, Callable, Optional, Union
 
 import msgpack
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.defer import TimeoutError as DeferTimeout
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
@@ -49,6 +51,15 @@ def max_frame_bytes(max_value_bytes: int) -> int:
 
 
 Handler = Callable[[bytes], Union[bytes, Deferred, Awaitable[bytes]]]
+#: ``admit(request)``: None lets the upgrade go on, a line of text refuses it (403).
+Admit = Callable[[IRequest], Optional[str]]
+#: ``endpoint(host, port)``: how a connection to a peer is made.
+Endpoints = Callable[[str, int], IStreamClientEndpoint]
+
+
+def tcp_endpoint(reactor, host: str, port: int) -> IStreamClientEndpoint:
+    """A plain TCP connection to a peer, given up after ``CONNECT_SECONDS``."""
+    return HostnameEndpoint(reactor, host, port, timeout=CONNECT_SECONDS)
 
 
 class _Framed(Int32StringReceiver):
@@ -106,12 +117,18 @@ class RpcResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int) -> None:
+    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int, admit: Optional[Admit] = None) -> None:
         super().__init__()
         self.handlers = handlers
         self.max_frame_bytes = max_frame_bytes
+        self.admit = admit
 
     def render(self, request: IRequest):
+        refusal = self.admit(request) if self.admit is not None else None
+        if refusal is not None:
+            request.setResponseCode(403)
+            request.setHeader(b"content-type", media.TEXT.encode())
+            return refusal.encode() + b"\n"
         if (request.getHeader(b"upgrade") or b"").lower() != PROTOCOL:
             request.setResponseCode(426)
             request.setHeader(b"upgrade", PROTOCOL)
@@ -124,10 +141,20 @@ class RpcResource(Resource):
         transport, channel.transport = channel.transport, None
         transport.write(_SWITCHING)
         server = _Server(self.handlers, self.max_frame_bytes)
-        transport.protocol = server
+        _receive_with(transport, server)
         server.makeConnection(transport)
         transport.resumeProducing()  # twisted.web pauses reading while it serves a request
         return NOT_DONE_YET
+
+
+def _receive_with(transport, protocol) -> None:
+    """What arrives on ``transport`` goes to ``protocol`` from now on; Twisted has no API
+    for it (twisted#3204): the transport's protocol is replaced, or under TLS (an ``ssl:``
+    endpoint starts it on the TCP connection) the protocol the TLS layer decrypts for."""
+    if isinstance(transport.protocol, TLSMemoryBIOProtocol):
+        transport.protocol.wrappedProtocol = protocol
+    else:
+        transport.protocol = protocol
 
 
 class _Lost(PeerError):
@@ -207,9 +234,10 @@ class _Client(_Framed):
 class RpcClient:
     """Calls to other nodes, one connection per address, opened when first needed."""
 
-    def __init__(self, reactor, max_frame_bytes: int) -> None:
+    def __init__(self, reactor, max_frame_bytes: int, endpoint: Optional[Endpoints] = None) -> None:
         self._reactor = reactor
         self._max_frame_bytes = max_frame_bytes
+        self._endpoint = endpoint or (lambda host, port: tcp_endpoint(reactor, host, port))
         self._clients: dict[tuple[str, int], _Client] = {}
 
     async def call(self, address: tuple[str, int], method: str, body: bytes, timeout: float) -> bytes:
@@ -239,8 +267,7 @@ class RpcClient:
                     del self._clients[address]
 
             client = self._clients[address] = _Client(str(Address(*address)).encode(), self._max_frame_bytes, forget)
-            endpoint = HostnameEndpoint(self._reactor, address[0], address[1], timeout=CONNECT_SECONDS)
-            endpoint.connect(Factory.forProtocol(lambda: client)).addErrback(client.failed)
+            self._endpoint(*address).connect(Factory.forProtocol(lambda: client)).addErrback(client.failed)
         return client
 
     def close(self) -> None:

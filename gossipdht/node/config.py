@@ -18,6 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from gossipdht.core.address import Address, AddressError, parse_address
+from gossipdht.net.tls import NodeTLS, TLSFileError
 from gossipdht.storage import ENGINES
 
 LOG_FORMATS = ("text", "json")
@@ -54,10 +55,24 @@ class NodeConfig:
     #: ``ssl:8443:privateKey=key.pem:certKey=cert.pem``, ``systemd:domain=INET:index=0``);
     #: none given: ``port`` on ``bind`` (see ``endpoints``).
     listen: tuple[str, ...] = field(default=())
+    #: PEM files: the CA that signed the nodes' certificates (TLS between nodes trusts
+    #: the platform's CAs without it), and this node's client certificate and key for
+    #: mutual TLS.  Used when the API endpoint others reach is ``ssl:``.
+    tls_ca: Optional[str] = None
+    tls_client_cert: Optional[str] = None
+    tls_client_key: Optional[str] = None
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
         return self.listen or (default_endpoint(self.port, self.bind),)
+
+    def tls(self) -> NodeTLS:
+        """The ``NodeTLS`` of the ``--tls-*`` files, or ConfigError naming the option
+        whose file cannot be used."""
+        try:
+            return NodeTLS.from_files(self.tls_ca, self.tls_client_cert, self.tls_client_key)
+        except TLSFileError as e:
+            raise ConfigError(f"--tls-{e.argument.replace('_', '-')}: {e}") from None
 
     def describe(self) -> str:
         """The effective configuration, on one line, for the start-up log."""
@@ -71,6 +86,7 @@ class NodeConfig:
             f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
             f"rebalance-delay={self.rebalance_delay:g} max-clock-offset={self.max_clock_offset * 1000:g} "
             f"join={seeds} "
+            f"tls-ca={self.tls_ca or 'none'} tls-client-cert={self.tls_client_cert or 'none'} "
             f"log-format={self.log_format}"
         )
 
@@ -79,7 +95,7 @@ SETTINGS = (
     "name", "listen", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
-    "max-clock-offset",
+    "max-clock-offset", "tls-ca", "tls-client-cert", "tls-client-key",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -159,7 +175,14 @@ def build_config(
         seeds = tuple(parse_address(seed, "join") for seed in join)
     except AddressError as e:
         raise ConfigError(str(e)) from None
-    return NodeConfig(
+    tls_ca, tls_client_cert, tls_client_key = (
+        str(merged[setting]) if merged.get(setting) else None for setting in ("tls-ca", "tls-client-cert", "tls-client-key"))
+    if (tls_client_cert is None) != (tls_client_key is None):
+        given, missing = ("cert", "key") if tls_client_key is None else ("key", "cert")
+        raise ConfigError(f"--tls-client-{given}: mutual TLS needs --tls-client-{missing} too")
+    if tls_client_cert is not None and tls_ca is None:
+        raise ConfigError("--tls-client-cert: mutual TLS needs --tls-ca, the CA that signed the nodes' certificates")
+    config = NodeConfig(
         name=name,
         port=port,
         gossip_port=_integer(merged, "gossip-port", 1, 65535, port),
@@ -179,7 +202,12 @@ def build_config(
         max_clock_offset=_integer(merged, "max-clock-offset", 1, 86_400_000) / 1000,
         join=seeds,
         listen=tuple(listen),
+        tls_ca=tls_ca,
+        tls_client_cert=tls_client_cert,
+        tls_client_key=tls_client_key,
     )
+    config.tls()  # the files are read and parsed now, so that a bad one is an option error
+    return config
 
 
 def default_endpoint(port: int, bind: str) -> str:

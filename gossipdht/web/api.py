@@ -55,12 +55,13 @@ class RestAPI:
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
 
-    def site(self) -> Site:
+    def site(self, admit: Optional[rpc.Admit] = None) -> Site:
         """The node's HTTP site: Klein's resource, with single-key requests going to the
-        plain ``KeyResource`` and calls between nodes to ``RpcResource``."""
+        plain ``KeyResource`` and calls between nodes to ``RpcResource`` (which ``admit``
+        may refuse)."""
         return Site(self.app.resource(), self.max_value_bytes, prefixes={
             KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas),
-            rpc.PATH: RpcResource(handlers(self.local), rpc.max_frame_bytes(self.max_value_bytes)),
+            rpc.PATH: RpcResource(handlers(self.local), rpc.max_frame_bytes(self.max_value_bytes), admit),
         })
 
     # -- keys ----------------------------------------------------------------------

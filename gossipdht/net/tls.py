@@ -64,8 +64,9 @@ class NodeTLS:
         client = None
         if client_cert is not None and client_key is not None:
             certificate = _read_certificates("client_cert", client_cert)[0]
+            key_pem = _read("client_key", client_key)
             try:
-                key = KeyPair.load(_read("client_key", client_key), SSL.FILETYPE_PEM)
+                key = KeyPair.load(key_pem, SSL.FILETYPE_PEM)
             except Exception:  # pyOpenSSL raises its own Error, or ValueError
                 raise TLSFileError("client_key", f"{client_key} holds no PEM private key") from None
             try:
@@ -128,10 +129,9 @@ def _read(argument: str, path: str) -> bytes:
 
 def _read_certificates(argument: str, path: str) -> list[Certificate]:
     """Every PEM certificate in the file (a CA file may hold several, as during a rotation)."""
+    found = _PEM_CERTIFICATE.findall(_read(argument, path))
     try:
-        certificates = [Certificate.loadPEM(pem) for pem in _PEM_CERTIFICATE.findall(_read(argument, path))]
-    except TLSFileError:
-        raise
+        certificates = [Certificate.loadPEM(pem) for pem in found]
     except Exception as e:  # pyOpenSSL's Error
         raise TLSFileError(argument, f"{path} holds a PEM certificate that cannot be parsed: {e}") from None
     if not certificates:

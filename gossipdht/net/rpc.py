@@ -36,6 +36,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
@@ -95,6 +96,15 @@ class _Sealed:
 
     def open(self, frame: bytes) -> bytes:
         return self._keyring.open(frame, self._in + next(self._received).to_bytes(8, "big"))
+
+
+#: ``endpoint(host, port)``: how a connection to a peer is made.
+Endpoints = Callable[[str, int], IStreamClientEndpoint]
+
+
+def tcp_endpoint(reactor, host: str, port: int) -> IStreamClientEndpoint:
+    """A plain TCP connection to a peer, given up after ``CONNECT_SECONDS``."""
+    return HostnameEndpoint(reactor, host, port, timeout=CONNECT_SECONDS)
 
 
 class _Framed(Int32StringReceiver):
@@ -168,6 +178,11 @@ class RpcResource(Resource):
         self.refused: dict[str, int] = {}
 
     def render(self, request: IRequest):
+        refusal = self.admit(request) if self.admit is not None else None
+        if refusal is not None:
+            request.setResponseCode(403)
+            request.setHeader(b"content-type", media.TEXT.encode())
+            return refusal.encode() + b"\n"
         if (request.getHeader(b"upgrade") or b"").lower() != PROTOCOL:
             request.setResponseCode(426)
             request.setHeader(b"upgrade", PROTOCOL)
@@ -200,7 +215,7 @@ class RpcResource(Resource):
                         + b"\r\n" + extra + b"\r\n")
         server = _Server(self.handlers, self.max_frame_bytes)
         server.frames = frames
-        transport.protocol = server
+        _receive_with(transport, server)
         server.makeConnection(transport)
         transport.resumeProducing()  # twisted.web pauses reading while it serves a request
         return NOT_DONE_YET
@@ -225,6 +240,16 @@ def _why(refused: Refused) -> str:
             "sealed_but_no_keyring": "the caller seals its traffic with a gossip keyring, and the node called "
                                      "has none",
             }.get(refused.reason, str(refused))
+
+
+def _receive_with(transport, protocol) -> None:
+    """What arrives on ``transport`` goes to ``protocol`` from now on; Twisted has no API
+    for it (twisted#3204): the transport's protocol is replaced, or under TLS (an ``ssl:``
+    endpoint starts it on the TCP connection) the protocol the TLS layer decrypts for."""
+    if isinstance(transport.protocol, TLSMemoryBIOProtocol):
+        transport.protocol.wrappedProtocol = protocol
+    else:
+        transport.protocol = protocol
 
 
 class _Lost(PeerError):
@@ -336,12 +361,11 @@ class RpcClient:
     """Calls to other nodes, one connection per address, opened when first needed."""
 
     def __init__(self, reactor, max_frame_bytes: int, sealing: Sealing = Sealing(),
-                 endpoint: Optional[Callable[[str, int], IStreamClientEndpoint]] = None) -> None:
-        """``endpoint(host, port)`` is what to connect with (TCP by default, TLS for a cluster that speaks it)."""
+                 endpoint: Optional[Endpoints] = None) -> None:
         self._reactor = reactor
         self._max_frame_bytes = max_frame_bytes
         self._sealing = sealing
-        self._endpoint = endpoint or (lambda host, port: HostnameEndpoint(reactor, host, port, timeout=CONNECT_SECONDS))
+        self._endpoint = endpoint or (lambda host, port: tcp_endpoint(reactor, host, port))
         self._clients: dict[tuple[str, int], _Client] = {}
 
     async def call(self, address: tuple[str, int], method: str, body: bytes, timeout: float) -> bytes:

@@ -18,6 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from gossipdht.core.address import Address, AddressError, parse_address
+from gossipdht.net.tls import NodeTLS, TLSFileError
 from gossipdht.node import keyfile
 from gossipdht.storage import ENGINES
 from gossipdht.web.tokens import BadTokens, Tokens, parse
@@ -64,10 +65,24 @@ class NodeConfig:
     gossip_verify_outgoing: bool = True
     #: The file of ``ROLE TOKEN`` lines the HTTP API asks tokens of; None: no tokens.
     api_tokens: Optional[str] = None
+    #: PEM files: the CA that signed the nodes' certificates (TLS between nodes trusts
+    #: the platform's CAs without it), and this node's client certificate and key for
+    #: mutual TLS.  Used when the API endpoint others reach is ``ssl:``.
+    tls_ca: Optional[str] = None
+    tls_client_cert: Optional[str] = None
+    tls_client_key: Optional[str] = None
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
         return self.listen or (default_endpoint(self.port, self.bind),)
+
+    def tls(self) -> NodeTLS:
+        """The ``NodeTLS`` of the ``--tls-*`` files, or ConfigError naming the option
+        whose file cannot be used."""
+        try:
+            return NodeTLS.from_files(self.tls_ca, self.tls_client_cert, self.tls_client_key)
+        except TLSFileError as e:
+            raise ConfigError(f"--tls-{e.argument.replace('_', '-')}: {e}") from None
 
     def describe(self) -> str:
         """The effective configuration, on one line, for the start-up log."""
@@ -80,9 +95,11 @@ class NodeConfig:
             f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
             f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
             f"rebalance-delay={self.rebalance_delay:g} max-clock-offset={self.max_clock_offset * 1000:g} "
-            f"join={seeds} api-tokens={self.api_tokens or 'none'} keyring={self.keyring or 'none'} cluster-name={self.cluster_name or '(none)'} "
+            f"join={seeds} api-tokens={self.api_tokens or 'none'} keyring={self.keyring or 'none'} "
+            f"cluster-name={self.cluster_name or '(none)'} "
             f"gossip-verify-incoming={_yes(self.gossip_verify_incoming)} "
             f"gossip-verify-outgoing={_yes(self.gossip_verify_outgoing)} "
+            f"tls-ca={self.tls_ca or 'none'} tls-client-cert={self.tls_client_cert or 'none'} "
             f"log-format={self.log_format}"
         )
 
@@ -92,7 +109,7 @@ SETTINGS = (
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
     "max-clock-offset", "api-tokens", "keyring", "cluster-name", "gossip-verify-incoming",
-    "gossip-verify-outgoing",
+    "gossip-verify-outgoing", "tls-ca", "tls-client-cert", "tls-client-key",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -188,7 +205,14 @@ def build_config(
     api_tokens = merged.get("api-tokens") or None
     if api_tokens is not None:
         read_api_tokens(str(api_tokens))  # a bad file is an option error, before start-up
-    return NodeConfig(
+    tls_ca, tls_client_cert, tls_client_key = (
+        str(merged[setting]) if merged.get(setting) else None for setting in ("tls-ca", "tls-client-cert", "tls-client-key"))
+    if (tls_client_cert is None) != (tls_client_key is None):
+        given, missing = ("cert", "key") if tls_client_key is None else ("key", "cert")
+        raise ConfigError(f"--tls-client-{given}: mutual TLS needs --tls-client-{missing} too")
+    if tls_client_cert is not None and tls_ca is None:
+        raise ConfigError("--tls-client-cert: mutual TLS needs --tls-ca, the CA that signed the nodes' certificates")
+    config = NodeConfig(
         name=name,
         port=port,
         gossip_port=_integer(merged, "gossip-port", 1, 65535, port),
@@ -213,7 +237,12 @@ def build_config(
         gossip_verify_incoming=_boolean(merged, "gossip-verify-incoming"),
         gossip_verify_outgoing=_boolean(merged, "gossip-verify-outgoing"),
         api_tokens=None if api_tokens is None else str(api_tokens),
+        tls_ca=tls_ca,
+        tls_client_cert=tls_client_cert,
+        tls_client_key=tls_client_key,
     )
+    config.tls()  # the files are read and parsed now, so that a bad one is an option error
+    return config
 
 
 def read_api_tokens(path: str) -> Tokens:

@@ -9,9 +9,9 @@ from dataclasses import asdict
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint, IStreamServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
@@ -34,7 +34,7 @@ from gossipdht.net.cluster import Cluster, ClusterError
 from gossipdht.net.keyrings import KeyringManager
 from gossipdht.net.peer import PeerClient
 from gossipdht.net.remotereplica import RemoteReplica
-from gossipdht.net.rpc import RpcClient, max_frame_bytes
+from gossipdht.net.rpc import RpcClient, max_frame_bytes, tcp_endpoint
 from gossipdht.net.settlement import Settlement
 from gossipdht.node import keyfile
 from gossipdht.node.config import ConfigError, NodeConfig, read_api_tokens
@@ -86,12 +86,19 @@ class NodeService(MultiService):
             from twisted.internet import reactor
         self.config = config
         self._reactor = reactor
-        # Before anything is made on disk: a bad endpoint string is an option error.
+        # Before anything is made on disk: a bad endpoint string or TLS file is an option error.
+        try:
+            self.tls = config.tls()
+        except ConfigError as e:
+            raise StartupError(str(e)) from None
         self._endpoints = [(description, self._endpoint(description)) for description in config.endpoints()]
         try:  # read once more: the file was checked with the configuration, and may have changed since
             self.tokens = None if config.api_tokens is None else read_api_tokens(config.api_tokens)
         except ConfigError as e:
             raise StartupError(str(e)) from None
+        #: Whether calls to other nodes go over TLS: decided once the node listens, as
+        #: they are made the way others reach this node (see ``privilegedStartService``).
+        self.internal_tls = False
         try:
             self.store = open_store(config.storage, config.data_dir)
         except Exception as e:
@@ -103,7 +110,7 @@ class NodeService(MultiService):
             raise StartupError(f"--keyring: {e}") from None
         self.sealing = Sealing(keyring, config.cluster_name, config.gossip_verify_incoming,
                                config.gossip_verify_outgoing)
-        self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes), self.sealing)
+        self.rpc = RpcClient(reactor, max_frame_bytes(config.max_value_bytes), self.sealing, self._peer_endpoint)
         self.peers = PeerClient(self.rpc)
         try:
             advertised_ip = socket.getaddrinfo(config.advertise, None)[0][4][0]
@@ -138,7 +145,9 @@ class NodeService(MultiService):
         self.lag.setServiceParent(self)
         self.keyrings = KeyringManager(config.name, self.sealing, self._save_keyring, self.peers, self.cluster.others)
         api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
-                      config.replicas, self.settlement, self.keyrings, self.lag.stats)
+                      config.replicas, self.settlement, self.keyrings, self.lag.stats,
+                      # With mutual TLS a call from another node shows a certificate of the cluster's CA.
+                      self.tls.admit if self.tls.mutual else None)
         self.site = api.site(self.tokens)
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster
@@ -170,6 +179,15 @@ class NodeService(MultiService):
         # Before privileges are dropped: an endpoint may name a port below 1024.
         for description, endpoint in self._endpoints:
             self.ports.append(self._listen(description, endpoint))
+        # Others reach the API at the first endpoint that has a port, and nodes speak
+        # to each other as others speak to this one: TLS when that endpoint is ssl:.
+        reached = [(endpoint, port) for (_, endpoint), port in zip(self._endpoints, self.ports)
+                   if hasattr(port.getHost(), "port")]
+        self.internal_tls = bool(reached) and isinstance(reached[0][0], SSL4ServerEndpoint)
+        if self.config.tls_ca and not self.internal_tls:
+            self._close_ports()
+            raise StartupError("--tls-ca: nodes speak TLS to each other only when the first --listen endpoint "
+                               "with a port is ssl:")
         try:
             self.udp = self._reactor.listenUDP(self.config.gossip_port, self.cluster.protocol,
                                                interface=self.config.bind)
@@ -179,19 +197,26 @@ class NodeService(MultiService):
                 f"--gossip-port: cannot listen on UDP {Address(self.config.bind, self.config.gossip_port)}: "
                 f"{e.socketError}"
             ) from None
-        # Others reach the API at the port of the first endpoint that has one.
-        api_ports = [port.getHost().port for port in self.ports if hasattr(port.getHost(), "port")]
-        self.cluster.listening(self.udp.getHost().port, api_ports[0] if api_ports else self.config.port)
+        self.cluster.listening(self.udp.getHost().port, reached[0][1].getHost().port if reached else self.config.port)
         super().privilegedStartService()
 
     def _endpoint(self, description: str) -> IStreamServerEndpoint:
         try:
-            return serverFromString(self._reactor, description)
+            endpoint = serverFromString(self._reactor, description)
         except IndexError:  # systemd:...:index=N beyond the sockets inherited
             raise StartupError(f"--listen: {description!r}: no such socket was passed by systemd "
                                "(LISTEN_FDS, LISTEN_FDNAMES)") from None
         except Exception as e:  # parsers raise ValueError, TypeError, OSError, OpenSSL errors...
             raise StartupError(f"--listen: {description!r}: {e or type(e).__name__}") from None
+        if self.tls.mutual and isinstance(endpoint, SSL4ServerEndpoint):
+            return self.tls.verifying_clients(endpoint)
+        return endpoint
+
+    def _peer_endpoint(self, host: str, port: int) -> IStreamClientEndpoint:
+        """How a connection to another node's API is made."""
+        if self.internal_tls:
+            return self.tls.client_endpoint(self._reactor, host, port)
+        return tcp_endpoint(self._reactor, host, port)
 
     def _listen(self, description: str, endpoint: IStreamServerEndpoint) -> IListeningPort:
         """The port listening, or StartupError; server endpoints listen at once (TCP, TLS,
@@ -224,6 +249,8 @@ class NodeService(MultiService):
         if self.tokens is not None:
             self.log.info("HTTP requests need an API token ({counts}); GET /health and calls between nodes do not",
                           counts=", ".join(f"{n} {role}" for role, n in self.tokens.counts().items()))
+        self.log.info("internal traffic between nodes: {how}", how=self.tls.describe() if self.internal_tls else
+                      "plaintext, as the first --listen endpoint with a port is not ssl:")
         seeds = list(self.config.join)
         if not seeds and self.snapshot is not None:
             seeds = load_snapshot(os.path.join(self.config.data_dir, "members.json"))

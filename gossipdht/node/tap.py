@@ -51,6 +51,13 @@ class Options(usage.Options):
         ["api-tokens", None, None,
          "file of ROLE TOKEN lines (roles: read, write, admin); with it, HTTP requests need "
          "Authorization: Bearer TOKEN [default: none, no tokens needed]"],
+        ["tls-ca", None, None,
+         "PEM file of the CA that signed the nodes' certificates; nodes speak TLS to each other when the "
+         "first --listen endpoint with a port is ssl: [default: the platform's CAs]"],
+        ["tls-client-cert", None, None,
+         "PEM client certificate (signed by the --tls-ca CA) this node shows to others: mutual TLS, "
+         "internal calls without one are refused"],
+        ["tls-client-key", None, None, "PEM private key of --tls-client-cert"],
     ]
 
     def __init__(self) -> None:

@@ -47,6 +47,8 @@ def test_command_line_wins_over_file_which_wins_over_defaults(tmp_path):
         ({"reap-after": "0"}, "--reap-after"),
     ],
 )
+
+
 def test_bad_values_name_the_option(values, option):
     with pytest.raises(ConfigError) as e:
         build_config(values)
@@ -117,3 +119,52 @@ def test_an_unreadable_api_tokens_file_is_an_option_error(tmp_path):
         build_config({"api-tokens": str(tmp_path / "missing")})
     with pytest.raises(ConfigError, match="^--api-tokens: cannot read .*: Is a directory$"):
         build_config({"api-tokens": str(tmp_path)})
+
+
+@pytest.fixture
+def pki(tmp_path):
+    from tls import cluster_pki
+
+    return cluster_pki(tmp_path)
+
+
+def tls_files(pki, tmp_path, **chosen) -> dict:
+    """The ``--tls-*`` settings of files of ``pki`` (or others in ``tmp_path``)."""
+    files = {"ca": pki.ca, "client-cert": pki.client[1], "client-key": pki.client[0],
+             "server-cert": pki.server[1], "foreign-key": pki.foreign_client[0],
+             "missing": tmp_path / "missing.pem", "text": tmp_path / "text.pem",
+             "bad-pem": tmp_path / "bad.pem"}
+    (tmp_path / "text.pem").write_text("not a certificate\n")
+    (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    return {f"tls-{setting}": str(files[name]) for setting, name in chosen.items()}
+
+
+def test_tls_files_are_kept_and_read(pki, tmp_path):
+    config = build_config(tls_files(pki, tmp_path, ca="ca", **{"client-cert": "client-cert", "client-key": "client-key"}))
+    assert (config.tls_ca, config.tls_client_cert, config.tls_client_key) == (str(pki.ca), str(pki.client[1]),
+                                                                              str(pki.client[0]))
+    assert config.tls().mutual and not build_config(tls_files(pki, tmp_path, ca="ca")).tls().mutual
+    assert build_config({}).tls_ca is None
+
+
+@pytest.mark.parametrize("chosen, message", [
+    ({"ca": "missing"}, "--tls-ca: cannot read {missing}: No such file or directory"),
+    ({"ca": "text"}, "--tls-ca: {text} holds no PEM certificate"),
+    ({"ca": "bad-pem"}, "--tls-ca: {bad-pem} holds a PEM certificate that cannot be parsed: "),
+    ({"client-cert": "client-cert"}, "--tls-client-cert: mutual TLS needs --tls-client-key too"),
+    ({"ca": "ca", "client-key": "client-key"}, "--tls-client-key: mutual TLS needs --tls-client-cert too"),
+    ({"client-cert": "client-cert", "client-key": "client-key"},
+     "--tls-client-cert: mutual TLS needs --tls-ca, the CA that signed the nodes' certificates"),
+    ({"ca": "ca", "client-cert": "text", "client-key": "client-key"}, "--tls-client-cert: {text} holds no PEM certificate"),
+    ({"ca": "ca", "client-cert": "client-cert", "client-key": "missing"}, "--tls-client-key: cannot read {missing}: "),
+    ({"ca": "ca", "client-cert": "client-cert", "client-key": "client-cert"},
+     "--tls-client-key: {client-cert} holds no PEM private key"),
+    ({"ca": "ca", "client-cert": "client-cert", "client-key": "foreign-key"},
+     "--tls-client-key: the key in {foreign-key} is not the one of the certificate in {client-cert}"),
+])
+def test_tls_files_that_cannot_be_used_name_the_option(pki, tmp_path, chosen, message):
+    settings = tls_files(pki, tmp_path, **chosen)
+    paths = {name: settings[f"tls-{setting}"] for setting, name in chosen.items()}
+    with pytest.raises(ConfigError) as e:
+        build_config(settings)
+    assert str(e.value).startswith(message.format_map(paths)) and "\n" not in str(e.value)

@@ -1,19 +1,27 @@
 """The node's service tree: listening through endpoint strings (TCP, TLS), the port
-others are told, start-up errors that name the option, and API tokens over real HTTP."""
+others are told, TLS between nodes, start-up errors that name the option, and API tokens
+over real HTTP."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import socket
 import ssl
+import subprocess
 
+import msgpack
 import pytest
 import pytest_twisted
 from conftest import HTTP, TOKENS, node_config
-from tls import self_signed
+from tls import cluster_pki, self_signed
 from twisted.logger import capturedLogs, formatEvent
 
+from gossipdht.core.errors import PeerError
+from gossipdht.net.messages import pack_keys
+from gossipdht.net.rpc import PROTOCOL, RpcClient, max_frame_bytes
+from gossipdht.net.tls import REFUSAL, NodeTLS
 from gossipdht.node.service import NodeService, StartupError
 
 
@@ -206,3 +214,92 @@ async def test_two_nodes_with_tokens_join_and_replicate_between_themselves(start
     assert status in (200, 201, 204), body
     assert a.store.get("k").value == b.store.get("k").value == b"v"
     assert (await http_b.request(b"GET", b"/db/k?r=2", headers=bearer("read")))[::2] == (200, b"v")
+
+
+def internal_traffic(events) -> list[str]:
+    from twisted.logger import formatEvent
+
+    return [formatEvent(e) for e in events if formatEvent(e).startswith("internal traffic between nodes: ")]
+
+
+def mutual_tls(pki) -> dict:
+    """The settings of a node with mutual TLS on its server certificate's endpoint."""
+    client_key, client_cert = pki.client
+    return dict(listen=(pki.listen(),), tls_ca=str(pki.ca), tls_client_cert=str(client_cert), tls_client_key=str(client_key))
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_mutual_tls_a_node_calls_nodes_with_its_certificate_and_refuses_calls_without_one(started, tmp_path):
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+    from twisted.logger import capturedLogs
+
+    pki = cluster_pki(tmp_path)
+    with capturedLogs() as events:
+        node = started(**mutual_tls(pki))
+    assert internal_traffic(events) == [f"internal traffic between nodes: mutual TLS, certificates of servers and "
+                                        f"clients checked against the CA in {pki.ca}"]
+    address = ("127.0.0.1", node.ports[0].getHost().port)
+    # The node's own client (the one replicas use) is admitted: TLS, and its certificate.
+    assert msgpack.unpackb(await node.rpc.call(address, "read", pack_keys(["absent"]), 5)) == [None]
+    anonymous = RpcClient(reactor, max_frame_bytes(1000),
+                          lambda host, port: NodeTLS.from_files(str(pki.ca)).client_endpoint(reactor, host, port))
+    try:
+        with pytest.raises(PeerError):
+            await anonymous.call(address, "read", pack_keys(["absent"]), 5)
+    finally:
+        anonymous.close()
+
+    def upgrade() -> tuple[int, bytes]:
+        connection = http.client.HTTPSConnection(*address, timeout=5, context=ssl.create_default_context(cafile=str(pki.ca)))
+        connection.request("GET", "/internal/rpc", headers={"Connection": "Upgrade", "Upgrade": PROTOCOL.decode()})
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    assert await deferToThread(upgrade) == (403, REFUSAL.encode() + b"\n")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest_twisted.ensureDeferred
+
+
+async def test_curl_with_the_ca_reads_a_node_with_mutual_tls_without_a_client_certificate(started, tmp_path):
+    from twisted.internet.threads import deferToThread
+
+    pki = cluster_pki(tmp_path)
+    url = f"https://127.0.0.1:{started(**mutual_tls(pki)).ports[0].getHost().port}/health"
+    curl = lambda *args: subprocess.run(["curl", "--silent", "--show-error", "--max-time", "10", *args, url],
+                                        capture_output=True, timeout=20)
+    trusting = await deferToThread(curl, "--cacert", str(pki.ca))
+    assert trusting.returncode == 0, trusting.stderr
+    assert trusting.stdout.strip() == b"OK"
+    untrusting = await deferToThread(curl)
+    assert untrusting.returncode == 60, untrusting.stderr  # "SSL certificate problem"
+
+
+def test_internal_traffic_is_tls_when_the_endpoint_others_reach_is_ssl(started, tmp_path):
+    from twisted.logger import capturedLogs
+
+    key, cert = self_signed(tmp_path)
+    with capturedLogs() as events:
+        plain = started(listen=("unix:" + str(tmp_path / "n.sock"), "tcp:0:interface=127.0.0.1",
+                                f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"))
+        tls = started(listen=("unix:" + str(tmp_path / "t.sock"), f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"),
+                      tls_ca=str(cert))
+    assert (plain.internal_tls, tls.internal_tls) == (False, True)
+    assert internal_traffic(events) == [
+        "internal traffic between nodes: plaintext, as the first --listen endpoint with a port is not ssl:",
+        f"internal traffic between nodes: TLS, servers' certificates checked against the CA in {cert}"]
+
+
+def test_tls_ca_without_an_ssl_endpoint_ends_start_up_naming_it(tmp_path):
+    from twisted.internet import reactor
+
+    key, cert = self_signed(tmp_path)
+    node = NodeService(node_config(tmp_path, storage="memory", tls_ca=str(cert),
+                                   listen=("tcp:0:interface=127.0.0.1", f"ssl:0:privateKey={key}:certKey={cert}")), reactor)
+    with pytest.raises(StartupError) as e:
+        node.privilegedStartService()
+    assert e.value.code == ("gossipdht: --tls-ca: nodes speak TLS to each other only when the first --listen "
+                            "endpoint with a port is ssl:")
+    assert node.ports == []

@@ -27,3 +27,18 @@ def test_listen_is_repeatable_and_wins_over_the_config_file(tmp_path):
     from_file.parseOptions(["-c", str(config)])
     assert from_file.node_config.endpoints() == ("tcp:7000",)
     assert from_file.node_config.gossip_port == 9001  # --port still gives gossip its default
+
+
+def test_tls_options_reach_the_config_and_a_bad_file_is_one_line(tmp_path):
+    from tls import cluster_pki
+
+    pki = cluster_pki(tmp_path)
+    options = Options()
+    options.parseOptions(["--tls-ca", str(pki.ca), "--tls-client-cert", str(pki.client[1]),
+                          "--tls-client-key", str(pki.client[0])])
+    config = options.node_config
+    assert (config.tls_ca, config.tls_client_cert, config.tls_client_key) == (str(pki.ca), str(pki.client[1]),
+                                                                              str(pki.client[0]))
+    with pytest.raises(StartupError) as e:
+        Options().parseOptions(["--tls-ca", str(tmp_path / "none.pem")])
+    assert e.value.code == f"gossipdht: --tls-ca: cannot read {tmp_path / 'none.pem'}: No such file or directory"

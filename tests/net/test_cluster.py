@@ -11,6 +11,7 @@ import pytest_twisted
 from conftest import HTTP, node_config
 from twisted.logger import capturedLogs
 
+from gossipdht.core.errors import PeerError
 from gossipdht.tools.nodeprocess import free_port
 
 
@@ -203,36 +204,35 @@ async def test_a_taken_name_is_refused_on_both_sides(cluster_nodes):
     assert sorted(await peers(http_b)) == sorted(["same", b.config.name])
 
 
-@pytest_twisted.ensureDeferred
-async def test_internal_endpoints_refuse_garbage(cluster_nodes):
-    service, http = cluster_nodes()
-    status, _, text = await http.request(b"POST", b"/internal/pushpull", b"\x01garbage")
-    assert status == 400 and text.startswith(b"bad member list")
-    assert (await http.request(b"GET", b"/internal/ping/" + service.config.name.encode()))[0] == 200
-    assert (await http.request(b"GET", b"/internal/ping/somebody-else"))[0] == 404
-
-
-@pytest_twisted.ensureDeferred
-async def test_tcp_probe_reaches_a_node_whose_name_has_a_slash(cluster_nodes):
+@pytest.fixture
+def peer_client():
     from twisted.internet import reactor
 
     from gossipdht.net.peer import PeerClient
+    from gossipdht.net.rpc import RpcClient, max_frame_bytes
 
-    service, _ = cluster_nodes("rack-1/node-é")
-    client = PeerClient(reactor)
-    try:
-        assert await client.ping(("127.0.0.1", service.config.port), "rack-1/node-é", 2.0)
-        assert not await client.ping(("127.0.0.1", service.config.port), "rack-1/other", 2.0)
-    finally:
-        await client.close()
+    rpc = RpcClient(reactor, max_frame_bytes(1000))
+    yield PeerClient(rpc)
+    rpc.close()
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_peer_whose_connection_never_completes_is_a_timeout_not_an_unhandled_error():
-    from twisted.internet import reactor
+async def test_a_garbage_member_list_is_refused_with_a_400(cluster_nodes, peer_client):
+    service, _ = cluster_nodes()
+    with pytest.raises(PeerError) as e:
+        await peer_client.push_pull(("127.0.0.1", service.config.port), b"\x01garbage", 2.0)
+    assert e.value.status == 400 and "bad member list" in str(e.value)
 
-    from gossipdht.net.peer import PeerClient, PeerError
 
+@pytest_twisted.ensureDeferred
+async def test_tcp_probe_reaches_a_node_whose_name_has_a_slash(cluster_nodes, peer_client):
+    service, _ = cluster_nodes("rack-1/node-é")
+    assert await peer_client.ping(("127.0.0.1", service.config.port), "rack-1/node-é", 2.0)
+    assert not await peer_client.ping(("127.0.0.1", service.config.port), "rack-1/other", 2.0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_peer_whose_connection_never_completes_is_a_timeout_not_an_unhandled_error(peer_client):
     # A listener that accepts nothing: once its backlog is full, new connections hang,
     # as they do towards a host that is cut off.
     with socket.socket() as listener:
@@ -244,13 +244,11 @@ async def test_a_peer_whose_connection_never_completes_is_a_timeout_not_an_unhan
                 queued.append(socket.create_connection(listener.getsockname(), timeout=0.2))
         except TimeoutError:
             pass  # the backlog is full
-        client = PeerClient(reactor)
         try:
             with pytest.raises(PeerError) as raised:
-                await client.request("GET", listener.getsockname(), "/health", 0.3)
+                await peer_client.peers(listener.getsockname(), 0.3)
             assert raised.value.timed_out
         finally:
-            await client.close()
             for connection in queued:
                 connection.close()
 

@@ -34,7 +34,7 @@ def serve(pki):
         endpoint = serverFromString(reactor, pki.listen())
         if tls is not None:
             endpoint = tls.verifying_clients(endpoint)
-        resource = RpcResource({"echo": lambda body: body}, max_frame_bytes(1000), tls.admit if tls else None)
+        resource = RpcResource({"echo": lambda body: body}, max_frame_bytes(1000), admit=tls.admit if tls else None)
         listening = []
         endpoint.listen(Site(resource)).addCallback(listening.append)  # TLS listens at once
         ports.append(listening[0])
@@ -53,7 +53,7 @@ def client():
     clients = []
 
     def make(tls: NodeTLS) -> RpcClient:
-        clients.append(RpcClient(reactor, max_frame_bytes(1000), lambda host, port: tls.client_endpoint(reactor, host, port)))
+        clients.append(RpcClient(reactor, max_frame_bytes(1000), endpoint=lambda host, port: tls.client_endpoint(reactor, host, port)))
         return clients[-1]
 
     yield make

@@ -243,10 +243,11 @@ async def test_with_mutual_tls_a_node_calls_nodes_with_its_certificate_and_refus
     # The node's own client (the one replicas use) is admitted: TLS, and its certificate.
     assert msgpack.unpackb(await node.rpc.call(address, "read", pack_keys(["absent"]), 5)) == [None]
     anonymous = RpcClient(reactor, max_frame_bytes(1000),
-                          lambda host, port: NodeTLS.from_files(str(pki.ca)).client_endpoint(reactor, host, port))
+                          endpoint=lambda host, port: NodeTLS.from_files(str(pki.ca)).client_endpoint(reactor, host, port))
     try:
-        with pytest.raises(PeerError):
+        with pytest.raises(PeerError) as refused:
             await anonymous.call(address, "read", pack_keys(["absent"]), 5)
+        assert refused.value.status == 403 and str(refused.value).endswith(REFUSAL)
     finally:
         anonymous.close()
 

@@ -46,8 +46,20 @@ def messages_to(out, address=None):
     return found
 
 
+def verification_pings(out):
+    """(address, Ping) of the pings that check claimed members (their seq is a nonce above 2**32)."""
+    return [(item.address, msg) for item in out if isinstance(item, Datagram)
+            for msg in messages_to([item]) if isinstance(msg, Ping) and msg.seq >= 2**32]
+
+
+def answer_verifications(m, now):
+    """Run ``m``'s timers due at ``now`` and ack each verification ping from the address pinged."""
+    for address, ping in verification_pings(m.tick(now)):
+        m.receive(now, address, datagram(ping.target, Ack(ping.seq)))
+
+
 def with_members(m, *names, now=0.0):
-    m.merge_state(now, [Alive(n, 1, "10.0.1.%d" % i, 7000 + i, 7000 + i) for i, n in enumerate(names)], broadcast=False)
+    m.merge_state(now, [Alive(n, 1, "10.0.1.%d" % i, 7000 + i, 7000 + i) for i, n in enumerate(names)], converged=True)
     return m
 
 
@@ -106,6 +118,8 @@ class MergeRuleTests(SynchronousTestCase):
         self.assertEqual(self.state(), (State.SUSPECT, 1))
         self.m.receive(1, ("h", 1), datagram("y", Dead("x", 1, "y")))
         self.m.receive(2, ("h", 1), datagram("y", Alive("x", 2, "10.9.9.9", 1, 1)))
+        self.assertEqual(self.state(), (State.DEAD, 1))  # until it answers at its new address
+        answer_verifications(self.m, 2)
         self.assertEqual((self.state(), self.m.members["x"].address), ((State.ALIVE, 2), ("10.9.9.9", 1)))
 
     def test_a_dead_member_never_known_is_taken_as_dead_by_name_until_it_comes_back(self):
@@ -116,6 +130,7 @@ class MergeRuleTests(SynchronousTestCase):
             out = self.m.tick(now)
             self.assertFalse([item for item in out if getattr(item, "address", None) in (("", 0),)])
         self.m.receive(40, ("h", 1), datagram("z", Alive("z", 5, "10.0.1.9", 7009, 7009)))
+        answer_verifications(self.m, 40)
         self.assertEqual((self.state("z"), self.m.members["z"].address), ((State.ALIVE, 5), ("10.0.1.9", 7009)))
 
     def test_an_operator_removes_a_dead_member_which_leaves_and_may_come_back(self):
@@ -351,6 +366,8 @@ class DisseminationTests(SynchronousTestCase):
     def test_datagrams_stay_under_the_limit_with_many_pending_updates(self):
         m = core()
         m.merge_state(0, [Alive("member-%04d-%s" % (i, "x" * 30), 1, "10.1.2.3", 7000 + i, 7000 + i) for i in range(400)])
+        answer_verifications(m, 0)  # a whole state brings more candidates than gossip may
+        self.assertEqual(len(m.live_members()), 401)
         sizes = []
         for _ in range(20):
             out = m.tick(m.next_deadline())
@@ -362,6 +379,7 @@ class DisseminationTests(SynchronousTestCase):
     def test_each_update_is_sent_a_limited_number_of_times(self):
         m = with_members(core(), *["n%d" % i for i in range(20)])
         m.receive(0, ("h", 1), datagram("n1", Alive("news", 1, "10.5.5.5", 1, 1)))
+        answer_verifications(m, 0)
         sent = 0
         for _ in range(200):
             sent += sum(1 for msg in messages_to(m.tick(m.next_deadline())) if msg == Alive("news", 1, "10.5.5.5", 1, 1))
@@ -381,6 +399,11 @@ class DisseminationTests(SynchronousTestCase):
         a, b = core("a", port=1), core("b", port=2)
         a.merge_state(0, b.local_state())
         b.merge_state(0, a.local_state())
+        self.assertNotEqual(a.checksum(), b.checksum())  # neither has answered the other yet
+        for prober, probed in ((a, b), (b, a)):
+            ((address, ping),) = verification_pings(prober.tick(0))
+            (ack,) = probed.receive(0, ("10.0.0.1", prober.members[prober.name].port), datagram(prober.name, ping))
+            prober.receive(0, address, ack.data)
         self.assertEqual(a.checksum(), b.checksum())
 
     def test_dead_members_are_reaped(self):

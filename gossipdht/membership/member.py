@@ -44,7 +44,7 @@ class SwimConfig:
     reap_after: float = 300.0
     max_datagram: int = MAX_DATAGRAM
     max_candidates: int = 64  # claims of new members waiting for their ping's answer...
-    verify_window: float = 5.0  # ...each pinged at once and every probe interval, this long
+    verify_window: float = 5.0  # ...each pinged at once and every probe timeout, this long
 
 
 @dataclass

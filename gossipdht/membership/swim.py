@@ -236,7 +236,7 @@ class Membership:
         self._tick_relays(now, out)
         self._tick_candidates(now, out)
         self._tick_suspicions(now, stalled)
-        if now >= self._next_gossip:
+        if len(self._queue) and now >= self._next_gossip:  # idle for a round: news goes at once
             self._gossip(now, out)
             self._next_gossip = now + self.config.gossip_interval
         if now >= self._next_push_pull:
@@ -570,7 +570,7 @@ class Membership:
             if now >= candidate.expires_at:
                 self._drop_candidate(key)
             elif now >= candidate.next_ping:
-                candidate.next_ping = now + self.config.probe_interval
+                candidate.next_ping = now + self.config.probe_timeout  # as long as a probe waits for its ack
                 update = candidate.update
                 # Nothing piggybacked: the address may be anyone's, and our news is not for them.
                 self._send(out, (update.host, update.port), [pack_message(Ping(candidate.nonce, update.name))],

@@ -494,6 +494,14 @@ class VerificationTests(SynchronousTestCase):
             sent += messages_to(self.m.tick(self.m.next_deadline()), ("10.0.1.0", 7000))
         self.assertIn(self.EVIL, sent)  # news now, for the others to check in turn
 
+    def test_a_member_verified_after_an_idle_round_is_news_at_once(self):
+        while self.m.next_deadline() < 5:
+            self.m.tick(self.m.next_deadline())
+        ((address, ping),) = self.claim(5, self.EVIL)  # that tick had nothing to gossip
+        self.m.receive(5.01, address, datagram("evil", Ack(ping.seq)))
+        self.assertEqual(self.m.next_deadline(), 5.01)
+        self.assertIn(self.EVIL, messages_to(self.m.tick(5.01)))
+
     def test_a_verification_ping_carries_no_news(self):
         self.m.receive(0, ("h", 1), datagram("y", Suspect("x", 1, "y")))  # news, to piggyback elsewhere
         self.m.receive(1, ("10.0.1.0", 7000), datagram("x", self.EVIL))
@@ -507,7 +515,7 @@ class VerificationTests(SynchronousTestCase):
         while self.m.pending_candidates():
             now = self.m.next_deadline()
             pings += len(verification_pings(self.m.tick(now)))
-        self.assertEqual(pings, CONFIG.verify_window / CONFIG.probe_interval)  # at once and every interval
+        self.assertEqual(pings, CONFIG.verify_window / CONFIG.probe_timeout)  # at once and every probe timeout
         self.assertAlmostEqual(now, CONFIG.verify_window)
         self.assertEqual((sorted(self.m.members), self.m.stats.candidates_dropped), (["me", "x"], 1))
 

@@ -43,6 +43,8 @@ class SwimConfig:
     mismatch_sync_interval: float = 10.0
     reap_after: float = 300.0
     max_datagram: int = MAX_DATAGRAM
+    max_candidates: int = 64  # claims of new members waiting for their ping's answer...
+    verify_window: float = 5.0  # ...each pinged at once and every probe timeout, this long
 
 
 @dataclass
@@ -102,7 +104,7 @@ class MemberEvent(NamedTuple):
 
 @dataclass
 class Stats:
-    """Counters of the membership core: datagrams and bytes, refusals, refutations, syncs, stalls."""
+    """Counters of the membership core: datagrams and bytes, refusals, refutations, syncs, stalls, verifications."""
 
     received: int = 0
     refused: int = 0
@@ -112,3 +114,6 @@ class Stats:
     name_conflicts: int = 0
     syncs: int = 0
     stalls_noticed: int = 0
+    incarnations_refused: int = 0  # updates whose incarnation jumped beyond what a member can refute
+    candidates_verified: int = 0  # claimed members that answered this node's ping from their address
+    candidates_dropped: int = 0  # ...that did not in time, or were pushed out by newer claims

@@ -118,7 +118,7 @@ class Simulation:
         """Start converged: every node already knows every other, with nothing to tell."""
         state = [own_record(n.core) for n in self.nodes.values()]
         for node in self.nodes.values():
-            node.core.merge_state(self.now, state, broadcast=False)
+            node.core.merge_state(self.now, state, converged=True)
             self._reschedule(node)
         self.alive_known.clear()
 

@@ -10,6 +10,12 @@ The rules follow HashiCorp memberlist: incarnation numbers order the claims abou
 member, a member refutes a suspicion of itself with a higher incarnation, dead and
 left members are only brought back by a higher incarnation, and updates are
 piggybacked on probes and gossiped to a few random members a limited number of times.
+
+No datagram, forged or not, is trusted further than it can be checked.  An update may
+not raise a member's incarnation out of its reach to refute, and a member named in an
+``Alive`` (new, or dead and moving elsewhere) joins the member list only once it answered
+this node's ping from the address claimed for it: until then it is a candidate, one of a
+bounded few.
 """
 
 from __future__ import annotations
@@ -54,6 +60,14 @@ from gossipdht.membership.wire import (
 
 _PROBE_KINDS = (Ping, Ack, PingReq, Nack)
 
+#: An update may raise a member's incarnation by at most this much.  Incarnations start
+#: from the wall clock (in seconds), so a real jump is the time since the member's last
+#: start: 2**32 s is 136 years.
+MAX_INCARNATION_STEP = 2**32
+#: A member not known yet may not arrive above this (2**40 s is the year 36,812), far below
+#: the largest incarnation the wire carries (2**63 - 1): whoever is added can refute.
+MAX_FIRST_INCARNATION = 2**40
+
 
 def _wall_ms(now: float) -> int:
     return max(0, int(now * 1000))
@@ -71,6 +85,16 @@ class _Probe:
     helpers: int = 0
     responses: int = 0  # acks relayed and nacks, from helpers
     sent_at: float = 0.0
+
+
+@dataclass
+class _Candidate:
+    """A member named in an ``Alive``, not taken on until it answers a ping from its address."""
+
+    update: Alive
+    nonce: int  # the ping's seq, which the ack must carry
+    next_ping: float
+    expires_at: float
 
 
 @dataclass
@@ -116,6 +140,8 @@ class Membership:
         self._probe_order: list[str] = []
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
+        self._candidates: dict[tuple[str, str, int], _Candidate] = {}  # by (name, host, port), oldest first
+        self._verifying: dict[int, tuple[str, str, int]] = {}  # candidate by nonce
         self._gossip_order: list[str] = []
         self._checksum = 0
         self._contributions: dict[str, int] = {}
@@ -141,6 +167,10 @@ class Membership:
     @property
     def health(self) -> int:
         return self._health.score
+
+    def pending_candidates(self) -> int:
+        """Claimed members still waiting to answer this node's ping."""
+        return len(self._candidates)
 
     def live_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.state in LIVE]
@@ -168,6 +198,7 @@ class Membership:
         deadlines.extend(p.end_at if p.indirect else p.timeout_at for p in self._probes.values())
         deadlines.extend(r.expires_at if r.nacked else r.nack_at for r in self._relays.values())
         deadlines.extend(s.deadline for s in self._suspicions.values())
+        deadlines.extend(min(c.next_ping, c.expires_at) for c in self._candidates.values())
         # A deadline already past (gossip waiting for news) means "now", not a stall.
         self._last_deadline = max(self._now, min(deadlines))
         return self._last_deadline
@@ -203,8 +234,9 @@ class Membership:
             self._health.adjust(1)
         self._tick_probe(now, stalled, out)
         self._tick_relays(now, out)
+        self._tick_candidates(now, out)
         self._tick_suspicions(now, stalled)
-        if now >= self._next_gossip:
+        if len(self._queue) and now >= self._next_gossip:  # idle for a round: news goes at once
             self._gossip(now, out)
             self._next_gossip = now + self.config.gossip_interval
         if now >= self._next_push_pull:
@@ -222,26 +254,31 @@ class Membership:
         """Every member as the update that describes it, for push/pull."""
         return [self._describe(m) for m in self.members.values()]
 
-    def merge_state(self, now: float, remote: list[Message], broadcast: bool = True) -> None:
+    def merge_state(self, now: float, remote: list[Message], converged: bool = False) -> None:
         """Apply a peer's full state.  A remote "dead" only makes us suspect: the member
         gets its chance to refute, as in memberlist.  A dead member this node never knew
         is taken as dead, known by name only until it comes back: it keeps its place on
-        the ring meanwhile, on this node as on the others.  ``broadcast=False`` builds an
-        already converged node (the simulator's starting point): nothing is news."""
+        the ring meanwhile, on this node as on the others.  New members are candidates
+        until they answer, as from gossip; a whole state may bring more of them than
+        ``max_candidates``.  ``converged=True`` builds an already converged node (the
+        simulator's starting point): its members are taken as they are and nothing is news."""
         self._now = now
         self.stats.syncs += 1
         self._mismatch_since = None
+        room = None if converged else max(self.config.max_candidates, len(remote))
         for update in remote:
             if isinstance(update, Dead):
                 if update.name not in self.members:
                     self._add_dead(now, update)
                     continue
                 update = Suspect(update.name, update.incarnation, update.accuser)
-            self._apply(now, update)
-        if not broadcast:
+            self._apply(now, update, room)
+        if converged:
             self._queue.clear()
 
     def _add_dead(self, now: float, update: Dead) -> None:
+        if not self._plausible(update):
+            return
         member = Member(update.name, "", 0, 0, update.incarnation, State.DEAD, now)
         self.members[update.name] = member
         self._emit(member, None)
@@ -293,7 +330,7 @@ class Membership:
                                        now + self.config.probe_window)
             self._send(out, (message.host, message.port), [pack_message(Ping(seq, message.target))])
         else:
-            self._apply(now, message)
+            self._apply(now, message, self.config.max_candidates)
 
     def stream_ack(self, now: float, seq: int) -> None:
         """The member probed by ``StreamPing`` ``seq`` answered over TCP."""
@@ -318,17 +355,37 @@ class Membership:
         relay = self._relays.pop(seq, None)
         if relay is not None:
             self._send(out, relay.requester, [pack_message(Ack(relay.seq, _wall_ms(now)))])
+            return
+        key = self._verifying.get(seq)
+        if key is not None and source == key[1:]:  # from the claimed address, not just anyone's
+            del self._verifying[seq]
+            candidate = self._candidates.pop(key)
+            self.stats.candidates_verified += 1
+            self._apply(now, candidate.update, None)
 
-    def _apply(self, now: float, update: Message) -> None:
+    def _apply(self, now: float, update: Message, room: Optional[int]) -> None:
+        """``room``: how many unverified members may wait as candidates; None for an
+        update that needs no check (a verified candidate, a converged state)."""
+        if not self._plausible(update):
+            return
         kind = type(update)
         if kind is Alive:
-            self._on_alive(now, update)
+            self._on_alive(now, update, room)
         elif kind is Suspect:
             self._on_suspect(now, update)
         elif kind is Dead or kind is Left:
             self._on_gone(now, update)
 
-    def _on_alive(self, now: float, update: Alive) -> None:
+    def _plausible(self, update: Message) -> bool:
+        """Whether ``update``'s incarnation leaves its member the room to refute it."""
+        known = self.members.get(update.name)
+        limit = MAX_FIRST_INCARNATION if known is None else known.incarnation + MAX_INCARNATION_STEP
+        if update.incarnation <= limit:
+            return True
+        self.stats.incarnations_refused += 1
+        return False
+
+    def _on_alive(self, now: float, update: Alive, room: Optional[int]) -> None:
         if update.name == self.name:
             if (update.host, update.port) != self._me.address:
                 self._conflict(update, self._me)
@@ -336,6 +393,15 @@ class Membership:
                 self._refute(update.incarnation)  # a claim from an earlier life of this node
             return
         current = self.members.get(update.name)
+        if current is not None and update.incarnation <= current.incarnation:
+            return
+        if self.conflicts_with(update):
+            self._conflict(update, current)
+            return
+        unverified = current is None or (current.state not in LIVE and current.address != (update.host, update.port))
+        if unverified and room is not None:
+            self._add_candidate(now, update, room)
+            return
         if current is None:
             member = Member(update.name, update.host, update.port, update.api_port, update.incarnation,
                             State.ALIVE, now)
@@ -344,11 +410,6 @@ class Membership:
             self._broadcast(update)
             self._touch(member)
             self._emit(member, None)
-            return
-        if update.incarnation <= current.incarnation:
-            return
-        if self.conflicts_with(update):
-            self._conflict(update, current)
             return
         current.host, current.port, current.api_port = update.host, update.port, update.api_port
         self._suspicions.pop(update.name, None)
@@ -483,6 +544,37 @@ class Membership:
         order.append(member.name)
         position = self._rng.randint(self._probe_index, len(order) - 1)
         order[position], order[-1] = order[-1], order[position]
+
+    def _add_candidate(self, now: float, update: Alive, room: int) -> None:
+        """Wait for ``update``'s member to answer; once ``room`` wait, the oldest makes way."""
+        key = (update.name, update.host, update.port)
+        waiting = self._candidates.get(key)
+        if waiting is not None:
+            if update.incarnation > waiting.update.incarnation:
+                waiting.update = update
+            return
+        if len(self._candidates) >= room:
+            self._drop_candidate(next(iter(self._candidates)))
+        # Unique and above every probe's seq (the counter), and not to be guessed by whoever
+        # would forge the answer from the claimed address (the random part).
+        nonce = self._next_seq() << 32 | self._rng.getrandbits(32)
+        self._candidates[key] = _Candidate(update, nonce, now, now + self.config.verify_window)
+        self._verifying[nonce] = key
+
+    def _drop_candidate(self, key: tuple[str, str, int]) -> None:
+        del self._verifying[self._candidates.pop(key).nonce]
+        self.stats.candidates_dropped += 1
+
+    def _tick_candidates(self, now: float, out: list[Outgoing]) -> None:
+        for key, candidate in list(self._candidates.items()):
+            if now >= candidate.expires_at:
+                self._drop_candidate(key)
+            elif now >= candidate.next_ping:
+                candidate.next_ping = now + self.config.probe_timeout  # as long as a probe waits for its ack
+                update = candidate.update
+                # Nothing piggybacked: the address may be anyone's, and our news is not for them.
+                self._send(out, (update.host, update.port), [pack_message(Ping(candidate.nonce, update.name))],
+                           piggyback=False)
 
     def _tick_relays(self, now: float, out: list[Outgoing]) -> None:
         for seq, relay in list(self._relays.items()):
@@ -625,5 +717,7 @@ class Membership:
         return self._rng.sample(candidates, min(count, len(candidates)))
 
     def _next_seq(self) -> int:
-        self._seq += 1
+        """1 to 2**31 - 1, round and round: a seq need only be unique among the probes,
+        relays and candidates alive at once, and a candidate's nonce is one shifted up."""
+        self._seq = self._seq % (2**31 - 1) + 1
         return self._seq

@@ -25,7 +25,7 @@ from gossipdht.core.sealing import REASONS, Refused, Sealing
 from gossipdht.membership.member import Datagram, Member, Outgoing, State, StreamPing, SwimConfig, SyncRequest
 from gossipdht.membership.ringmembers import ring_members
 from gossipdht.membership.swim import Membership
-from gossipdht.membership.wire import Alive, WireError, pack_state, unpack_state
+from gossipdht.membership.wire import Alive, Suspect, WireError, pack_state, unpack_state
 from gossipdht.net.peer import PeerClient
 from gossipdht.net.udp import GossipProtocol
 
@@ -226,12 +226,14 @@ class Cluster:
 
     # -- push/pull ------------------------------------------------------------------------
 
-    async def push_pull(self, address: tuple[str, int]) -> None:
-        """Exchange full state with the node whose API is at ``address``."""
+    async def push_pull(self, address: tuple[str, int]) -> set[str]:
+        """Exchange full state with the node whose API is at ``address``; the names of
+        the live members it knows."""
         body = await self._peers.push_pull(address, pack_state(self.name, self.core.local_state()), self._sync_timeout)
         _, state = unpack_state(body)
         self.core.merge_state(self._reactor.seconds(), state)
         self._reschedule()
+        return {m.name for m in state if isinstance(m, (Alive, Suspect))}
 
     def answer_push_pull(self, body: bytes) -> bytes:
         """The other side of ``push_pull``; refuses a sender whose name is taken."""
@@ -300,6 +302,8 @@ class Cluster:
         return {"datagrams_received": s.received, "datagrams_refused": s.refused, "datagrams_sent": s.sent,
                 "bytes_sent": s.bytes_sent, "refutations": s.refutations, "name_conflicts": s.name_conflicts,
                 "syncs": s.syncs, "stalls_noticed": s.stalls_noticed, "local_health": self.core.health,
+                "incarnations_refused": s.incarnations_refused, "candidates_verified": s.candidates_verified,
+                "candidates_dropped": s.candidates_dropped, "candidates_pending": self.core.pending_candidates(),
                 "clock_offset_exceeded": self.clock_trouble is not None,
                 "datagrams_unopened": dict(self.unopened), "sealed": self.sealing.seals,
                 "refused_by_cluster": self.refused_by_cluster}
@@ -313,8 +317,10 @@ class Cluster:
         try:
             if not self._in_cluster_of(seeds) and len(self.core.live_members()) > 1:
                 await self._leave()
-            await self._sync_with_any(seeds)
-            await self._until(self._everyone_lists_me, "members still missing this node")
+            # The seed's members are taken on once they answered this node's pings: this
+            # node lists them all before it asks them to list it.
+            known_to_seed = await self._sync_with_any(seeds)
+            await self._until(lambda: self._everyone_lists_me(known_to_seed), "members still missing this node")
             await self.data_moved(self.others, lambda: self.ring.checksum, lambda: self.down)
             return f"joined a cluster of {len(self.peers())} members"
         finally:
@@ -366,12 +372,11 @@ class Cluster:
         addresses = {m.api_address for m in self.core.live_members()}
         return any((seed.host, seed.port) in addresses for seed in seeds)
 
-    async def _sync_with_any(self, seeds: list[Address]) -> None:
+    async def _sync_with_any(self, seeds: list[Address]) -> set[str]:
         failures = []
         for seed in seeds:
             try:
-                await self.push_pull((seed.host, seed.port))
-                return
+                return await self.push_pull((seed.host, seed.port))
             except PeerError as e:
                 if e.status in (403, 409):  # a wrong keyring or certificate, a name taken
                     self.log.error("{seed} refused this node: {error}", seed=seed, error=e)
@@ -422,12 +427,14 @@ class Cluster:
         answers = await gatherResults([ensureDeferred(ask(m)) for m in members])
         return {m.name: answer for m, answer in zip(members, answers)}
 
-    async def _everyone_lists_me(self) -> list[str]:
-        """Members that do not yet list this node, or list someone this node does not."""
+    async def _everyone_lists_me(self, expected: set[str]) -> list[str]:
+        """Members that do not yet list this node, or list someone this node does not,
+        and those of ``expected`` that this node does not list yet."""
         mine = set(self.peers())
         others = self.others()
         lists = await self._peer_lists(others)
-        return [name for name, theirs in lists.items() if theirs is None or self.name not in theirs or not theirs <= mine]
+        missing = [name for name, theirs in lists.items() if theirs is None or self.name not in theirs or not theirs <= mine]
+        return missing + sorted(expected - mine)
 
     async def _nobody_lists_me(self, others: list[Member]) -> list[str]:
         lists = await self._peer_lists(others)  # one that does not answer cannot list anyone

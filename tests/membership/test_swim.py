@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gossipdht.membership.lifeguard import LocalHealth, Suspicion
 from gossipdht.membership.member import Datagram, State, StreamPing, SwimConfig, SyncRequest
-from gossipdht.membership.swim import Membership
+from gossipdht.membership.swim import MAX_FIRST_INCARNATION, MAX_INCARNATION_STEP, Membership
 from gossipdht.membership.wire import (
     MAX_DATAGRAM,
     Ack,
@@ -46,8 +46,20 @@ def messages_to(out, address=None):
     return found
 
 
+def verification_pings(out):
+    """(address, Ping) of the pings that check claimed members (their seq is a nonce above 2**32)."""
+    return [(item.address, msg) for item in out if isinstance(item, Datagram)
+            for msg in messages_to([item]) if isinstance(msg, Ping) and msg.seq >= 2**32]
+
+
+def answer_verifications(m, now):
+    """Run ``m``'s timers due at ``now`` and ack each verification ping from the address pinged."""
+    for address, ping in verification_pings(m.tick(now)):
+        m.receive(now, address, datagram(ping.target, Ack(ping.seq)))
+
+
 def with_members(m, *names, now=0.0):
-    m.merge_state(now, [Alive(n, 1, "10.0.1.%d" % i, 7000 + i, 7000 + i) for i, n in enumerate(names)], broadcast=False)
+    m.merge_state(now, [Alive(n, 1, "10.0.1.%d" % i, 7000 + i, 7000 + i) for i, n in enumerate(names)], converged=True)
     return m
 
 
@@ -106,6 +118,8 @@ class MergeRuleTests(SynchronousTestCase):
         self.assertEqual(self.state(), (State.SUSPECT, 1))
         self.m.receive(1, ("h", 1), datagram("y", Dead("x", 1, "y")))
         self.m.receive(2, ("h", 1), datagram("y", Alive("x", 2, "10.9.9.9", 1, 1)))
+        self.assertEqual(self.state(), (State.DEAD, 1))  # until it answers at its new address
+        answer_verifications(self.m, 2)
         self.assertEqual((self.state(), self.m.members["x"].address), ((State.ALIVE, 2), ("10.9.9.9", 1)))
 
     def test_a_dead_member_never_known_is_taken_as_dead_by_name_until_it_comes_back(self):
@@ -116,6 +130,7 @@ class MergeRuleTests(SynchronousTestCase):
             out = self.m.tick(now)
             self.assertFalse([item for item in out if getattr(item, "address", None) in (("", 0),)])
         self.m.receive(40, ("h", 1), datagram("z", Alive("z", 5, "10.0.1.9", 7009, 7009)))
+        answer_verifications(self.m, 40)
         self.assertEqual((self.state("z"), self.m.members["z"].address), ((State.ALIVE, 5), ("10.0.1.9", 7009)))
 
     def test_an_operator_removes_a_dead_member_which_leaves_and_may_come_back(self):
@@ -351,6 +366,8 @@ class DisseminationTests(SynchronousTestCase):
     def test_datagrams_stay_under_the_limit_with_many_pending_updates(self):
         m = core()
         m.merge_state(0, [Alive("member-%04d-%s" % (i, "x" * 30), 1, "10.1.2.3", 7000 + i, 7000 + i) for i in range(400)])
+        answer_verifications(m, 0)  # a whole state brings more candidates than gossip may
+        self.assertEqual(len(m.live_members()), 401)
         sizes = []
         for _ in range(20):
             out = m.tick(m.next_deadline())
@@ -362,6 +379,7 @@ class DisseminationTests(SynchronousTestCase):
     def test_each_update_is_sent_a_limited_number_of_times(self):
         m = with_members(core(), *["n%d" % i for i in range(20)])
         m.receive(0, ("h", 1), datagram("n1", Alive("news", 1, "10.5.5.5", 1, 1)))
+        answer_verifications(m, 0)
         sent = 0
         for _ in range(200):
             sent += sum(1 for msg in messages_to(m.tick(m.next_deadline())) if msg == Alive("news", 1, "10.5.5.5", 1, 1))
@@ -381,6 +399,11 @@ class DisseminationTests(SynchronousTestCase):
         a, b = core("a", port=1), core("b", port=2)
         a.merge_state(0, b.local_state())
         b.merge_state(0, a.local_state())
+        self.assertNotEqual(a.checksum(), b.checksum())  # neither has answered the other yet
+        for prober, probed in ((a, b), (b, a)):
+            ((address, ping),) = verification_pings(prober.tick(0))
+            (ack,) = probed.receive(0, ("10.0.0.1", prober.members[prober.name].port), datagram(prober.name, ping))
+            prober.receive(0, address, ack.data)
         self.assertEqual(a.checksum(), b.checksum())
 
     def test_dead_members_are_reaped(self):
@@ -401,6 +424,127 @@ class DisseminationTests(SynchronousTestCase):
         for data in (b"", b"\x01", b"\x00garbage", b"\x01\x93", bytes(2000)):
             self.assertEqual(m.receive(0, ("h", 1), data), [])
         self.assertEqual((m.stats.refused, m.stats.received), (5, 0))
+
+
+class IncarnationBoundTests(SynchronousTestCase):
+    def setUp(self):
+        self.m = with_members(core(incarnation=1_700_000_000), "x")
+
+    def test_a_dead_at_the_largest_incarnation_changes_nothing(self):
+        checksum = self.m.checksum()
+        self.m.receive(1, ("h", 1), datagram("y", Dead("x", 2**63 - 1, "y"), Dead("me", 2**63 - 1, "y")))
+        self.assertEqual((self.m.members["x"].state, self.m.members["x"].incarnation), (State.ALIVE, 1))
+        self.assertEqual((self.m.incarnation, self.m.stats.refutations), (1_700_000_000, 0))
+        self.assertEqual((self.m.checksum(), self.m.stats.incarnations_refused), (checksum, 2))
+        sent = []
+        while self.m.next_deadline() < 3:
+            sent += messages_to(self.m.tick(self.m.next_deadline()))
+        self.assertEqual([msg for msg in sent if isinstance(msg, (Dead, Alive))], [])  # nothing to spread
+
+    def test_every_kind_of_update_may_step_up_so_far_and_no_further(self):
+        too_far = 1 + MAX_INCARNATION_STEP + 1
+        for update in (Alive("x", too_far, "10.0.1.0", 7000, 7000), Suspect("x", too_far, "y"), Left("x", too_far)):
+            self.m.receive(1, ("h", 1), datagram("y", update))
+        self.m.merge_state(1, [Dead("x", too_far, "y"), Suspect("me", 1_700_000_000 + MAX_INCARNATION_STEP + 1, "y")])
+        self.assertEqual((self.m.members["x"].state, self.m.members["x"].incarnation), (State.ALIVE, 1))
+        self.assertEqual((self.m.incarnation, self.m.stats.incarnations_refused), (1_700_000_000, 5))
+        self.m.receive(2, ("h", 1), datagram("y", Dead("x", 1 + MAX_INCARNATION_STEP, "y")))
+        self.assertEqual(self.m.members["x"].state, State.DEAD)  # a restart after years: still taken
+
+    def test_a_member_not_known_yet_may_not_arrive_above_the_cap(self):
+        self.m.receive(1, ("h", 1), datagram("y", Alive("new", MAX_FIRST_INCARNATION + 1, "10.0.2.1", 1, 1)))
+        self.m.merge_state(1, [Dead("gone", MAX_FIRST_INCARNATION + 1, "y")])
+        self.assertEqual((self.m.pending_candidates(), self.m.stats.incarnations_refused), (0, 2))
+        self.assertEqual(sorted(self.m.members), ["me", "x"])
+        self.m.receive(2, ("h", 1), datagram("y", Alive("new", MAX_FIRST_INCARNATION, "10.0.2.1", 1, 1)))
+        self.assertEqual(self.m.pending_candidates(), 1)
+
+
+class VerificationTests(SynchronousTestCase):
+    """A member named in an Alive is taken on once it answered a ping from its address."""
+
+    EVIL = Alive("evil", 10**12, "10.6.6.6", 7666, 7666)
+
+    def setUp(self):
+        self.m = with_members(core(), "x")
+        self.events = []
+        self.m.listeners.append(lambda e: self.events.append(e.member.name))
+
+    def claim(self, now, *updates):
+        """Tell of ``updates``; the verification pings that go out at once."""
+        self.m.receive(now, ("10.0.1.0", 7000), datagram("x", *updates))
+        self.assertEqual(self.m.next_deadline(), now)  # the ping is not left for a later probe
+        return verification_pings(self.m.tick(now))
+
+    def test_a_claimed_member_is_taken_on_only_when_it_answers_from_its_address(self):
+        checksum = self.m.checksum()
+        ((address, ping),) = self.claim(1, self.EVIL)
+        self.assertEqual((address, ping.target), (("10.6.6.6", 7666), "evil"))
+        self.assertNotIn("evil", self.m.members)
+        self.assertEqual((self.m.checksum(), self.events), (checksum, []))
+        self.m.receive(1.01, ("10.0.1.0", 7000), datagram("evil", Ack(ping.seq)))  # from someone else
+        self.m.receive(1.01, address, datagram("evil", Ack(ping.seq ^ 1)))  # a guess at the nonce
+        self.assertEqual((sorted(self.m.members), self.m.pending_candidates()), (["me", "x"], 1))
+        self.m.receive(1.02, address, datagram("evil", Ack(ping.seq)))
+        self.assertEqual((self.m.members["evil"].state, self.m.members["evil"].address), (State.ALIVE, address))
+        self.assertEqual((self.events, self.m.stats.candidates_verified, self.m.pending_candidates()), (["evil"], 1, 0))
+        self.assertNotEqual(self.m.checksum(), checksum)
+        sent = []
+        while self.m.next_deadline() < 3:
+            sent += messages_to(self.m.tick(self.m.next_deadline()), ("10.0.1.0", 7000))
+        self.assertIn(self.EVIL, sent)  # news now, for the others to check in turn
+
+    def test_a_member_verified_after_an_idle_round_is_news_at_once(self):
+        while self.m.next_deadline() < 5:
+            self.m.tick(self.m.next_deadline())
+        ((address, ping),) = self.claim(5, self.EVIL)  # that tick had nothing to gossip
+        self.m.receive(5.01, address, datagram("evil", Ack(ping.seq)))
+        self.assertEqual(self.m.next_deadline(), 5.01)
+        self.assertIn(self.EVIL, messages_to(self.m.tick(5.01)))
+
+    def test_a_verification_ping_carries_no_news(self):
+        self.m.receive(0, ("h", 1), datagram("y", Suspect("x", 1, "y")))  # news, to piggyback elsewhere
+        self.m.receive(1, ("10.0.1.0", 7000), datagram("x", self.EVIL))
+        (ping,) = [item for item in self.m.tick(1) if item.address == ("10.6.6.6", 7666)]
+        self.assertEqual([type(msg) for msg in messages_to([ping])], [Ping])  # the address may be anyone's
+
+    def test_a_claimed_member_that_never_answers_is_dropped(self):
+        self.assertEqual(len(self.claim(0, self.EVIL)), 1)
+        pings = 1
+        now = 0.0
+        while self.m.pending_candidates():
+            now = self.m.next_deadline()
+            pings += len(verification_pings(self.m.tick(now)))
+        self.assertEqual(pings, CONFIG.verify_window / CONFIG.probe_timeout)  # at once and every probe timeout
+        self.assertAlmostEqual(now, CONFIG.verify_window)
+        self.assertEqual((sorted(self.m.members), self.m.stats.candidates_dropped), (["me", "x"], 1))
+
+    def test_a_push_pull_state_is_checked_too_unless_converged(self):
+        self.m.merge_state(1, [self.EVIL])
+        self.assertEqual((sorted(self.m.members), self.m.pending_candidates()), (["me", "x"], 1))
+        ((address, ping),) = verification_pings(self.m.tick(self.m.next_deadline()))
+        self.assertEqual(address, ("10.6.6.6", 7666))
+        self.m.merge_state(2, [Alive("trusted", 1, "10.0.3.1", 1, 1)], converged=True)
+        self.assertIn("trusted", self.m.members)
+
+    def test_the_candidates_are_bounded_and_the_oldest_make_way(self):
+        claims = [Alive("n%02d" % i, 1, "10.7.0.%d" % i, 7000, 7000) for i in range(CONFIG.max_candidates + 6)]
+        pings = []
+        for start in range(0, len(claims), 10):
+            pings += self.claim(1, *claims[start:start + 10])
+        self.assertEqual(len(pings), len(claims))
+        self.assertEqual((self.m.pending_candidates(), self.m.stats.candidates_dropped), (CONFIG.max_candidates, 6))
+        for address, ping in pings:
+            self.m.receive(1.01, address, datagram(ping.target, Ack(ping.seq)))
+        taken = sorted(n for n in self.m.members if n.startswith("n"))
+        self.assertEqual(taken, [c.name for c in claims[6:]])
+
+    def test_a_newer_claim_of_a_waiting_candidate_is_what_is_taken_on(self):
+        ((address, ping),) = self.claim(1, self.EVIL)
+        self.m.receive(1.1, ("10.0.1.0", 7000), datagram("x", self.EVIL._replace(incarnation=10**12 + 5, api_port=9)))
+        self.assertEqual(self.m.pending_candidates(), 1)
+        self.m.receive(1.2, address, datagram("evil", Ack(ping.seq)))
+        self.assertEqual((self.m.members["evil"].incarnation, self.m.members["evil"].api_port), (10**12 + 5, 9))
 
 
 class LifeguardTests(SynchronousTestCase):

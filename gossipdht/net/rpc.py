@@ -202,10 +202,10 @@ class RpcResource(Resource):
                 extra = CHALLENGE + b": " + base64.b64encode(server_nonce) + b"\r\n"
             else:
                 self.sealing.check_plaintext()
+        except Refused as e:  # before ValueError, which it is too
+            return self._refuse(request, e.reason, f"internal call refused: {_why(e)}")
         except (binascii.Error, ValueError):
             return self._refuse(request, "malformed", "the hello is not base64")
-        except Refused as e:
-            return self._refuse(request, e.reason, f"internal call refused: {_why(e)}")
         # Take the connection from twisted.web (as autobahn's WebSocketResource does):
         # the HTTP channel must neither time it out nor answer this request.
         channel = request.channel
@@ -227,7 +227,9 @@ class RpcResource(Resource):
                       peer=getattr(peer, "host", peer), message=message)
         request.setResponseCode(403)
         request.setHeader(b"content-type", media.TEXT.encode())
-        request.setHeader(b"connection", b"close")
+        # Nothing more is read from a caller refused: the connection ends with the answer.
+        channel = request.channel  # the request lets go of it when it finishes
+        request.notifyFinish().addBoth(lambda _: channel.loseConnection())
         return message.encode() + b"\n"
 
 

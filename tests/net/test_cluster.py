@@ -338,22 +338,23 @@ async def test_a_leave_that_times_out_still_ends_alone(cluster_nodes):
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
+    from gossipdht.core.errors import Refusal
     from gossipdht.membership.wire import Alive
+    from gossipdht.net.rpc import RpcResource, max_frame_bytes
 
     service, http = cluster_nodes()
     service.cluster._settle_seconds = 0.5
 
-    class Stubborn(Resource):  # a member that keeps listing the leaver, whatever happens
-        isLeaf = True
+    def refuse(body):
+        raise Refusal(500, "no")
 
-        def render_GET(self, request):
-            return f"ghost\r\n{service.config.name}".encode()
-
-        def render_POST(self, request):
-            request.setResponseCode(500)
-            return b""
-
-    stub = reactor.listenTCP(0, Site(Stubborn()), interface="127.0.0.1")
+    # A member that keeps listing the leaver, whatever happens.
+    internal = Resource()
+    internal.putChild(b"rpc", RpcResource({"peers": lambda body: f"ghost\r\n{service.config.name}".encode(),
+                                           "pushpull": refuse}, max_frame_bytes(1000)))
+    root = Resource()
+    root.putChild(b"internal", internal)
+    stub = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
     try:
         port = stub.getHost().port
         # Taken as it is: the stub has no gossip port to answer the ping that verifies a member.

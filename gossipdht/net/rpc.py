@@ -138,9 +138,14 @@ class _Framed(Int32StringReceiver):
 class _Server(_Framed):
     log = Logger()
 
-    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int) -> None:
+    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int,
+                 ended: Callable[[_Server], None] = lambda server: None) -> None:
         super().__init__(max_frame_bytes)
         self.handlers = handlers
+        self._ended = ended
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._ended(self)
 
     def message(self, number: int, method, body: bytes) -> None:
         handler = self.handlers.get(method) if isinstance(method, str) else None
@@ -176,6 +181,7 @@ class RpcResource(Resource):
         self.admit = admit or (lambda request: None)
         #: Upgrades refused, by reason (``sealing.REASONS``, ``admit``).
         self.refused: dict[str, int] = {}
+        self._servers: set[_Server] = set()
 
     def render(self, request: IRequest):
         refusal = self.admit(request) if self.admit is not None else None
@@ -213,12 +219,18 @@ class RpcResource(Resource):
         transport, channel.transport = channel.transport, None
         transport.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + PROTOCOL
                         + b"\r\n" + extra + b"\r\n")
-        server = _Server(self.handlers, self.max_frame_bytes)
+        server = _Server(self.handlers, self.max_frame_bytes, self._servers.discard)
+        self._servers.add(server)
         server.frames = frames
         _receive_with(transport, server)
         server.makeConnection(transport)
         transport.resumeProducing()  # twisted.web pauses reading while it serves a request
         return NOT_DONE_YET
+
+    def close(self) -> None:
+        """End the connections of other nodes: a node that stops answers no more calls."""
+        for server in list(self._servers):
+            server.transport.loseConnection()
 
     def _refuse(self, request: IRequest, reason: str, message: str) -> bytes:
         self.refused[reason] = self.refused.get(reason, 0) + 1

@@ -304,3 +304,25 @@ def test_tls_ca_without_an_ssl_endpoint_ends_start_up_naming_it(tmp_path):
     assert e.value.code == ("gossipdht: --tls-ca: nodes speak TLS to each other only when the first --listen "
                             "endpoint with a port is ssl:")
     assert node.ports == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_three_nodes_with_mutual_tls_join_and_replicate_and_one_without_a_certificate_cannot_join(
+        started, tmp_path):
+    from gossipdht.core.address import Address
+    from gossipdht.net.cluster import ClusterError
+
+    pki = cluster_pki(tmp_path)
+    a, b, c = (started(name=name, **mutual_tls(pki)) for name in "abc")
+    seed = [Address("127.0.0.1", a.ports[0].getHost().port)]
+    for node in (b, c):
+        await node.cluster.join(seed)
+    assert a.cluster.peers() == ["a", "b", "c"]
+    await a.coordinator.put("k", b"over tls", "text/plain", 3)
+    assert [node.store.get("k").value for node in (a, b, c)] == [b"over tls"] * 3
+    assert (await c.coordinator.get("k", 3)).value == b"over tls"
+    anonymous = started(name="d", listen=(pki.listen(),), tls_ca=str(pki.ca))
+    with pytest.raises(ClusterError) as refused:
+        await anonymous.cluster.join(seed)
+    assert refused.value.code == 403 and str(refused.value).endswith(REFUSAL)
+    assert a.cluster.peers() == ["a", "b", "c"]

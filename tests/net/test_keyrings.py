@@ -23,7 +23,7 @@ OLD, NEW, STRANGER = b"o" * 32, b"n" * 32, b"s" * 32
 
 @pytest.fixture
 def nodes(tmp_path):
-    """``nodes(keys, name=..., cluster=..., incoming=..., outgoing=..., storage=..., data_dir=...)``:
+    """``nodes(keys, name=..., cluster=..., incoming=..., outgoing=..., storage=..., data_dir=..., port=...)``:
     a started node whose bootstrap keyring holds ``keys`` (None: no keyring); all stopped after."""
     from twisted.internet import reactor
 
@@ -32,8 +32,8 @@ def nodes(tmp_path):
     services = []
 
     def make(keys=(OLD,), name=None, cluster="test", incoming=True, outgoing=True, storage="memory",
-             data_dir=None):
-        port = free_port("127.0.0.1")
+             data_dir=None, port=None):
+        port = port or free_port("127.0.0.1")
         directory = tmp_path / f"n{len(services)}"
         directory.mkdir()
         bootstrap = None
@@ -304,3 +304,80 @@ async def test_a_member_that_does_not_answer_is_named_and_the_command_line_exits
     assert [s.sealing.keyring.keys for s, _ in cluster] == [[OLD, NEW], [OLD, NEW], [OLD]]
     port = cluster[0][0].config.port
     assert await deferToThread(main, ["keyring", "list", "--node", f"127.0.0.1:{port}"]) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_down_during_a_rotation_refuses_to_serve_alone_then_rejoins_once_given_the_key(nodes):
+    cluster = await joined(nodes, 3, storage="sqlite")
+    (a, http_a), _, (c, http_c) = cluster
+    assert (await http_a.request(b"PUT", b"/db/k", b"v"))[0] in (200, 201, 204)
+    await c.stopService()  # down: it keeps its keyring and the members it knew
+    for action, key in (("install", NEW), ("use", NEW), ("remove", OLD)):
+        status, answer = await keyring(http_a, action, key)
+        assert [n["node"] for n in answer["nodes"] if "error" not in n] == sorted([a.config.name,
+                                                                                     cluster[1][0].config.name])
+    with capturedLogs() as events:
+        c, http_c = nodes(keys=(OLD,), name=c.config.name, storage="sqlite", data_dir=c.config.data_dir,
+                          port=c.config.port)
+
+        async def refused():
+            return c.cluster.refused_by_cluster is not None
+        await eventually(refused)
+    lines = [formatEvent(e) for e in events]
+    assert [line for line in lines if line.startswith("this node serves no data: the cluster it rejoins refused it")
+            and "gossip keyrings (or --cluster-name) differ" in line
+            and "give it the cluster's current key with gossipdht keyring install and use" in line], lines
+    status, _, body = await http_c.request(b"GET", b"/db/k")
+    assert status == 503 and body.startswith(b"this node serves no data"), body
+    status, _, body = await http_c.request(b"PUT", b"/db/other", b"x")
+    assert status == 503 and c.store.get("other") is None
+    assert await peers(http_c) == [c.config.name]  # not a cluster of its own: it serves nothing
+    # The operator gives it the new key; it rejoins on its next try.
+    for action in ("install", "use"):
+        status, answer = await keyring(http_c, action, NEW)
+        assert status == 200 and answer["members"] == 1, answer
+
+    async def rejoined():
+        return c.cluster.refused_by_cluster is None and c.config.name in await peers(http_a)
+    await eventually(rejoined, seconds=40)
+    assert (await http_c.request(b"GET", b"/db/k"))[::2] == (200, b"v")
+    status, answer = await keyring(http_a, "remove", OLD)
+    assert status == 200 and answer["keys"] == {encode_key(NEW): 3}, answer
+
+
+#: The three restarts that turn encryption on in a running cluster (README, Security).
+STAGES = {
+    "no keyring": dict(keys=None),
+    "keys, plaintext": dict(keys=(OLD,), incoming=False, outgoing=False),
+    "keys, sealed out, plaintext accepted": dict(keys=(OLD,), incoming=False),
+    "keys, sealed only": dict(keys=(OLD,)),
+}
+
+
+@pytest.mark.parametrize("first, second", [
+    ("no keyring", "keys, plaintext"),
+    ("keys, plaintext", "keys, sealed out, plaintext accepted"),
+    ("keys, sealed out, plaintext accepted", "keys, sealed only"),
+])
+@pytest_twisted.ensureDeferred
+async def test_nodes_one_restart_apart_in_the_rollout_join_replicate_and_gossip(nodes, first, second):
+    (a, http_a), (_, http_b) = nodes(**STAGES[first]), nodes(**STAGES[second])
+    status, body = await join(http_b, a)
+    assert status == 200, body
+    assert (await http_a.request(b"PUT", b"/db/k?w=2", b"v"))[0] in (200, 201, 204)
+    assert (await http_b.request(b"GET", b"/db/k?r=2"))[::2] == (200, b"v")
+    received = [(await stats(http))["gossip"]["datagrams_received"] for http in (http_a, http_b)]
+
+    async def gossiped():
+        counts = [(await stats(http))["gossip"]["datagrams_received"] for http in (http_a, http_b)]
+        return all(now >= then + 10 for now, then in zip(counts, received))
+    await eventually(gossiped)
+    for http in (http_a, http_b):
+        assert sum((await stats(http))["gossip"]["datagrams_unopened"].values()) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_two_restarts_behind_in_the_rollout_is_refused(nodes):
+    (a, _), (_, http_b) = nodes(**STAGES["keys, sealed only"]), nodes(**STAGES["keys, plaintext"])
+    status, body = await join(http_b, a)
+    assert status == 403 and b"the caller sent plaintext" in body

@@ -43,6 +43,7 @@ class SwimConfig:
     mismatch_sync_interval: float = 10.0
     reap_after: float = 300.0
     max_datagram: int = MAX_DATAGRAM
+    max_relays: int = 64  # ping-reqs carried out for others at once
     max_candidates: int = 64  # claims of new members waiting for their ping's answer...
     verify_window: float = 5.0  # ...each pinged at once and every probe timeout, this long
 

@@ -325,6 +325,13 @@ class Membership:
             if probe is not None:
                 probe.responses += 1
         elif kind is PingReq:
+            # Only for a live member at its own address, and a bounded number at once: a
+            # forged request must not make this node probe whoever the forger names.
+            member = self.members.get(sender)
+            if (member is None or member.state not in LIVE or member.address != source
+                    or len(self._relays) >= self.config.max_relays):
+                self.stats.refused += 1
+                return
             seq = self._next_seq()
             self._relays[seq] = _Relay(source, message.seq, now + self.config.probe_timeout * 0.8,
                                        now + self.config.probe_window)

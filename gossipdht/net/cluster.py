@@ -65,6 +65,8 @@ class Cluster:
         self.sealing = sealing
         # Datagrams are sealed after they are filled: the seal's bytes come off the budget.
         self._config = dataclasses.replace(config, max_datagram=config.max_datagram - sealing.overhead)
+        #: Bytes of the datagrams sent, as sealed.
+        self.bytes_sent = 0
         #: Datagrams refused before they reached the membership core, by reason.
         self.unopened = dict.fromkeys(REASONS, 0)
         #: Why this node serves no data: the cluster it rejoins at start refused it (or None).
@@ -195,8 +197,10 @@ class Cluster:
     def _dispatch(self, outgoing: list[Outgoing]) -> None:
         for item in outgoing:
             if isinstance(item, Datagram):
+                data = self.sealing.seal(item.data, b"gossip")
+                self.bytes_sent += len(data)
                 try:
-                    self.protocol.send(self.sealing.seal(item.data, b"gossip"), item.address)
+                    self.protocol.send(data, item.address)
                 except OSError as e:
                     self.log.debug("cannot send to {address}: {error}", address=item.address, error=e)
             elif isinstance(item, SyncRequest):
@@ -300,7 +304,7 @@ class Cluster:
     def stats(self) -> dict:
         s = self.core.stats
         return {"datagrams_received": s.received, "datagrams_refused": s.refused, "datagrams_sent": s.sent,
-                "bytes_sent": s.bytes_sent, "refutations": s.refutations, "name_conflicts": s.name_conflicts,
+                "bytes_sent": self.bytes_sent, "refutations": s.refutations, "name_conflicts": s.name_conflicts,
                 "syncs": s.syncs, "stalls_noticed": s.stalls_noticed, "local_health": self.core.health,
                 "incarnations_refused": s.incarnations_refused, "candidates_verified": s.candidates_verified,
                 "candidates_dropped": s.candidates_dropped, "candidates_pending": self.core.pending_candidates(),

@@ -11,6 +11,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -93,7 +94,8 @@ class NodeProcess:
     """One node, started and restarted as a ``twistd`` child process."""
 
     def __init__(self, directory: Union[str, Path], port: Optional[int] = None, host: str = HOST,
-                 prefix: Sequence[str] = ()) -> None:
+                 prefix: Sequence[str] = (), tls: Optional[ssl.SSLContext] = None) -> None:
+        """``tls``: the node serves its API over TLS, and requests trust what this context trusts."""
         # Absolute: the node runs in its directory, where a relative path would nest.
         self.directory = Path(directory).absolute()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,7 @@ class NodeProcess:
         self.data_dir = self.directory / "data"
         self.log_path = self.directory / "node.log"
         self.process: Optional[subprocess.Popen] = None
+        self.tls = tls
         self.args: tuple[str, ...] = ()
         self._log_offset = 0
 
@@ -189,7 +192,7 @@ class NodeProcess:
 
     def url(self, path: str = "/") -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
                 headers: Optional[Mapping[str, str]] = None,
@@ -197,7 +200,10 @@ class NodeProcess:
         """One request on a fresh connection: (status, headers, body).
 
         ``path`` goes out as given: percent-encode keys yourself."""
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self.tls is None:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        else:
+            connection = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.tls)
         try:
             connection.request(method, path, body=body, headers=dict(headers or {}))
             response = connection.getresponse()

@@ -322,6 +322,17 @@ class ProbeTests(SynchronousTestCase):
             nacks += messages_to(self.m.tick(self.m.next_deadline()), ("10.0.1.0", 7000))
         self.assertIn(Nack(43), nacks)
 
+    def test_a_ping_req_is_carried_out_only_for_a_live_member_at_its_address_and_boundedly(self):
+        refused = self.m.stats.refused
+        for source, sender in ((("10.0.1.0", 7000), "stranger"), (("10.9.9.9", 7000), "a")):
+            out = self.m.receive(0, source, datagram(sender, PingReq(42, "b", "10.0.1.1", 7001)))
+            self.assertEqual(messages_to(out, ("10.0.1.1", 7001)), [])
+        self.assertEqual(self.m.stats.refused, refused + 2)
+        for seq in range(CONFIG.max_relays + 5):
+            self.m.receive(0, ("10.0.1.0", 7000), datagram("a", PingReq(seq, "b", "10.0.1.1", 7001)))
+        self.assertEqual(len(self.m._relays), CONFIG.max_relays)
+        self.assertEqual(self.m.stats.refused, refused + 7)
+
     def test_stalled_node_does_not_accuse(self):
         start, (address, ping) = self.first_probe()
         # The process was stalled: its timers run 3 s late.

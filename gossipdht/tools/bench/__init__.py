@@ -17,6 +17,7 @@ import platform
 import random
 import re
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -381,16 +382,19 @@ def _answers(port: int) -> bool:
         connection.close()
 
 
-def start_cluster(stack: ExitStack, directory: Path, replicas: int, count: int = 3) -> list[NodeProcess]:
-    """``count`` joined nodes with ``--replicas``, each stopped when ``stack`` closes.
+def start_cluster(stack: ExitStack, directory: Path, replicas: int, count: int = 3,
+                  options: Callable[[NodeProcess], Sequence[str]] = lambda node: (),
+                  tls: Optional[ssl.SSLContext] = None) -> list[NodeProcess]:
+    """``count`` joined nodes with ``--replicas`` and ``options(node)``, each stopped when
+    ``stack`` closes (``tls``: they serve HTTPS, see ``NodeProcess``).
 
     Each node is registered for stopping before it starts (rather than through
     ``start_nodes``), so that a failure half-way leaves no process behind."""
     nodes = []
     for i in range(count):
-        node = NodeProcess(directory / f"node-{i + 1}")
+        node = NodeProcess(directory / f"node-{i + 1}", tls=tls)
         stack.callback(node.stop)
-        nodes.append(node.start("--replicas", str(replicas)))
+        nodes.append(node.start("--replicas", str(replicas), *options(node)))
     for node in nodes[1:]:
         join(node, nodes[0])
     wait_for(lambda: all(len(peers(n)) == count for n in nodes), 30)

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from gossipdht.tools.bench import DEFAULT_DATA, Settings, format_table, run, wrk_path
 from gossipdht.tools.bench.scale import format_idle, format_scale, idle, scale
+from gossipdht.tools.bench.security import format_security, run_security
 
 DESCRIPTION = ("Start a bare twisted.web server and two local 3-node gossipdht clusters, "
                "drive them with wrk and print one table.")
@@ -41,6 +42,9 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
     mode.add_argument("--scale", action="store_true",
                       help="single-key rates with 100,000 then 1,000,000 keys stored, then a fourth node joins "
                            "(--quick: 10,000 and 100,000)")
+    mode.add_argument("--security", action="store_true",
+                      help="PUT and GET through a 3-node cluster in plaintext, with a gossip keyring, and with "
+                           "mutual TLS and the keyring, and the gossip bytes each node sends")
     mode.add_argument("--idle", action="store_true",
                       help=f"the CPU each node of an idle {IDLE_NODES}-node cluster uses over 30 s (--quick: 10 s)")
     parser.add_argument("--rounds", type=positive, help=f"rounds (default {FULL['rounds']})")
@@ -82,6 +86,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.scale:
                 report = scale(settings, settings.preload, args.large, directory, progress)
                 text = f"{format_scale(report)}\nreproduce: {settings.command}"
+            elif args.security:
+                report = run_security(settings, directory, progress)
+                text = f"{format_security(report)}\nreproduce: {settings.command}"
             elif args.idle:
                 report = idle(IDLE_NODES, args.idle_seconds, directory, progress)
                 text = f"{format_idle(report)}\nreproduce: {settings.command}"

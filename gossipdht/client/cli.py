@@ -90,6 +90,8 @@ def keyring_command(argv: Sequence[str]) -> int:
     parser.add_argument("key", nargs="?", help="the base64 key (not for list)")
     parser.add_argument("--node", required=True, metavar="HOST:PORT", help="any node of the cluster")
     parser.add_argument("--cacert", metavar="FILE", help="speak HTTPS, trusting this CA")
+    parser.add_argument("--token", default=os.environ.get("GOSSIPDHT_TOKEN"),
+                        help="API token of the admin role (default: $GOSSIPDHT_TOKEN)")
     args = parser.parse_args(argv)
     if (args.key is None) != (args.action == "list"):
         parser.error("install, use and remove take a KEY; list takes none")
@@ -98,7 +100,7 @@ def keyring_command(argv: Sequence[str]) -> int:
     except AddressError as e:
         parser.error(str(e))
     try:
-        status, answer = keyring.ask(node.host, node.port, args.action, args.key, args.cacert)
+        status, answer = keyring.ask(node.host, node.port, args.action, args.key, args.cacert, args.token)
     except keyring.AskError as e:
         print(f"gossipdht keyring: {e}", file=sys.stderr)
         return 1

@@ -16,16 +16,21 @@ class AskError(Exception):
     """The node could not be asked, or refused the request as a whole."""
 
 
-def ask(host: str, port: int, action: str, key: Optional[str], cacert: Optional[str] = None) -> tuple[int, dict]:
-    """The status and JSON answer of the node at ``host:port`` to one keyring action."""
+def ask(host: str, port: int, action: str, key: Optional[str], cacert: Optional[str] = None,
+        token: Optional[str] = None) -> tuple[int, dict]:
+    """The status and JSON answer of the node at ``host:port`` to one keyring action
+    (``token``: sent as the Bearer token)."""
     if cacert is None:
         connection: http.client.HTTPConnection = http.client.HTTPConnection(host, port, timeout=SECONDS)
     else:
         context = ssl.create_default_context(cafile=cacert)
         connection = http.client.HTTPSConnection(host, port, timeout=SECONDS, context=context)
     body = json.dumps({"action": action, "key": key} if key else {"action": action}).encode()
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        connection.request("POST", "/dht/keyring", body, {"Content-Type": "application/json"})
+        connection.request("POST", "/dht/keyring", body, headers)
         response = connection.getresponse()
         text = response.read()
     except (OSError, http.client.HTTPException) as e:

@@ -63,15 +63,19 @@ class Sealing:
     def open(self, data: bytes, purpose: bytes) -> bytes:
         """What was sent, if this node accepts it; Refused if not."""
         if data[:1] == bytes([SEALED]):
-            if self.keyring is None:
-                raise Refused(NO_KEYRING, "it is sealed, and this node has no keyring")
-            try:
-                return self.keyring.open(data, self._aad(purpose))
-            except Unopened:
-                raise Refused(NO_KEY_OPENS, "no key installed here opens it: the keyrings or the "
-                                            "cluster names differ") from None
+            return self.open_sealed(data, purpose)
         self.check_plaintext()
         return data
+
+    def open_sealed(self, data: bytes, purpose: bytes) -> bytes:
+        """What was sealed for ``purpose``; Refused if this node cannot open it, or it is not sealed."""
+        if self.keyring is None:
+            raise Refused(NO_KEYRING, "it is sealed, and this node has no keyring")
+        try:
+            return self.keyring.open(data, self._aad(purpose))
+        except Unopened:
+            raise Refused(NO_KEY_OPENS, "no key installed here opens it: the keyrings or the "
+                                        "cluster names differ") from None
 
     def check_plaintext(self) -> None:
         """Refused if this node accepts nothing that is not sealed."""

@@ -202,7 +202,9 @@ class RpcResource(Resource):
         hello = request.getHeader(HELLO)
         try:
             if hello is not None:
-                client_nonce = self.sealing.open(base64.b64decode(hello, validate=True), _HELLO_PURPOSE)
+                client_nonce = self.sealing.open_sealed(base64.b64decode(hello, validate=True), _HELLO_PURPOSE)
+                if len(client_nonce) != NONCE_BYTES:
+                    raise ValueError
                 server_nonce = os.urandom(NONCE_BYTES)
                 frames = _Sealed(self.sealing, client_nonce, server_nonce, client=False)
                 extra = CHALLENGE + b": " + base64.b64encode(server_nonce) + b"\r\n"
@@ -211,7 +213,7 @@ class RpcResource(Resource):
         except Refused as e:  # before ValueError, which it is too
             return self._refuse(request, e.reason, f"internal call refused: {_why(e)}")
         except (binascii.Error, ValueError):
-            return self._refuse(request, "malformed", "the hello is not base64")
+            return self._refuse(request, "malformed", "the hello is not a sealed nonce in base64")
         # Take the connection from twisted.web (as autobahn's WebSocketResource does):
         # the HTTP channel must neither time it out nor answer this request.
         channel = request.channel

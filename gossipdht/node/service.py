@@ -51,6 +51,8 @@ DATA_MOVE_SECONDS = 300.0
 CHECKPOINT_SECONDS = 0.5
 #: Start-up joins retry with exponential backoff, up to this many seconds apart.
 MAX_JOIN_BACKOFF = 30.0
+#: Datagrams read from the gossip port in one reactor turn, at most (see ``privilegedStartService``).
+GOSSIP_READ_BYTES = 4 << 10
 
 
 class StartupError(SystemExit):
@@ -198,6 +200,10 @@ class NodeService(MultiService):
                 f"--gossip-port: cannot listen on UDP {Address(self.config.bind, self.config.gossip_port)}: "
                 f"{e.socketError}"
             ) from None
+        # A flood of datagrams (forged, garbage, sealed with another key) must not starve
+        # the API: each reactor turn reads this much of it, and the kernel drops the rest,
+        # which costs nothing here.  Gossip itself sends a few small datagrams a second.
+        self.udp.maxThroughput = GOSSIP_READ_BYTES
         self.cluster.listening(self.udp.getHost().port, reached[0][1].getHost().port if reached else self.config.port)
         super().privilegedStartService()
 

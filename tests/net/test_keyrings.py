@@ -381,3 +381,16 @@ async def test_a_node_two_restarts_behind_in_the_rollout_is_refused(nodes):
     (a, _), (_, http_b) = nodes(**STAGES["keys, sealed only"]), nodes(**STAGES["keys, plaintext"])
     status, body = await join(http_b, a)
     assert status == 403 and b"the caller sent plaintext" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_without_a_keyring_refuses_a_hello_sealed_or_not(nodes):
+    import base64
+
+    from twisted.internet.threads import deferToThread
+
+    service, http = nodes(keys=None)
+    for hello in (base64.b64encode(b"n" * 16), base64.b64encode(Keyring([OLD]).seal(b"n" * 16, b"test\0rpc-hello"))):
+        reply = await deferToThread(raw_upgrade, service.config.port, hello)
+        assert reply.startswith(b"HTTP/1.1 403 Forbidden\r\n") and b"the node called has none" in reply
+    assert (await stats(http))["internal_refused"] == {"sealed_but_no_keyring": 2}

@@ -1,11 +1,17 @@
 """What security costs: single-key ``PUT`` and ``GET`` through a 3-node cluster without it,
-with a gossip keyring, and with mutual TLS and the keyring, in interleaved rounds (each
-rate also as a share of the plaintext one); and the gossip bytes each node sends a second."""
+with a gossip keyring, and with mutual TLS and the keyring, in interleaved rounds whose
+order of clusters turns each round (each rate also as a share of the plaintext one); the
+gossip bytes each node sends a second; and ``GET`` through the keyed cluster while
+datagrams that no key opens flood its first node, with how many it refused a second."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import ssl
+import statistics
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import asdict
@@ -13,12 +19,23 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gossipdht.core.keyring import new_key
-from gossipdht.tools.bench import Operation, Settings, measure_rounds, preload, start_cluster, warmed
+from gossipdht.tools.bench import (
+    Measurement,
+    Settings,
+    Unavailable,
+    aggregate,
+    preload,
+    start_cluster,
+    wait_until_quiet,
+    warmed,
+)
 from gossipdht.tools.certificates import authority
 from gossipdht.tools.nodeprocess import HOST, NodeProcess
 
 VARIANTS = ("plaintext", "keyring", "mutual TLS + keyring")
 GOSSIP_SECONDS = 10.0
+#: The flood's datagrams: a sealed message's first byte, then bytes no key opens.
+FLOOD_BYTES = 200
 
 
 def _variant(stack: ExitStack, scratch: Path, variant: str) -> list[NodeProcess]:
@@ -57,25 +74,74 @@ def run_security(settings: Settings, scratch: Path, progress: Callable[[str], No
             preload(nodes, settings.preload)
         progress(f"gossip bytes over {GOSSIP_SECONDS:g} s of each idle cluster")
         gossip = {variant: _gossip_bytes(nodes, GOSSIP_SECONDS) for variant, nodes in clusters.items()}
-        ops = []
-        for operation, script in (("PUT", "put.lua"), ("GET", "get.lua")):
-            for variant, nodes in clusters.items():
-                def measure(round_: int, node=nodes[0], operation=operation, script=script, variant=variant):
-                    args = (lambda phase: [f"bench-{variant[:3]}-{phase}"]) if operation == "PUT" else (
+        results: dict[str, list] = {}
+        refused: list[float] = []
+        for round_ in range(1, settings.rounds + 1):
+            turned = VARIANTS[round_ % 3:] + VARIANTS[:round_ % 3]  # no cluster always first
+            for operation, script in (("PUT", "put.lua"), ("GET", "get.lua")):
+                for variant in turned:
+                    args = (lambda phase, v=variant: [f"bench-{v[:3]}-{phase}"]) if operation == "PUT" else (
                         lambda phase: [str(settings.preload)])
-                    return warmed(node.url("/db/"), script, settings, round_, args)
-                ops.append(Operation(f"{operation} {variant}", measure))
-        rows = measure_rounds(ops, settings.rounds, progress)
+                    wait_until_quiet()
+                    progress(f"round {round_}/{settings.rounds}: {operation} {variant}")
+                    url = clusters[variant][0].url("/db/")
+                    results.setdefault(f"{operation} {variant}", []).append(
+                        _measured(warmed, url, script, settings, round_, args))
+            wait_until_quiet()
+            progress(f"round {round_}/{settings.rounds}: GET keyring, flooded")
+            node = clusters["keyring"][0]
+            measured, per_second = _flooded(node, warmed, node.url("/db/"), "get.lua", settings, round_,
+                                            lambda phase: [str(settings.preload)])
+            results.setdefault("GET keyring, flooded", []).append(measured)
+            refused.append(per_second)
+        rows = [aggregate(name, measurements) for name, measurements in results.items()]
     return {"rows": [asdict(row) for row in rows], "gossip_bytes_per_node_second": gossip,
+            "flood_refused_per_second": statistics.median(refused),
             "rounds": settings.rounds, "seconds": settings.seconds, "preloaded_keys": settings.preload,
             "command": settings.command}
+
+
+def _measured(measure: Callable[..., Measurement], *args):
+    """``measure(*args)``, or the Unavailable it raised."""
+    try:
+        return measure(*args)
+    except Unavailable as e:
+        return e
+
+
+def _unopened(node: NodeProcess) -> int:
+    return sum(json.loads(node.request("GET", "/dht/stats")[2])["gossip"]["datagrams_unopened"].values())
+
+
+def _flooded(node: NodeProcess, measure: Callable[..., Measurement], *args) -> tuple:
+    """``measure(*args)`` while a thread sends ``node`` datagrams no key opens, as fast as it
+    can; and how many the node refused a second meanwhile."""
+    stop = threading.Event()
+    datagram = bytes([0x80]) + os.urandom(FLOOD_BYTES - 1)
+
+    def flood() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            while not stop.is_set():
+                try:
+                    udp.sendto(datagram, (node.host, node.port))  # the gossip port is the API's number
+                except OSError:  # a full send buffer
+                    pass
+    before, started = _unopened(node), time.monotonic()
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    try:
+        measured = _measured(measure, *args)
+    finally:
+        stop.set()
+        sender.join()
+    return measured, (_unopened(node) - before) / (time.monotonic() - started)
 
 
 def format_security(report: dict) -> str:
     rows = {row["operation"]: row for row in report["rows"]}
     lines = [f"{'operation':<28} {'req/s':>9} {'of plaintext':>13} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"]
     for row in report["rows"]:
-        operation = row["operation"].split(" ", 1)[0]
+        operation = row["operation"].split(" ", 1)[0]  # its plaintext row is the yardstick
         plain = rows[f"{operation} plaintext"]["rate"]
         share = f"{row['rate'] / plain:.3f}" if row["rate"] and plain else "-"
         rate = f"{row['rate']:,.0f}" if row["rate"] else "-"
@@ -84,6 +150,7 @@ def format_security(report: dict) -> str:
     plain = report["gossip_bytes_per_node_second"]["plaintext"]
     for variant, sent in report["gossip_bytes_per_node_second"].items():
         lines.append(f"gossip {variant:<21} {sent:>9,.0f} B/s per node ({sent / plain:.3f} of plaintext)")
+    lines.append(f"flood: {report['flood_refused_per_second']:,.0f} datagrams refused a second by the flooded node")
     lines.append(f"{report['rounds']} rounds of {report['seconds']} s, interleaved; medians; "
                  f"{report['preloaded_keys']:,} keys preloaded in each cluster")
     return "\n".join(lines)

@@ -184,11 +184,6 @@ class RpcResource(Resource):
         self._servers: set[_Server] = set()
 
     def render(self, request: IRequest):
-        refusal = self.admit(request) if self.admit is not None else None
-        if refusal is not None:
-            request.setResponseCode(403)
-            request.setHeader(b"content-type", media.TEXT.encode())
-            return refusal.encode() + b"\n"
         if (request.getHeader(b"upgrade") or b"").lower() != PROTOCOL:
             request.setResponseCode(426)
             request.setHeader(b"upgrade", PROTOCOL)

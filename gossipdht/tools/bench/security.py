@@ -94,7 +94,8 @@ def run_security(settings: Settings, scratch: Path, progress: Callable[[str], No
                                             lambda phase: [str(settings.preload)])
             results.setdefault("GET keyring, flooded", []).append(measured)
             refused.append(per_second)
-        rows = [aggregate(name, measurements) for name, measurements in results.items()]
+        order = [f"{operation} {variant}" for operation in ("PUT", "GET") for variant in VARIANTS]
+        rows = [aggregate(name, results[name]) for name in order + ["GET keyring, flooded"]]
     return {"rows": [asdict(row) for row in rows], "gossip_bytes_per_node_second": gossip,
             "flood_refused_per_second": statistics.median(refused),
             "rounds": settings.rounds, "seconds": settings.seconds, "preloaded_keys": settings.preload,

@@ -311,7 +311,8 @@ class NodeService(MultiService):
                 if e.code == 403:  # its keyring (or certificate) is not the cluster's: not a cluster of its own
                     self.cluster.refused_by_cluster = (
                         f"this node serves no data: the cluster it rejoins refused it ({e}); give it the "
-                        "cluster's current key with gossipdht keyring install and use, then it rejoins")
+                        "cluster's current key with gossipdht keyring install and use (or, refused for TLS, "
+                        "a certificate of the cluster's CA), then it rejoins")
                     self.log.error("{why}", why=self.cluster.refused_by_cluster)
                 self.log.warn("join through {seeds} failed ({error}); retrying in {delay:.1f} s",
                               seeds=", ".join(map(str, seeds)), error=e, delay=delay)

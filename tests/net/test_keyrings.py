@@ -394,3 +394,27 @@ async def test_a_node_without_a_keyring_refuses_a_hello_sealed_or_not(nodes):
         reply = await deferToThread(raw_upgrade, service.config.port, hello)
         assert reply.startswith(b"HTTP/1.1 403 Forbidden\r\n") and b"the node called has none" in reply
     assert (await stats(http))["internal_refused"] == {"sealed_but_no_keyring": 2}
+
+
+@pytest_twisted.ensureDeferred
+async def test_sealed_datagrams_full_of_news_stay_within_the_datagram_limit(nodes):
+    from twisted.internet import reactor
+
+    from gossipdht.membership.wire import MAX_DATAGRAM, Suspect
+
+    service, _ = nodes()
+    cluster = service.cluster
+    names = [f"member-{i:04d}-{'x' * 80}" for i in range(50)]
+    cluster.core.merge_state(reactor.seconds(), [Alive(name, 1, "127.0.0.1", 9, 9) for name in names], converged=True)
+    sizes = []
+    send = cluster.protocol.send
+    cluster.protocol.send = lambda data, address: (sizes.append(len(data)), send(data, address))
+    # Each member suspected at once: news enough to fill every datagram to the limit.
+    cluster.core.merge_state(reactor.seconds(), [Suspect(name, 1, "someone") for name in names])
+    cluster._reschedule()
+
+    async def gossiped():
+        return len(sizes) >= 10
+    await eventually(gossiped)
+    assert max(sizes) <= MAX_DATAGRAM and max(sizes) > MAX_DATAGRAM - 200, sizes
+    assert all(size > 29 for size in sizes)

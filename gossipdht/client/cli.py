@@ -236,7 +236,8 @@ def build_parser() -> Parser:
         "has moved.").add_argument("seed", metavar="HOST:PORT")
     add("leave", asking(leave_cluster), "Have the node hand its data off and leave its cluster.")
 
-    sub = add("load", load_command, load.__doc__.split("\n\n")[0], repeatable_node=True,
+    sub = add("load", load_command, "Load a TSV file of key<TAB>value lines through POST /db, checked whole first.",
+              repeatable_node=True,
               node_help="a node to send through, spreading the load over those given")
     sub.add_argument("file", help="a TSV file: one key<TAB>value per line, UTF-8")
     sub.add_argument("--batch", type=int, default=load.BATCH_LINES, help="lines per request (%(default)s)")
@@ -255,4 +256,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.run(args)
     except SystemExit as e:  # a usage error (2) or --help (0), already printed
         return e.code if isinstance(e.code, int) else 2
+    except KeyboardInterrupt:  # Ctrl-C while waiting for a node: no traceback
+        return 130
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import pytest_twisted
 from conftest import start_node
@@ -42,6 +44,8 @@ async def test_install_use_remove_and_list_on_a_node(keyed, capsys):
     assert keyed.sealing.keyring.keys == [NEW]
     assert await deferToThread(main, ["keyring", "list", "--node", node]) == 0
     assert capsys.readouterr().out == f"{encode_key(NEW)}  [1/1]  primary on 1\n"
+    assert await deferToThread(main, ["keyring", "list", "--node", node, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["keys"] == {encode_key(NEW): 1}
     assert await deferToThread(main, ["keyring", "remove", encode_key(NEW), "--node", node]) == 1
     assert "is the primary; use another key before removing it" in capsys.readouterr().err
 

@@ -54,7 +54,10 @@ class Node:
         """A new connection to the node, HTTPS when a CA is given (shared with ``load``)."""
         if self.cacert is None:
             return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        context = ssl.create_default_context(cafile=self.cacert)
+        try:
+            context = ssl.create_default_context(cafile=self.cacert)
+        except (OSError, ssl.SSLError) as e:
+            raise RequestError(f"--cacert {self.cacert}: {getattr(e, 'strerror', None) or e}") from None
         return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
 
     def headers(self, **more: str) -> dict[str, str]:

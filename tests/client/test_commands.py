@@ -206,6 +206,8 @@ async def test_https_with_the_ca_given_and_a_node_that_is_down(tmp_path, capsys)
         assert await run("ring", "--node", address(node), "--cacert", str(pki.foreign_ca)) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"gossipdht ring: cannot reach {address(node)} over TLS: ") and err.count("\n") == 1
+        assert await run("ring", "--node", address(node), "--cacert", str(tmp_path / "missing.pem")) == 1
+        assert capsys.readouterr().err == f"gossipdht ring: --cacert {tmp_path / 'missing.pem'}: No such file or directory\n"
     finally:
         await node.stopService()
     for argv in (["status"], ["get", "k"], ["join", "127.0.0.1:1"], ["keys"]):

@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
+from dataclasses import replace
 from typing import Iterator, Optional
+
+from gossipdht.client.http import Node, RequestError
 
 ACTIONS = ("install", "use", "remove", "list")
 #: The node asks every member in turn: give it time for a slow one.
 SECONDS = 30
 
 
-class AskError(Exception):
-    """The node could not be asked, or refused the request as a whole."""
-
-
-def ask(host: str, port: int, action: str, key: Optional[str], cacert: Optional[str] = None,
-        token: Optional[str] = None) -> tuple[int, dict]:
-    """The status and JSON answer of the node at ``host:port`` to one keyring action
-    (``token``: sent as the Bearer token)."""
-    if cacert is None:
-        connection: http.client.HTTPConnection = http.client.HTTPConnection(host, port, timeout=SECONDS)
-    else:
-        context = ssl.create_default_context(cafile=cacert)
-        connection = http.client.HTTPSConnection(host, port, timeout=SECONDS, context=context)
+def ask(node: Node, action: str, key: Optional[str]) -> tuple[int, dict]:
+    """The status (200, or 502 unless every member did it) and JSON answer of ``node`` to
+    one keyring action; RequestError when it cannot be asked or refuses the request."""
+    node = replace(node, timeout=SECONDS)
     body = json.dumps({"action": action, "key": key} if key else {"action": action}).encode()
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        connection.request("POST", "/dht/keyring", body, headers)
-        response = connection.getresponse()
-        text = response.read()
-    except (OSError, http.client.HTTPException) as e:
-        raise AskError(f"cannot ask {host}:{port}: {e}") from None
-    finally:
-        connection.close()
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        answer = None
-    if response.status not in (200, 502) or not isinstance(answer, dict):
-        raise AskError(f"{host}:{port} answered {response.status}: {text.decode('utf-8', 'replace').strip()}")
+    response = node.request("POST", "/dht/keyring", body, {"Content-Type": "application/json"}, expect=(200, 502))
+    answer = response.json()
+    if not isinstance(answer, dict):
+        raise RequestError(f"{node} answered {response.status}: {response.body.decode('utf-8', 'replace').strip()}")
     return response.status, answer
 
 

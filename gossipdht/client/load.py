@@ -1,5 +1,5 @@
 """Loading a TSV file of ``key<TAB>value`` lines into a cluster through the bulk
-endpoint (``POST /db``); the command line, ``gossipdht load``, is in ``__main__``.
+endpoint (``POST /db``); the command line, ``gossipdht load``, is in ``cli``.
 
 The file is checked whole first, so a bad line stops the load before anything is sent.
 Batches of lines go out over a few keep-alive connections at once, spread over the
@@ -13,8 +13,10 @@ import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Optional, Sequence
+from dataclasses import replace
+from typing import Callable, Iterator, Sequence
 
+from gossipdht.client.http import Node, one_line
 from gossipdht.core.bulk import BadBulk, parse_tsv
 from gossipdht.core.media import TSV
 
@@ -46,13 +48,9 @@ def check(lines: list[bytes]) -> None:
 class Sender:
     """Posts batches, one keep-alive connection per thread, threads spread over the nodes."""
 
-    def __init__(self, nodes: Sequence[tuple[str, int]], progress: Callable[[int], None],
-                 token: Optional[str] = None) -> None:
-        self.nodes = nodes
+    def __init__(self, nodes: Sequence[Node], progress: Callable[[int], None]) -> None:
+        self.nodes = [replace(node, timeout=TIMEOUT) for node in nodes]
         self.progress = progress
-        self.headers = {"Content-Type": f"{TSV}; charset=utf-8"}
-        if token:
-            self.headers["Authorization"] = f"Bearer {token}"
         self.local = threading.local()
         self.next_node = 0
         self.lock = threading.Lock()
@@ -62,22 +60,22 @@ class Sender:
     def connection(self) -> http.client.HTTPConnection:
         if not hasattr(self.local, "connection"):
             with self.lock:
-                host, port = self.nodes[self.next_node % len(self.nodes)]
+                node = self.nodes[self.next_node % len(self.nodes)]
                 self.next_node += 1
-            self.local.connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+            self.local.node, self.local.connection = node, node.connect()
         return self.local.connection
 
     def send(self, first_line: int, body: bytes) -> None:
         connection = self.connection()
         try:
-            connection.request("POST", "/db", body, self.headers)
+            connection.request("POST", "/db", body, self.local.node.headers(content_type=f"{TSV}; charset=utf-8"))
             response = connection.getresponse()
             answer = response.read()
         except (OSError, http.client.HTTPException) as e:
             connection.close()
-            raise LoadError(f"{connection.host}:{connection.port}: {e}") from None
+            raise LoadError(f"{self.local.node}: {e}") from None
         if response.status not in (200, 503):
-            raise LoadError(f"lines from {first_line}: {response.status} {answer.decode(errors='replace').strip()}")
+            raise LoadError(f"lines from {first_line}: {response.status} {one_line(answer)}")
         result = json.loads(answer)
         with self.lock:
             self.stored += result["stored"]
@@ -95,11 +93,11 @@ def read_lines(path: str) -> list[bytes]:
     return lines
 
 
-def load(lines: list[bytes], nodes: Sequence[tuple[str, int]], batch_lines: int, connections: int,
-         progress: Callable[[int], None], token: Optional[str] = None) -> Sender:
+def load(lines: list[bytes], nodes: Sequence[Node], batch_lines: int, connections: int,
+         progress: Callable[[int], None]) -> Sender:
     """Send the lines; the sender holds what was stored and what failed.  ``progress``
-    hears how many lines each finished batch held; ``token`` goes out as the Bearer token."""
-    sender = Sender(nodes, progress, token)
+    hears how many lines each finished batch held."""
+    sender = Sender(nodes, progress)
     with ThreadPoolExecutor(connections) as pool:
         for future in [pool.submit(sender.send, *batch) for batch in batches(lines, batch_lines)]:
             future.result()

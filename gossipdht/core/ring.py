@@ -98,3 +98,11 @@ class Ring:
             previous = self._tokens[i - 1] if i else self._tokens[-1] - RING_SIZE
             shares[owner] += (self._tokens[i] - previous) / RING_SIZE
         return shares
+
+    def replica_shares(self, n: int) -> dict[str, float]:
+        """Each member's fraction of the key space it holds a copy of, as one of a key's first ``n`` owners."""
+        held = dict.fromkeys(self.members, 0)
+        for low, high, owners in self.placement(n):
+            for owner in owners:
+                held[owner] += high - low  # whole tokens: a member holding every key gets exactly 1.0
+        return {name: tokens / RING_SIZE for name, tokens in held.items()}

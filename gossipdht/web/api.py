@@ -146,11 +146,12 @@ class RestAPI:
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:
         ring = self.cluster.ring
-        shares = ring.shares()
+        shares, copies = ring.shares(), ring.replica_shares(self.replicas)
         request.setHeader(b"content-type", JSON)
         return json.dumps({
-            "checksum": ring.checksum, "vnodes": ring.vnodes,
-            "members": [{"name": name, "share": round(shares[name], 6)} for name in ring.members],
+            "checksum": ring.checksum, "vnodes": ring.vnodes, "replicas": self.replicas,
+            "members": [{"name": name, "share": round(shares[name], 6), "replica_share": round(copies[name], 6)}
+                        for name in ring.members],
         }).encode()
 
     @app.route("/dht/owners/", branch=True, methods=["GET", "HEAD"])

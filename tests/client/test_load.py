@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import pytest_twisted
 from conftest import TOKENS
@@ -67,3 +69,16 @@ async def test_the_token_goes_out_as_bearer_from_the_option_or_the_environment(t
     assert await deferToThread(main, command) == 1
     assert "403 this request needs the write role; the token has the read role" in capsys.readouterr().err
     assert token_node.store.get("a").value == b"1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_node_defaults_to_the_environment_and_json_sums_up_for_scripts(node, tmp_path, capsys, monkeypatch):
+    from twisted.internet.threads import deferToThread
+
+    path = tmp_path / "data.tsv"
+    path.write_text("a\t1\nb\t2\nc\t3\n", encoding="utf-8")
+    monkeypatch.setenv("GOSSIPDHT_NODE", f"127.0.0.1:{node.ports[0].getHost().port}")
+    assert await deferToThread(main, ["load", str(path), "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["stored"], summary["errors"]) == (3, {})
+    assert node.store.get("c").value == b"3"

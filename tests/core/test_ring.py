@@ -44,6 +44,17 @@ def test_shares_cover_the_key_space():
     assert max(shares.values()) < 0.11
 
 
+def test_replica_shares_count_every_copy_and_match_the_preference_lists():
+    ring = Ring(NODES, vnodes=64)
+    primary = ring.shares()
+    assert all(abs(share - primary[name]) < 1e-12 for name, share in ring.replica_shares(1).items())
+    copies = ring.replica_shares(3)
+    assert abs(sum(copies.values()) - 3) < 1e-9
+    counted = Counter(owner for i in range(20_000) for owner in ring.preference_list(f"key-{i}", 3))
+    assert all(abs(counted[name] / 20_000 - copies[name]) < 0.02 for name in NODES)
+    assert Ring(NODES[:2]).replica_shares(3) == dict.fromkeys(NODES[:2], 1.0)
+
+
 def test_a_new_member_takes_only_its_share():
     before, after = Ring(NODES), Ring(NODES + ["127.0.0.1:9999"])
     keys = [f"key-{i}" for i in range(20_000)]

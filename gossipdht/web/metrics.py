@@ -18,12 +18,21 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.web.iweb import IRequest
 
 from gossipdht.membership.member import State
+from gossipdht.net.rpc import REFUSALS
 
 PREFIX = "gossipdht_"
 #: The API's operations whose requests are counted and timed.
@@ -135,7 +144,7 @@ class StatsCollector:
         yield refused
         internal = CounterMetricFamily(PREFIX + "internal_refused",
                                        "Connections of the internal RPC refused, by reason.", labels=["reason"])
-        for reason, count in sorted(stats["internal_refused"].items()):
+        for reason, count in {**dict.fromkeys(REFUSALS, 0), **stats["internal_refused"]}.items():
             internal.add_metric([reason], count)
         yield internal
         reactor = stats["reactor"]
@@ -167,6 +176,9 @@ class Metrics:
     """A node's metrics: its own registry with the stats, the requests and the process."""
 
     def __init__(self, stats: Callable[[], dict], members: Callable[[], list[dict]]) -> None:
+        # The classic text format shows each counter's creation time as a series of its own
+        # (``_created``), which Prometheus stores as a gauge: noise.  A switch of the process.
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         self.requests = RequestMetrics(self.registry)
         self.registry.register(StatsCollector(stats, members))

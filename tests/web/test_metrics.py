@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gossipdht.core.keyring import new_key
 from gossipdht.core.sealing import REASONS
+from gossipdht.net.rpc import REFUSALS
 from gossipdht.web.metrics import DATA_COUNTERS, DATA_GAUGES, GOSSIP_COUNTERS, GOSSIP_GAUGES, INVALID
 
 TYPES = {
@@ -86,6 +87,9 @@ async def test_a_scrape_has_every_family_with_its_type(metered):
     assert {s.labels["state"]: s.value for s in families["gossipdht_members"].samples} == {
         "alive": 1, "suspect": 0, "dead": 0, "left": 0}
     assert {s.labels["reason"] for s in families["gossipdht_gossip_datagrams_refused"].samples} == {*REASONS, INVALID}
+    assert {s.labels["reason"]: s.value for s in families["gossipdht_internal_refused"].samples} == dict.fromkeys(
+        REFUSALS, 0)
+    assert not [s for family in families.values() for s in family.samples if s.name.endswith("_created")]
 
 
 @pytest_twisted.ensureDeferred

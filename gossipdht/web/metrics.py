@@ -150,9 +150,9 @@ class StatsCollector:
         reactor = stats["reactor"]
         if reactor:
             yield GaugeMetricFamily(PREFIX + "reactor_lag_seconds", "How late the reactor fired its latest probe timer.",
-                                    value=reactor["lag_ms"] / 1000)
+                                    value=round(reactor["lag_ms"] / 1000, 4))
             yield GaugeMetricFamily(PREFIX + "reactor_lag_max_seconds",
-                                    "The largest reactor lateness of the last minute.", value=reactor["lag_max_ms"] / 1000)
+                                    "The largest reactor lateness of the last minute.", value=round(reactor["lag_max_ms"] / 1000, 4))
         states = dict.fromkeys((state.value for state in State), 0)
         for member in self._members():
             states[member["state"]] += 1

@@ -57,6 +57,17 @@ class HTTP:
         return response.code, response.headers, content
 
 
+async def eventually(check, seconds=15.0):
+    """Poll ``check`` (async, returns bool) until true, with a deadline."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    deadline = reactor.seconds() + seconds
+    while not await check():
+        assert reactor.seconds() < deadline, "condition not reached in time"
+        await deferLater(reactor, 0.05, lambda: None)
+
+
 def start_node(tmp_path, **overrides):
     """A started node service of ``node_config(tmp_path, **overrides)``."""
     from twisted.internet import reactor

@@ -46,7 +46,7 @@ from gossipdht.core import media
 from gossipdht.core.address import Address
 from gossipdht.core.batches import BATCH_BYTES
 from gossipdht.core.errors import PeerError, Refusal
-from gossipdht.core.sealing import Refused, Sealing
+from gossipdht.core.sealing import REASONS, Refused, Sealing
 from gossipdht.net.idempotent import once_more
 from gossipdht.net.messages import BadMessage
 
@@ -68,6 +68,11 @@ def max_frame_bytes(max_value_bytes: int) -> int:
 Handler = Callable[[bytes], Union[bytes, Deferred, Awaitable[bytes]]]
 #: Says why a request to upgrade is refused before anything else is looked at (None: go on).
 Admit = Callable[[IRequest], Optional[str]]
+#: Why an upgrade was refused, besides the sealing's reasons: ``Admit`` said no (no client
+#: certificate of the cluster's CA), or the hello was no sealed nonce.
+ADMIT = "admit"
+MALFORMED = "malformed"
+REFUSALS = (*REASONS, ADMIT, MALFORMED)
 
 
 class _Plain:
@@ -179,7 +184,7 @@ class RpcResource(Resource):
         self.max_frame_bytes = max_frame_bytes
         self.sealing = sealing
         self.admit = admit or (lambda request: None)
-        #: Upgrades refused, by reason (``sealing.REASONS``, ``admit``).
+        #: Upgrades refused, by reason (``REFUSALS``).
         self.refused: dict[str, int] = {}
         self._servers: set[_Server] = set()
 
@@ -191,7 +196,7 @@ class RpcResource(Resource):
             return b"this path speaks " + PROTOCOL + b" only, after an HTTP Upgrade\n"
         refusal = self.admit(request)
         if refusal is not None:
-            return self._refuse(request, "admit", refusal)
+            return self._refuse(request, ADMIT, refusal)
         frames: Union[_Plain, _Sealed] = _Plain()
         extra = b""
         hello = request.getHeader(HELLO)
@@ -208,7 +213,7 @@ class RpcResource(Resource):
         except Refused as e:  # before ValueError, which it is too
             return self._refuse(request, e.reason, f"internal call refused: {_why(e)}")
         except (binascii.Error, ValueError):
-            return self._refuse(request, "malformed", "the hello is not a sealed nonce in base64")
+            return self._refuse(request, MALFORMED, "the hello is not a sealed nonce in base64")
         # Take the connection from twisted.web (as autobahn's WebSocketResource does):
         # the HTTP channel must neither time it out nor answer this request.
         channel = request.channel

@@ -71,6 +71,9 @@ class NodeConfig:
     tls_ca: Optional[str] = None
     tls_client_cert: Optional[str] = None
     tls_client_key: Optional[str] = None
+    #: ``GET /metrics``, and the request counters and latencies it shows; off only to
+    #: measure what they cost (``python -m gossipdht.tools.bench --metrics``).
+    metrics: bool = True
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
@@ -100,7 +103,7 @@ class NodeConfig:
             f"gossip-verify-incoming={_yes(self.gossip_verify_incoming)} "
             f"gossip-verify-outgoing={_yes(self.gossip_verify_outgoing)} "
             f"tls-ca={self.tls_ca or 'none'} tls-client-cert={self.tls_client_cert or 'none'} "
-            f"log-format={self.log_format}"
+            f"metrics={_yes(self.metrics)} log-format={self.log_format}"
         )
 
 
@@ -109,7 +112,7 @@ SETTINGS = (
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
     "max-clock-offset", "api-tokens", "keyring", "cluster-name", "gossip-verify-incoming",
-    "gossip-verify-outgoing", "tls-ca", "tls-client-cert", "tls-client-key",
+    "gossip-verify-outgoing", "tls-ca", "tls-client-cert", "tls-client-key", "metrics",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -128,6 +131,7 @@ DEFAULTS: Mapping[str, Any] = {
     "cluster-name": "",
     "gossip-verify-incoming": True,
     "gossip-verify-outgoing": True,
+    "metrics": True,
 }
 
 
@@ -240,6 +244,7 @@ def build_config(
         tls_ca=tls_ca,
         tls_client_cert=tls_client_cert,
         tls_client_key=tls_client_key,
+        metrics=_boolean(merged, "metrics"),
     )
     config.tls()  # the files are read and parsed now, so that a bad one is an option error
     return config

@@ -58,6 +58,8 @@ class Options(usage.Options):
          "PEM client certificate (signed by the --tls-ca CA) this node shows to others: mutual TLS, "
          "internal calls without one are refused"],
         ["tls-client-key", None, None, "PEM private key of --tls-client-cert"],
+        ["metrics", None, None, "false turns GET /metrics off, and with it the counting and timing of "
+         "requests [default: true]"],
     ]
 
     def __init__(self) -> None:

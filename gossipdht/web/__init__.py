@@ -1,5 +1,5 @@
 """The public HTTP API on Klein and twisted.web: ``/db`` and ``/dht`` routes, the key
-resource, the site that bounds request bodies, and the shared one-line error replies.
+resource, ``/metrics``, the site that bounds request bodies, and the shared one-line error replies.
 
 May import every layer below (``net``, ``data``, ``membership``, ``storage``, ``core``);
 not ``node``.

@@ -30,6 +30,7 @@ from gossipdht.net.rpc import Admit, RpcResource
 from gossipdht.net.settlement import Settlement, as_text
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
+from gossipdht.web.metrics import Metrics
 from gossipdht.web.site import Site
 from gossipdht.web.tokens import Tokens
 
@@ -48,7 +49,7 @@ class RestAPI:
     def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
                  data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
                  settlement: Settlement, keyrings: KeyringManager, reactor_stats: Callable[[], dict] = dict,
-                 admit: Optional[Admit] = None) -> None:
+                 admit: Optional[Admit] = None, metrics: bool = True) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
         self.keyrings = keyrings
@@ -59,13 +60,16 @@ class RestAPI:
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
         self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
+        #: None with ``--metrics false``: no ``/metrics``, and requests are neither counted nor timed.
+        self.metrics = Metrics(self.node_stats, cluster.members) if metrics else None
 
     def site(self, tokens: Optional[Tokens] = None) -> Site:
         """The node's HTTP site: Klein's resource, with single-key requests going to the
         plain ``KeyResource`` and calls between nodes to ``RpcResource``; with ``tokens``,
         requests need one."""
         return Site(self.app.resource(), self.max_value_bytes, prefixes={
-            KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas),
+            KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas,
+                                    None if self.metrics is None else self.metrics.requests),
             rpc.PATH: self.rpc,
         }, tokens=tokens)
 
@@ -87,6 +91,8 @@ class RestAPI:
 
     async def _bulk_write(self, request: IRequest) -> bytes:
         """Many keys in one request: 200 when all were written, 503 when some were not."""
+        if self.metrics is not None:
+            self.metrics.requests.watch(request, "bulk_put")
         w = quorum(request, b"w", self.replicas)
         media_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
         parse = BULK_PARSERS.get(media_type)
@@ -140,8 +146,21 @@ class RestAPI:
     @app.route("/dht/stats", methods=["GET", "HEAD"])
     def stats(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", JSON)
-        return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats(),
-                           "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused}).encode()
+        return json.dumps(self.node_stats()).encode()
+
+    def node_stats(self) -> dict:
+        """The node's counters: the body of ``/dht/stats``, and what ``/metrics`` reads."""
+        return {"gossip": self.cluster.stats(), "data": self.data_stats(),
+                "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused}
+
+    @app.route("/metrics", methods=["GET", "HEAD"])
+    def metrics_scrape(self, request: IRequest) -> bytes:
+        """The node's metrics for Prometheus (OpenMetrics when the scraper asks for it)."""
+        if self.metrics is None:
+            raise ClientError(404, "metrics are off on this node (--metrics false)")
+        body, content_type = self.metrics.exposition(request.getHeader(b"accept"))
+        request.setHeader(b"content-type", content_type)
+        return body
 
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:

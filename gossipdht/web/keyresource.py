@@ -19,6 +19,7 @@ from twisted.web.server import NOT_DONE_YET
 from gossipdht.data.coordinator import Coordinator
 from gossipdht.storage import Record
 from gossipdht.web.http import ClientError, etag, failed, header_values, key_from_path, plain, quorum, value_from_body
+from gossipdht.web.metrics import KEY_OPERATIONS, RequestMetrics
 
 KEY_PREFIX = b"/db/"
 ALLOWED = b"GET, HEAD, PUT, POST, DELETE"
@@ -30,13 +31,17 @@ class KeyResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, coordinator: Coordinator, max_value_bytes: int, replicas: int) -> None:
+    def __init__(self, coordinator: Coordinator, max_value_bytes: int, replicas: int,
+                 metrics: Optional[RequestMetrics] = None) -> None:
         super().__init__()
         self.coordinator = coordinator
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
+        self.metrics = metrics
 
     def render(self, request: IRequest):
+        if self.metrics is not None:  # before the answer, which may come at once
+            self.metrics.watch(request, KEY_OPERATIONS.get(request.method, "other"))
         try:
             answer = self._start(request)
         except ClientError as e:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import pytest_twisted
-from conftest import HTTP, node_config
+from conftest import HTTP, eventually, node_config
 from twisted.logger import capturedLogs
 
 from gossipdht.core.errors import PeerError
@@ -44,17 +44,6 @@ def cluster_nodes(tmp_path):
 
 async def peers(http):
     return (await http.request(b"GET", b"/dht/peers"))[2].decode().split("\r\n")
-
-
-async def eventually(check, seconds=15.0):
-    """Poll ``check`` (async, returns bool) until true, with a deadline."""
-    from twisted.internet import reactor
-    from twisted.internet.task import deferLater
-
-    deadline = reactor.seconds() + seconds
-    while not await check():
-        assert reactor.seconds() < deadline, "condition not reached in time"
-        await deferLater(reactor, 0.05, lambda: None)
 
 
 def seed_line(service):

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 import pytest_twisted
-from conftest import HTTP, node_config
+from conftest import HTTP, eventually, node_config
 from twisted.logger import capturedLogs, formatEvent
 
 from gossipdht.core.keyring import Keyring, encode_key
@@ -80,17 +80,6 @@ async def keyring(http, action: str, key: bytes | None = None) -> tuple[int, dic
         return status, json.loads(body)
     except ValueError:
         return status, body
-
-
-async def eventually(check, seconds=15.0):
-    """Poll ``check`` (async, returns bool) until true, with a deadline."""
-    from twisted.internet import reactor
-    from twisted.internet.task import deferLater
-
-    deadline = reactor.seconds() + seconds
-    while not await check():
-        assert reactor.seconds() < deadline, "condition not reached in time"
-        await deferLater(reactor, 0.05, lambda: None)
 
 
 async def joined(nodes, count: int, **options) -> list:

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from contextlib import ExitStack
+from dataclasses import asdict
 
 import pytest
 
@@ -367,3 +368,25 @@ def test_wait_until_quiet_without_proc_stat_does_not_wait():
         raise FileNotFoundError("/proc/stat")
 
     assert not wait_until_quiet(1.0, 10.0, missing, lambda s: None)
+
+
+def test_the_metrics_report_shows_each_rate_as_a_share_of_the_cluster_without_metrics():
+    from gossipdht.tools.bench.metrics import format_metrics
+
+    rows = [asdict(row(f"{operation} metrics {state}", rate)) for operation, state, rate in
+            (("PUT", "on", 970.0), ("PUT", "off", 1000.0), ("GET", "off", 2000.0), ("GET", "on", 2010.0))]
+    lines = format_metrics({"rows": rows, "scrape_ms": 3.25, "rounds": 5, "seconds": 10,
+                            "preloaded_keys": 10_000}).splitlines()
+    assert "of metrics off" in lines[0]
+    shares = {line[:28].strip(): line.split()[4] for line in lines[1:5]}
+    assert shares == {"PUT metrics on": "0.970", "PUT metrics off": "1.000", "GET metrics off": "1.000",
+                      "GET metrics on": "1.005"}
+    assert lines[5] == "a scrape of /metrics: 3.2 ms (median of 20, a new connection each)"
+
+
+def test_metrics_and_security_are_separate_runs(capsys):
+    _, args = cli.parse_settings(["--metrics", "--quick"])
+    assert args.metrics
+    with pytest.raises(SystemExit):
+        cli.parse_settings(["--metrics", "--security"])
+    assert "not allowed with" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """``python -m gossipdht.tools.bench``: start a bare twisted.web server and two local 3-node
 gossipdht clusters, drive them with ``wrk``, and print one table (or ``--json``).
 ``--scale`` measures instead how single-key rates hold from 100,000 to 1,000,000 stored
-keys and what adding a fourth node moves; ``--idle`` what an idle 10-node cluster costs."""
+keys and what adding a fourth node moves; ``--idle`` what an idle 10-node cluster costs;
+``--security`` and ``--metrics`` what those cost."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from gossipdht.tools.bench import DEFAULT_DATA, Settings, format_table, run, wrk_path
+from gossipdht.tools.bench.metrics import format_metrics, run_metrics
 from gossipdht.tools.bench.scale import format_idle, format_scale, idle, scale
 from gossipdht.tools.bench.security import format_security, run_security
 
@@ -45,6 +47,9 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
     mode.add_argument("--security", action="store_true",
                       help="PUT and GET through a 3-node cluster in plaintext, with a gossip keyring, and with "
                            "mutual TLS and the keyring, and the gossip bytes each node sends")
+    mode.add_argument("--metrics", action="store_true",
+                      help="PUT and GET through a 3-node cluster with --metrics false and with metrics on, "
+                           "and how long a scrape of /metrics takes")
     mode.add_argument("--idle", action="store_true",
                       help=f"the CPU each node of an idle {IDLE_NODES}-node cluster uses over 30 s (--quick: 10 s)")
     parser.add_argument("--rounds", type=positive, help=f"rounds (default {FULL['rounds']})")
@@ -89,6 +94,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             elif args.security:
                 report = run_security(settings, directory, progress)
                 text = f"{format_security(report)}\nreproduce: {settings.command}"
+            elif args.metrics:
+                report = run_metrics(settings, directory, progress)
+                text = f"{format_metrics(report)}\nreproduce: {settings.command}"
             elif args.idle:
                 report = idle(IDLE_NODES, args.idle_seconds, directory, progress)
                 text = f"{format_idle(report)}\nreproduce: {settings.command}"

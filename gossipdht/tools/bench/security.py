@@ -19,16 +19,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gossipdht.core.keyring import new_key
-from gossipdht.tools.bench import (
-    Measurement,
-    Settings,
-    Unavailable,
-    aggregate,
-    preload,
-    start_cluster,
-    wait_until_quiet,
-    warmed,
-)
+from gossipdht.tools.bench import Measurement, Settings, aggregate, preload, start_cluster, wait_until_quiet, warmed
+from gossipdht.tools.bench.variants import format_rows, measure_round, measured
 from gossipdht.tools.certificates import authority
 from gossipdht.tools.nodeprocess import HOST, NodeProcess
 
@@ -77,16 +69,7 @@ def run_security(settings: Settings, scratch: Path, progress: Callable[[str], No
         results: dict[str, list] = {}
         refused: list[float] = []
         for round_ in range(1, settings.rounds + 1):
-            turned = VARIANTS[round_ % 3:] + VARIANTS[:round_ % 3]  # no cluster always first
-            for operation, script in (("PUT", "put.lua"), ("GET", "get.lua")):
-                for variant in turned:
-                    args = (lambda phase, v=variant: [f"bench-{v[:3]}-{phase}"]) if operation == "PUT" else (
-                        lambda phase: [str(settings.preload)])
-                    wait_until_quiet()
-                    progress(f"round {round_}/{settings.rounds}: {operation} {variant}")
-                    url = clusters[variant][0].url("/db/")
-                    results.setdefault(f"{operation} {variant}", []).append(
-                        _measured(warmed, url, script, settings, round_, args))
+            measure_round(clusters, settings, round_, results, progress)
             wait_until_quiet()
             progress(f"round {round_}/{settings.rounds}: GET keyring, flooded")
             node = clusters["keyring"][0]
@@ -100,14 +83,6 @@ def run_security(settings: Settings, scratch: Path, progress: Callable[[str], No
             "flood_refused_per_second": statistics.median(refused),
             "rounds": settings.rounds, "seconds": settings.seconds, "preloaded_keys": settings.preload,
             "command": settings.command}
-
-
-def _measured(measure: Callable[..., Measurement], *args):
-    """``measure(*args)``, or the Unavailable it raised."""
-    try:
-        return measure(*args)
-    except Unavailable as e:
-        return e
 
 
 def _unopened(node: NodeProcess) -> int:
@@ -131,23 +106,15 @@ def _flooded(node: NodeProcess, measure: Callable[..., Measurement], *args) -> t
     sender = threading.Thread(target=flood, daemon=True)
     sender.start()
     try:
-        measured = _measured(measure, *args)
+        result = measured(measure, *args)
     finally:
         stop.set()
         sender.join()
-    return measured, (_unopened(node) - before) / (time.monotonic() - started)
+    return result, (_unopened(node) - before) / (time.monotonic() - started)
 
 
 def format_security(report: dict) -> str:
-    rows = {row["operation"]: row for row in report["rows"]}
-    lines = [f"{'operation':<28} {'req/s':>9} {'of plaintext':>13} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"]
-    for row in report["rows"]:
-        operation = row["operation"].split(" ", 1)[0]  # its plaintext row is the yardstick
-        plain = rows[f"{operation} plaintext"]["rate"]
-        share = f"{row['rate'] / plain:.3f}" if row["rate"] and plain else "-"
-        rate = f"{row['rate']:,.0f}" if row["rate"] else "-"
-        lines.append(f"{row['operation']:<28} {rate:>9} {share:>13} {row['p50_ms'] or '-':>8} "
-                     f"{row['p99_ms'] or '-':>8} {row['errors']:>7}")
+    lines = format_rows(report["rows"], "plaintext")
     plain = report["gossip_bytes_per_node_second"]["plaintext"]
     for variant, sent in report["gossip_bytes_per_node_second"].items():
         lines.append(f"gossip {variant:<21} {sent:>9,.0f} B/s per node ({sent / plain:.3f} of plaintext)")

@@ -7,7 +7,7 @@ the answer into HTTP.  Every client mistake gets a 4xx with a one-line text body
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from klein import Klein
 from twisted.internet.task import TaskDone, TaskStopped, cooperate
@@ -99,7 +99,7 @@ class RestAPI:
         errors = await self.coordinator.put_many(items, media.TEXT, w)  # bulk values are text
         request.setResponseCode(503 if errors else 200)
         request.setHeader(b"content-type", JSON)
-        return json.dumps({"stored": len(items) - len(errors), "errors": errors}).encode() + b"\n"
+        return _json({"stored": len(items) - len(errors), "errors": errors})
 
     def _list_keys(self, request: IRequest):
         scope = request.args.get(b"scope", [b"primary"])[-1]
@@ -130,28 +130,28 @@ class RestAPI:
     @app.route("/dht/peers", methods=["GET", "HEAD"])
     def peers(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", TEXT_PLAIN)
-        return "\r\n".join(self.cluster.peers()).encode()
+        return _lines(self.cluster.peers())
 
     @app.route("/dht/members", methods=["GET", "HEAD"])
     def members(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", JSON)
-        return json.dumps(self.cluster.members()).encode()
+        return _json(self.cluster.members())
 
     @app.route("/dht/stats", methods=["GET", "HEAD"])
     def stats(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", JSON)
-        return json.dumps({"gossip": self.cluster.stats(), "data": self.data_stats(),
-                           "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused}).encode()
+        return _json({"gossip": self.cluster.stats(), "data": self.data_stats(),
+                      "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused})
 
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:
         ring = self.cluster.ring
         shares = ring.shares()
         request.setHeader(b"content-type", JSON)
-        return json.dumps({
+        return _json({
             "checksum": ring.checksum, "vnodes": ring.vnodes,
             "members": [{"name": name, "share": round(shares[name], 6)} for name in ring.members],
-        }).encode()
+        })
 
     @app.route("/dht/owners/", branch=True, methods=["GET", "HEAD"])
     def owners(self, request: IRequest) -> bytes:
@@ -159,9 +159,9 @@ class RestAPI:
         owners = self.cluster.owners(key_from_path(request, OWNERS_PREFIX), self.replicas)
         if _wants_json(request):
             request.setHeader(b"content-type", JSON)
-            return json.dumps([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners]).encode()
+            return _json([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners])
         request.setHeader(b"content-type", TEXT_PLAIN)
-        return "\r\n".join(f"{m.name} {Address(m.host, m.api_port)}" for m in owners).encode()
+        return _lines(f"{m.name} {Address(m.host, m.api_port)}" for m in owners)
 
     @app.route("/dht/join", methods=["POST", "PUT"])
     async def join(self, request: IRequest) -> bytes:
@@ -185,7 +185,7 @@ class RestAPI:
             reports += [answers[m.name] or {"node": m.name, "unreachable": True} for m in others]
         if _wants_json(request):
             request.setHeader(b"content-type", JSON)
-            return json.dumps(reports if cluster == b"1" else reports[0]).encode() + b"\n"
+            return _json(reports if cluster == b"1" else reports[0])
         request.setHeader(b"content-type", TEXT_PLAIN)
         return "".join(f"{r['node']} did not answer\n" if r.get("unreachable") else as_text(r)
                        for r in reports).encode()
@@ -210,7 +210,7 @@ class RestAPI:
         done, answer = await self.keyrings.everywhere(parse_request(request.content.read()))
         request.setResponseCode(200 if done else 502)
         request.setHeader(b"content-type", JSON)
-        return json.dumps(answer).encode() + b"\n"
+        return _json(answer)
 
     @app.route("/dht/leave", methods=["GET", "POST"])
     async def leave(self, request: IRequest) -> bytes:
@@ -222,7 +222,7 @@ class RestAPI:
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", TEXT_PLAIN)
-        return b"OK"
+        return b"OK\n"
 
     # -- errors --------------------------------------------------------------------
 
@@ -251,6 +251,19 @@ def _wants_json(request: IRequest) -> bool:
     )
 
 
+def _lines(lines: Iterable[str]) -> bytes:
+    """A text answer of one item a line, each line ending in CRLF (so that a shell's
+    prompt starts on a line of its own after ``curl``)."""
+    return b"".join(line.encode() + b"\r\n" for line in lines)
+
+
+def _json(value) -> bytes:
+    """A JSON answer, ending in a line break as the text answers do."""
+    return json.dumps(value).encode() + b"\n"
+
+
+# The key listing keeps its framing, keys separated by CRLF with none after the last,
+# which the clients of the API split on.
 def _text_listing(pages: Iterator[list[str]]) -> Iterator[bytes]:
     separator = b""
     for page in pages:

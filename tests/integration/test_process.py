@@ -323,13 +323,13 @@ def test_config_file_values_and_command_line_precedence(node_factory, tmp_path):
     config.write_text('name = "from-file"\nmax-value-bytes = 16\nstorage = "memory"\nreplicas = 1\n')
 
     node = node_factory("--config", str(config))
-    assert node.request("GET", "/dht/peers")[2] == b"from-file"
+    assert node.request("GET", "/dht/peers")[2] == b"from-file\r\n"
     assert node.request("PUT", "/db/k", b"x" * 17)[0] == 413
     assert node.request("PUT", "/db/k", b"x" * 16)[0] == 204
     assert "storage=memory" in node.log() and "replicas=1 " in node.log()
 
     node = node_factory("--config", str(config), "--name", "from-cli", "--max-value-bytes", "32")
-    assert node.request("GET", "/dht/peers")[2] == b"from-cli"
+    assert node.request("GET", "/dht/peers")[2] == b"from-cli\r\n"
     assert node.request("PUT", "/db/k", b"x" * 17)[0] == 204
     assert node.request("PUT", "/db/k", b"x" * 33)[0] == 413
     assert "storage=memory" in node.log()

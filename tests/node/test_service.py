@@ -130,7 +130,7 @@ async def test_with_tokens_a_request_without_a_known_one_is_401_but_health_is_op
     status, headers, body = await http.request(b"GET", b"/db/k", headers={b"authorization": [b"Bearer n0t-a-token"]})
     assert (status, body) == (401, b"unknown API token\n")
     assert headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="gossipdht"']
-    assert (await http.request(b"GET", b"/health"))[::2] == (200, b"OK")
+    assert (await http.request(b"GET", b"/health"))[::2] == (200, b"OK\n")
     assert (await http.request(b"HEAD", b"/health"))[0] == 200
 
 

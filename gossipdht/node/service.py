@@ -102,10 +102,10 @@ class NodeService(MultiService):
         #: they are made the way others reach this node (see ``privilegedStartService``).
         self.internal_tls = False
         try:
-            self.store = open_store(config.storage, config.data_dir)
+            self.store = open_store(config.storage, config.data_dir, config.sync)
         except Exception as e:
             raise StartupError(f"--data-dir: cannot open storage in {config.data_dir}: {e}") from None
-        self.committer = GroupCommitter(self.store, reactor, deferToThread)
+        self.committer = GroupCommitter(self.store, reactor, deferToThread, every_commit_in_thread=config.sync == "full")
         try:
             keyring, self._keyring_origin = keyfile.in_force(config.data_dir, config.keyring)
         except (keyfile.KeyfileError, OSError) as e:

@@ -29,6 +29,7 @@ from gossipdht.net.remotereplica import handlers
 from gossipdht.net.rpc import Admit, RpcResource
 from gossipdht.net.settlement import Settlement, as_text
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
+from gossipdht.web import openapi
 from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
 from gossipdht.web.site import Site
 from gossipdht.web.tokens import Tokens
@@ -218,6 +219,12 @@ class RestAPI:
         if request.method == b"HEAD":  # HEAD must not act
             return b""
         return (await self.cluster.leave()).encode() + b"\n"
+
+    @app.route("/openapi.json", methods=["GET", "HEAD"])
+    def openapi_document(self, request: IRequest) -> bytes:
+        """The OpenAPI 3.1 description of these routes (``openapi``)."""
+        request.setHeader(b"content-type", JSON)
+        return openapi.BODY
 
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:

@@ -28,8 +28,8 @@ from gossipdht.net.messages import BadMessage
 from gossipdht.net.remotereplica import handlers
 from gossipdht.net.rpc import Admit, RpcResource
 from gossipdht.net.settlement import Settlement, as_text
-from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web import openapi
+from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
 from gossipdht.web.site import Site
 from gossipdht.web.tokens import Tokens

@@ -4,15 +4,14 @@ A request is acknowledged only when the transaction holding its write has commit
 so batching costs no durability; it only shares one commit among concurrent writes.
 
 Those small commits run on the reactor thread: handing each to a thread cost 30 % of
-the single-key write rate (measured with 16 clients on 3 nodes).  Batches of at least
+the single-key write rate (measured with 16 clients on 3 nodes).  They do with ``--sync full``
+too, where each commit waits for an fsync (0.7 ms on the disk of this 2-core machine):
+handed to a thread, PUT through 3 such nodes gave 0.82 times the rate (medians of 8
+interleaved rounds of 5 s; slower in 7 of them).  Batches of at least
 ``THREADED_ITEMS`` records (bulk writes, anti-entropy) go through ``in_thread``
 (``deferToThread`` in a node) when the store allows it: their tens of milliseconds do
 not stall requests.  Nor does a small commit wait on the reactor thread for one of those
 to end: when a transaction is in progress in a thread, it follows it in a thread too.
-With ``every_commit_in_thread`` (a store that syncs each commit to disk) they all go
-through ``in_thread``: the reactor serves requests while a commit waits for its fsync
-(0.7 ms on this machine's disk, 0.03 without it), and the writes that arrive meanwhile
-make the next batch.
 """
 
 from __future__ import annotations
@@ -34,13 +33,12 @@ class GroupCommitter:
     """Writes of one reactor turn gathered into one store transaction, in a thread when the store allows."""
 
     def __init__(self, store: Store, clock: IReactorTime,
-                 in_thread: Optional[Callable[..., Deferred]] = None, every_commit_in_thread: bool = False) -> None:
+                 in_thread: Optional[Callable[..., Deferred]] = None) -> None:
         self._store = store
         self._in_thread = in_thread if in_thread is not None and store.threaded else maybeDeferred
-        self._small = self._in_thread if every_commit_in_thread else self._here_unless_busy
         self._in_flight: set[Deferred] = set()
         self._batcher: Batcher[tuple[str, Record], Optional[Version]] = Batcher(
-            lambda items: self._commit(self._small, items), clock, max_batch=10_000)
+            lambda items: self._commit(self._here_unless_busy, items), clock, max_batch=10_000)
 
     def _here_unless_busy(self, write: Callable[..., dict], items: list[tuple[str, Record]]) -> Deferred[dict]:
         """``write(items)`` on this thread, or in a thread after the transaction in progress."""
@@ -69,7 +67,7 @@ class GroupCommitter:
         """Commits the records at once, in one transaction of their own: they are a batch
         already.  (Last writer wins: the order against pending writes does not matter.)
         Fires with None, or with the newer version that beat each record (or None)."""
-        return self._commit(self._in_thread if len(items) >= THREADED_ITEMS else self._small, items)
+        return self._commit(self._in_thread if len(items) >= THREADED_ITEMS else self._here_unless_busy, items)
 
     async def drain(self) -> None:
         """Commit everything submitted so far, and wait for it (on shutdown)."""

@@ -105,7 +105,7 @@ class NodeService(MultiService):
             self.store = open_store(config.storage, config.data_dir, config.sync)
         except Exception as e:
             raise StartupError(f"--data-dir: cannot open storage in {config.data_dir}: {e}") from None
-        self.committer = GroupCommitter(self.store, reactor, deferToThread, every_commit_in_thread=config.sync == "full")
+        self.committer = GroupCommitter(self.store, reactor, deferToThread)
         try:
             keyring, self._keyring_origin = keyfile.in_force(config.data_dir, config.keyring)
         except (keyfile.KeyfileError, OSError) as e:

@@ -1,4 +1,4 @@
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -101,23 +101,6 @@ class GroupCommitterTests(SynchronousTestCase):
         self.successResultOf(large)
         self.successResultOf(drained)
         self.assertEqual([len(batch) for batch in self.store.batches], [2, 1, THREADED_ITEMS])
-
-    def test_every_commit_in_thread_hands_single_writes_and_small_batches_to_the_thread(self):
-        self.store.threaded = True
-        started = []
-
-        def in_thread(f, *args):
-            started.append(f)
-            return succeed(f(*args))
-
-        committer = GroupCommitter(self.store, self.clock, in_thread, every_commit_in_thread=True)
-        single = committer.write("a", rec(1))
-        self.clock.advance(0)
-        small = committer.write_many([("b", rec(1))])
-        self.successResultOf(single)
-        self.successResultOf(small)
-        self.assertEqual(started, [self.store.write, self.store.write])
-        self.assertEqual([len(batch) for batch in self.store.batches], [1, 1])
 
     def test_a_small_commit_follows_a_transaction_in_progress_in_a_thread_instead_of_waiting(self):
         committer, started = self.threaded_committer()

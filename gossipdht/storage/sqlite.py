@@ -171,7 +171,7 @@ class SQLiteStore:
     def __init__(self, path: str, sync: str = "normal") -> None:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync {sync!r} is not one of {', '.join(SYNC_MODES)}")
-        # A setting of each connection: each gets it, though only the writer commits.
+        # A setting of each connection; it governs the writer's commits and the checkpoints.
         self._synchronous = sync.upper()
         self._writer = self._connect(path)
         self._writer.execute("PRAGMA journal_mode=WAL")

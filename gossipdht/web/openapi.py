@@ -86,7 +86,7 @@ _PUT_BODY = {"required": False, "description": (
 
 
 def _write_key(summary: str) -> dict:
-    return _operation(summary, {"204": _WRITTEN}, 400, 413, 503, 504, parameters=(KEY, W), body=_PUT_BODY)
+    return _operation(summary, {"204": _WRITTEN}, 400, 413, 503, parameters=(KEY, W), body=_PUT_BODY)
 
 
 _MEMBER = {"type": "object", "required": ["name", "address", "port", "gossip_port", "state", "incarnation"],
@@ -140,13 +140,13 @@ DOCUMENT: dict = {
         "/db/{key}": {
             **_read(_operation("The key's value", {
                 "200": _VALUE, "304": {"description": "If-None-Match names the version held"},
-                "404": {"description": "No such key (an empty body)"}}, 400, 503, 504, parameters=(
+                "404": {"description": "No such key (an empty body)"}}, 400, 503, parameters=(
                     KEY, R, {"name": "If-None-Match", "in": "header", "required": False,
                              "schema": {"type": "string"}}))),
             "put": _write_key("Store the value"),
             "post": _write_key("Store the value (as PUT)"),
             "delete": _operation("Delete the key (a tombstone); 204 whether or not it existed",
-                                 {"204": _WRITTEN}, 400, 503, 504, parameters=(KEY, W)),
+                                 {"204": _WRITTEN}, 400, 503, parameters=(KEY, W)),
         },
         "/dht/peers": _read(_operation(
             "The live members' names (suspects included), this node first", {"200": _text(_NAMES, "a\r\nb\r\n")})),
@@ -193,7 +193,7 @@ DOCUMENT: dict = {
                     "key": {"type": "string", "description": "base64; all actions but list"}}}}}})},
         "/dht/leave": {
             **{method: _operation("Hand this node's data off and leave the cluster cooperatively",
-                                  {"200": _text("Left, or alone already")}, 409, 503) for method in ("get", "post")},
+                                  {"200": _text("Left, or alone already")}, 409, 503, 504) for method in ("get", "post")},
             "head": _operation("Nothing (HEAD does not act)", {"200": {"description": "An empty body"}}),
         },
         "/health": _read(_operation("Whether the node serves requests", {"200": _text("Serving", "OK\n")},
@@ -225,8 +225,8 @@ DOCUMENT: dict = {
                 413: "The body or value is too large (--max-value-bytes)",
                 415: "A bulk write is text/tab-separated-values or application/json",
                 502: "A node called did not answer or refused",
-                503: "Too few replicas answered in time, or the node cannot do it now",
-                504: "Timed out, for example while data moves; the work goes on",
+                503: "Too few replicas answered in time, or the node cannot hand its data off now",
+                504: "Timed out while data moves; the work goes on",
             }.items()
         },
     },

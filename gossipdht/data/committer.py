@@ -4,7 +4,10 @@ A request is acknowledged only when the transaction holding its write has commit
 so batching costs no durability; it only shares one commit among concurrent writes.
 
 Those small commits run on the reactor thread: handing each to a thread cost 30 % of
-the single-key write rate (measured with 16 clients on 3 nodes).  Batches of at least
+the single-key write rate (measured with 16 clients on 3 nodes).  They do with ``--sync full``
+too, where each commit waits for an fsync (0.7 ms on the disk of this 2-core machine):
+handed to a thread, PUT through 3 such nodes gave 0.82 times the rate (medians of 8
+interleaved rounds of 5 s; slower in 7 of them).  Batches of at least
 ``THREADED_ITEMS`` records (bulk writes, anti-entropy) go through ``in_thread``
 (``deferToThread`` in a node) when the store allows it: their tens of milliseconds do
 not stall requests.  Nor does a small commit wait on the reactor thread for one of those

@@ -37,7 +37,8 @@ class PeerClient:
         return True
 
     async def peers(self, address: tuple[str, int], timeout: float) -> list[str]:
-        """The member's ``/dht/peers``."""
+        """The member's ``/dht/peers`` names; the RPC carries them CRLF-separated, without the
+        API's final line break, as nodes of the version before send and expect them."""
         return (await self._rpc.call(address, "peers", b"", timeout)).decode().split("\r\n")
 
     async def transfers(self, address: tuple[str, int], timeout: float) -> dict:

@@ -20,7 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
 from gossipdht.core.address import Address, AddressError, parse_address
 from gossipdht.net.tls import NodeTLS, TLSFileError
 from gossipdht.node import keyfile
-from gossipdht.storage import ENGINES
+from gossipdht.storage import ENGINES, SYNC_MODES
 from gossipdht.web.tokens import BadTokens, Tokens, parse
 
 LOG_FORMATS = ("text", "json")
@@ -74,6 +74,8 @@ class NodeConfig:
     #: ``GET /metrics``, and the request counters and latencies it shows; off only to
     #: measure what they cost (``python -m gossipdht.tools.bench --metrics``).
     metrics: bool = True
+    #: ``normal``: commits survive a crash of the process; ``full``: a power loss too.
+    sync: str = "normal"
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
@@ -93,7 +95,7 @@ class NodeConfig:
         return (
             f"name={self.name} listen={','.join(self.endpoints())} gossip-udp={Address(self.bind, self.gossip_port)} "
             f"advertise={self.advertise} "
-            f"storage={self.storage} data-dir={self.data_dir} replicas={self.replicas} "
+            f"storage={self.storage} sync={self.sync} data-dir={self.data_dir} replicas={self.replicas} "
             f"read-quorum={self.read_quorum} write-quorum={self.write_quorum} "
             f"max-value-bytes={self.max_value_bytes} reap-after={self.reap_after:g} "
             f"anti-entropy-interval={self.anti_entropy_interval:g} tombstone-grace={self.tombstone_grace:g} "
@@ -108,7 +110,7 @@ class NodeConfig:
 
 
 SETTINGS = (
-    "name", "listen", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "replicas",
+    "name", "listen", "port", "gossip-port", "bind", "advertise", "join", "data-dir", "storage", "sync", "replicas",
     "read-quorum", "write-quorum", "max-value-bytes", "log-format", "reap-after",
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
     "max-clock-offset", "api-tokens", "keyring", "cluster-name", "gossip-verify-incoming",
@@ -118,6 +120,7 @@ DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
     "bind": "127.0.0.1",
     "storage": "sqlite",
+    "sync": "normal",
     "replicas": 3,
     "max-value-bytes": 1 << 20,
     "log-format": "text",
@@ -172,6 +175,11 @@ def build_config(
     storage = str(merged["storage"])
     if storage not in ENGINES:
         raise ConfigError(f"--storage: {storage!r} is not one of {', '.join(ENGINES)}")
+    sync = str(merged["sync"])
+    if sync not in SYNC_MODES:
+        raise ConfigError(f"--sync: {sync!r} is not one of {', '.join(SYNC_MODES)}")
+    if sync == "full" and storage == "memory":
+        raise ConfigError("--sync: full needs --storage sqlite; the memory engine keeps nothing on disk")
     replicas = _integer(merged, "replicas", 1, 64)
     majority = replicas // 2 + 1
     read_quorum = _integer(merged, "read-quorum", 1, replicas, majority)
@@ -224,6 +232,7 @@ def build_config(
         advertise=advertise,
         data_dir=str(merged.get("data-dir") or os.path.join("gossipdht-data", name)),
         storage=storage,
+        sync=sync,
         replicas=replicas,
         read_quorum=read_quorum,
         write_quorum=write_quorum,

@@ -102,7 +102,7 @@ class NodeService(MultiService):
         #: they are made the way others reach this node (see ``privilegedStartService``).
         self.internal_tls = False
         try:
-            self.store = open_store(config.storage, config.data_dir)
+            self.store = open_store(config.storage, config.data_dir, config.sync)
         except Exception as e:
             raise StartupError(f"--data-dir: cannot open storage in {config.data_dir}: {e}") from None
         self.committer = GroupCommitter(self.store, reactor, deferToThread)

@@ -26,6 +26,8 @@ class Options(usage.Options):
         ["advertise", None, None, "address other nodes use to reach this one [default: BIND]"],
         ["data-dir", "d", None, "where this node keeps its data [default: ./gossipdht-data/NAME]"],
         ["storage", None, None, "storage engine: sqlite (durable) or memory [default: sqlite]"],
+        ["sync", None, None, "normal: a commit survives a crash of the process; full: a power loss too, "
+         "with an fsync in each commit [default: normal]"],
         ["replicas", "N", None, "copies of each key [default: 3]"],
         ["read-quorum", "R", None, "replicas that answer a read [default: majority]"],
         ["write-quorum", "W", None, "replicas that acknowledge a write [default: majority]"],

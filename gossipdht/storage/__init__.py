@@ -113,10 +113,15 @@ class Store(Protocol):
 
 
 ENGINES = ("sqlite", "memory")
+#: How durable a durable engine's commits are: ``normal`` survives a crash of the
+#: process, ``full`` a power loss too (an fsync in every commit).
+SYNC_MODES = ("normal", "full")
 
 
-def open_store(engine: str, directory: str) -> Store:
-    """Open the named engine; ``directory`` holds the files of durable engines."""
+def open_store(engine: str, directory: str, sync: str = "normal") -> Store:
+    """Open the named engine; ``directory`` holds the files of durable engines, which
+    commit durably against a crash of the process (``sync="normal"``) or also against a
+    power loss (``"full"``, see ``SYNC_MODES``)."""
     if engine == "memory":
         from gossipdht.storage.memory import MemoryStore
 
@@ -127,5 +132,5 @@ def open_store(engine: str, directory: str) -> Store:
         from gossipdht.storage.sqlite import SQLiteStore
 
         os.makedirs(directory, exist_ok=True)
-        return SQLiteStore(os.path.join(directory, "records.sqlite3"))
+        return SQLiteStore(os.path.join(directory, "records.sqlite3"), sync)
     raise ValueError(f"unknown storage engine {engine!r}")

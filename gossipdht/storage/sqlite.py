@@ -1,9 +1,11 @@
 """The durable engine: one SQLite database in WAL mode.
 
 ``write`` commits before it returns, so a write that was acknowledged survives a
-``kill -9``.  ``synchronous=NORMAL`` makes WAL commits durable against a process
-crash; a power loss may drop the last transactions, as with Cassandra's periodic
-commit log.  Tokens are stored shifted by 2**63 to fit SQLite's signed integers.
+``kill -9``.  ``synchronous=NORMAL`` (sync ``normal``) makes WAL commits durable against
+a process crash; a power loss may drop the last transactions, as with Cassandra's
+periodic commit log.  ``synchronous=FULL`` (sync ``full``) syncs the WAL in every commit,
+as Cassandra's batch commit log does: durable against a power loss too.  Tokens are
+stored shifted by 2**63 to fit SQLite's signed integers.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from gossipdht.core.hashing import digest, token
 from gossipdht.core.hlc import TIMESTAMP_LIMIT, Version
-from gossipdht.storage import Record, StoreBusy, TokenRange
+from gossipdht.storage import SYNC_MODES, Record, StoreBusy, TokenRange
 from gossipdht.storage.buckets import BUCKET_BITS, BucketDigests
 
 _SHIFT = 1 << 63
@@ -166,7 +168,11 @@ class SQLiteStore:
     #: Writes and scans may run in other threads than reads (each uses its own connection).
     threaded = True
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sync: str = "normal") -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync {sync!r} is not one of {', '.join(SYNC_MODES)}")
+        # A setting of each connection; it governs the writer's commits and the checkpoints.
+        self._synchronous = sync.upper()
         self._writer = self._connect(path)
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
@@ -186,10 +192,9 @@ class SQLiteStore:
         self._writer.create_function("bucket_change", 3, self._buckets.stage)
         self._writer.executescript(_BUCKET_TRIGGERS)
 
-    @staticmethod
-    def _connect(path: str) -> sqlite3.Connection:
+    def _connect(self, path: str) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
         return db
 
     @contextmanager

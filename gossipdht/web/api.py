@@ -7,7 +7,7 @@ the answer into HTTP.  Every client mistake gets a 4xx with a one-line text body
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from klein import Klein
 from twisted.internet.task import TaskDone, TaskStopped, cooperate
@@ -28,6 +28,7 @@ from gossipdht.net.messages import BadMessage
 from gossipdht.net.remotereplica import handlers
 from gossipdht.net.rpc import Admit, RpcResource
 from gossipdht.net.settlement import Settlement, as_text
+from gossipdht.web import openapi
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
 from gossipdht.web.metrics import Metrics
@@ -105,7 +106,7 @@ class RestAPI:
         errors = await self.coordinator.put_many(items, media.TEXT, w)  # bulk values are text
         request.setResponseCode(503 if errors else 200)
         request.setHeader(b"content-type", JSON)
-        return json.dumps({"stored": len(items) - len(errors), "errors": errors}).encode() + b"\n"
+        return _json({"stored": len(items) - len(errors), "errors": errors})
 
     def _list_keys(self, request: IRequest):
         scope = request.args.get(b"scope", [b"primary"])[-1]
@@ -136,17 +137,17 @@ class RestAPI:
     @app.route("/dht/peers", methods=["GET", "HEAD"])
     def peers(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", TEXT_PLAIN)
-        return "\r\n".join(self.cluster.peers()).encode()
+        return _lines(self.cluster.peers())
 
     @app.route("/dht/members", methods=["GET", "HEAD"])
     def members(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", JSON)
-        return json.dumps(self.cluster.members()).encode()
+        return _json(self.cluster.members())
 
     @app.route("/dht/stats", methods=["GET", "HEAD"])
     def stats(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", JSON)
-        return json.dumps(self.node_stats()).encode()
+        return _json(self.node_stats())
 
     def node_stats(self) -> dict:
         """The node's counters: the body of ``/dht/stats``, and what ``/metrics`` reads."""
@@ -167,11 +168,11 @@ class RestAPI:
         ring = self.cluster.ring
         shares, copies = ring.shares(), ring.replica_shares(self.replicas)
         request.setHeader(b"content-type", JSON)
-        return json.dumps({
+        return _json({
             "checksum": ring.checksum, "vnodes": ring.vnodes, "replicas": self.replicas,
             "members": [{"name": name, "share": round(shares[name], 6), "replica_share": round(copies[name], 6)}
                         for name in ring.members],
-        }).encode()
+        })
 
     @app.route("/dht/owners/", branch=True, methods=["GET", "HEAD"])
     def owners(self, request: IRequest) -> bytes:
@@ -179,9 +180,9 @@ class RestAPI:
         owners = self.cluster.owners(key_from_path(request, OWNERS_PREFIX), self.replicas)
         if _wants_json(request):
             request.setHeader(b"content-type", JSON)
-            return json.dumps([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners]).encode()
+            return _json([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners])
         request.setHeader(b"content-type", TEXT_PLAIN)
-        return "\r\n".join(f"{m.name} {Address(m.host, m.api_port)}" for m in owners).encode()
+        return _lines(f"{m.name} {Address(m.host, m.api_port)}" for m in owners)
 
     @app.route("/dht/join", methods=["POST", "PUT"])
     async def join(self, request: IRequest) -> bytes:
@@ -205,7 +206,7 @@ class RestAPI:
             reports += [answers[m.name] or {"node": m.name, "unreachable": True} for m in others]
         if _wants_json(request):
             request.setHeader(b"content-type", JSON)
-            return json.dumps(reports if cluster == b"1" else reports[0]).encode() + b"\n"
+            return _json(reports if cluster == b"1" else reports[0])
         request.setHeader(b"content-type", TEXT_PLAIN)
         return "".join(f"{r['node']} did not answer\n" if r.get("unreachable") else as_text(r)
                        for r in reports).encode()
@@ -230,7 +231,7 @@ class RestAPI:
         done, answer = await self.keyrings.everywhere(parse_request(request.content.read()))
         request.setResponseCode(200 if done else 502)
         request.setHeader(b"content-type", JSON)
-        return json.dumps(answer).encode() + b"\n"
+        return _json(answer)
 
     @app.route("/dht/leave", methods=["GET", "POST"])
     async def leave(self, request: IRequest) -> bytes:
@@ -239,10 +240,16 @@ class RestAPI:
             return b""
         return (await self.cluster.leave()).encode() + b"\n"
 
+    @app.route("/openapi.json", methods=["GET", "HEAD"])
+    def openapi_document(self, request: IRequest) -> bytes:
+        """The OpenAPI 3.1 description of these routes (``openapi``)."""
+        request.setHeader(b"content-type", JSON)
+        return openapi.BODY
+
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", TEXT_PLAIN)
-        return b"OK"
+        return b"OK\n"
 
     # -- errors --------------------------------------------------------------------
 
@@ -271,6 +278,19 @@ def _wants_json(request: IRequest) -> bool:
     )
 
 
+def _lines(lines: Iterable[str]) -> bytes:
+    """A text answer of one item a line, each line ending in CRLF (so that a shell's
+    prompt starts on a line of its own after ``curl``)."""
+    return b"".join(line.encode() + b"\r\n" for line in lines)
+
+
+def _json(value) -> bytes:
+    """A JSON answer, ending in a line break as the text answers do."""
+    return json.dumps(value).encode() + b"\n"
+
+
+# The key listing keeps its framing, keys separated by CRLF with none after the last,
+# which the clients of the API split on.
 def _text_listing(pages: Iterator[list[str]]) -> Iterator[bytes]:
     separator = b""
     for page in pages:

@@ -23,6 +23,7 @@ import sysconfig
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 import pytest
@@ -322,13 +323,13 @@ def test_config_file_values_and_command_line_precedence(node_factory, tmp_path):
     config.write_text('name = "from-file"\nmax-value-bytes = 16\nstorage = "memory"\nreplicas = 1\n')
 
     node = node_factory("--config", str(config))
-    assert node.request("GET", "/dht/peers")[2] == b"from-file"
+    assert node.request("GET", "/dht/peers")[2] == b"from-file\r\n"
     assert node.request("PUT", "/db/k", b"x" * 17)[0] == 413
     assert node.request("PUT", "/db/k", b"x" * 16)[0] == 204
     assert "storage=memory" in node.log() and "replicas=1 " in node.log()
 
     node = node_factory("--config", str(config), "--name", "from-cli", "--max-value-bytes", "32")
-    assert node.request("GET", "/dht/peers")[2] == b"from-cli"
+    assert node.request("GET", "/dht/peers")[2] == b"from-cli\r\n"
     assert node.request("PUT", "/db/k", b"x" * 17)[0] == 204
     assert node.request("PUT", "/db/k", b"x" * 33)[0] == 413
     assert "storage=memory" in node.log()
@@ -337,18 +338,16 @@ def test_config_file_values_and_command_line_precedence(node_factory, tmp_path):
 # -- packaging --------------------------------------------------------------------------
 
 
-def _offline_wheel_build_problem() -> str | None:
-    """Why ``pip install --no-build-isolation`` cannot build a wheel here, if it cannot."""
+def _offline_build_problem() -> str | None:
+    """Why ``pip install --no-build-isolation`` cannot build the project here, if it cannot."""
     try:
         version = importlib.metadata.version("setuptools")
     except importlib.metadata.PackageNotFoundError:
         return "setuptools is not installed"
-    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
-    if numbers >= (70, 1) or importlib.util.find_spec("wheel") is not None:
+    if tuple(int(n) for n in re.findall(r"\d+", version)[:2]) >= (77, 0):
         return None
-    return (f"setuptools {version} has no bdist_wheel without the 'wheel' package, and a "
-            "build with isolation would need the network; install setuptools>=70.1 in this "
-            "environment to run this test")
+    return (f"setuptools {version} cannot build this project (its SPDX license needs setuptools>=77), "
+            "and a build with isolation would need the network; install the test extras to run this test")
 
 
 PLUGIN_CHECK = """
@@ -369,8 +368,12 @@ print(json.dumps({
 TWISTD_HELP = "import sys; sys.argv = ['twistd', '--help']; from twisted.scripts.twistd import run; run()"
 
 
-def test_installed_package_provides_the_twistd_plugin(tmp_path):
-    problem = _offline_wheel_build_problem()
+def _pip_install(tmp_path: Path, *options: str,
+                 prepare: Callable[[Path], None] = lambda source: None) -> tuple[Path, Path, Callable[[str], str]]:
+    """A copy of the checkout, changed by ``prepare``, installed into a directory of its own
+    with ``options`` (``-e``: editable): the copy, the directory, and a runner of Python code
+    that sees the directory (its ``.pth`` files processed, as site-packages' are) and Twisted."""
+    problem = _offline_build_problem()
     if problem:
         pytest.skip(problem)
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
@@ -378,18 +381,46 @@ def test_installed_package_provides_the_twistd_plugin(tmp_path):
     shutil.copytree(REPOSITORY, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",
         "gossipdht-data", "tests"))
-    # A checkout where twistd already ran has a plugin cache: it must not be shipped.
-    cache = source / "twisted" / "plugins" / "dropin.cache"
-    if not cache.exists():
-        cache.write_bytes(b"stale cache of the checkout")
+    prepare(source)
     target = tmp_path / "site"
     env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-cache-dir", "--target", str(target), str(source)],
+         "--no-cache-dir", "--target", str(target), *options, str(source)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
     )
     assert build.returncode == 0, build.stdout
+    # setuptools' warnings (a license as a TOML table, the compat editable mode) pass through pip.
+    assert "deprecat" not in build.stdout.lower(), build.stdout
+
+    # -S: no site-packages processing, so the checkout's own editable install is not on the path;
+    # Twisted and the other dependencies come from this environment's site-packages.
+    site_packages = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    run_env = dict(os.environ, PYTHONPATH=os.pathsep.join(sorted(site_packages)), PYTHONNOUSERSITE="1")
+
+    def python(code: str) -> str:
+        result = subprocess.run([sys.executable, "-S", "-c", f"import site; site.addsitedir({str(target)!r}); {code}"],
+                                cwd=tmp_path, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    return source, target, python
+
+
+def _assert_twistd_lists_the_plugin(python: Callable[[str], str]) -> None:
+    help_text = python(TWISTD_HELP)
+    assert re.search(r"^\s+gossipdht\s+A distributed hash table", help_text, re.MULTILINE), help_text
+
+
+def test_installed_package_provides_the_twistd_plugin(tmp_path):
+    def with_plugin_cache(source: Path) -> None:
+        # A checkout where twistd already ran has a plugin cache: it must not be shipped.
+        cache = source / "twisted" / "plugins" / "dropin.cache"
+        if not cache.exists():
+            cache.write_bytes(b"stale cache of the checkout")
+
+    _, target, python = _pip_install(tmp_path, prepare=with_plugin_cache)
 
     plugins = target / "twisted" / "plugins"
     assert (plugins / "gossipdht_plugin.py").is_file(), "the wheel lacks twisted/plugins/gossipdht_plugin.py"
@@ -399,23 +430,24 @@ def test_installed_package_provides_the_twistd_plugin(tmp_path):
     record = next(target.glob("gossipdht-*.dist-info")) / "RECORD"
     assert "dropin.cache" not in record.read_text()
 
-    # -S: no site-packages processing, so the editable checkout's .pth is not on the path;
-    # Twisted and the other dependencies come from this environment's site-packages.
-    site_packages = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    run_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), *sorted(site_packages)]),
-                   PYTHONNOUSERSITE="1")
-
-    def python(code: str) -> str:
-        result = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=run_env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
     found = json.loads(python(PLUGIN_CHECK))
     assert "gossipdht" in found["taps"]
     assert Path(found["plugin"]).resolve() == (plugins / "gossipdht_plugin.py").resolve()
     assert Path(found["package"]).resolve().is_relative_to(target.resolve())
     assert str(REPOSITORY / "twisted" / "plugins") not in found["plugin_path"]
+    _assert_twistd_lists_the_plugin(python)
 
-    help_text = python(TWISTD_HELP)
-    assert re.search(r"^\s+gossipdht\s+A distributed hash table", help_text, re.MULTILINE), help_text
+
+def test_editable_install_finds_the_plugin_in_the_checkout(tmp_path):
+    """``make install``'s mode: setuptools' default (lenient) editable install, whose .pth
+    puts the checkout on sys.path; twistd finds its twisted/plugins/ there."""
+    source, target, python = _pip_install(tmp_path, "-e")
+    assert not (target / "twisted").exists() and not (target / "gossipdht").exists()
+    found = json.loads(python(PLUGIN_CHECK))
+    assert "gossipdht" in found["taps"]
+    assert Path(found["plugin"]).resolve() == (source / "twisted" / "plugins" / "gossipdht_plugin.py").resolve()
+    assert Path(found["package"]).resolve().is_relative_to(source.resolve())
+    # The code of the checkout as it is now: an edit needs no reinstall.
+    (source / "gossipdht" / "edited.py").write_text("EDITED = True\n")
+    assert python("import gossipdht.edited; print(gossipdht.edited.EDITED)").strip() == "True"
+    _assert_twistd_lists_the_plugin(python)

@@ -43,7 +43,7 @@ def cluster_nodes(tmp_path):
 
 
 async def peers(http):
-    return (await http.request(b"GET", b"/dht/peers"))[2].decode().split("\r\n")
+    return (await http.request(b"GET", b"/dht/peers"))[2].decode().splitlines()
 
 
 def seed_line(service):
@@ -290,8 +290,7 @@ async def test_ring_and_owners_agree_on_every_node(cluster_nodes):
     assert owners[0] == owners[1] == owners[2]
     assert len({o["name"] for o in owners[0]}) == 3
     status, _, text = await nodes[0][1].request(b"GET", b"/dht/owners/a%2Fkey")
-    first = text.decode().split("\r\n")[0]
-    assert first == f"{owners[0][0]['name']} {owners[0][0]['host']}:{owners[0][0]['port']}"
+    assert text.decode() == "".join(f"{o['name']} {o['host']}:{o['port']}\r\n" for o in owners[0])
     assert (await nodes[0][1].request(b"GET", b"/dht/owners/%FF"))[0] == 400
 
 

@@ -66,7 +66,7 @@ async def join(http, seed_service) -> tuple[int, bytes]:
 
 
 async def peers(http) -> list[str]:
-    return sorted((await http.request(b"GET", b"/dht/peers"))[2].decode().split("\r\n"))
+    return sorted((await http.request(b"GET", b"/dht/peers"))[2].decode().splitlines())
 
 
 async def stats(http) -> dict:

@@ -9,6 +9,7 @@ def test_defaults():
     assert (config.port, config.bind, config.advertise, config.name) == (8080, "127.0.0.1", "127.0.0.1", "127.0.0.1:8080")
     assert (config.replicas, config.read_quorum, config.write_quorum) == (3, 2, 2)
     assert config.storage == "sqlite" and config.max_value_bytes == 1 << 20
+    assert config.sync == "normal" and " sync=normal " in config.describe()
     assert config.data_dir == "gossipdht-data/127.0.0.1:8080"
 
 
@@ -36,6 +37,8 @@ def test_command_line_wins_over_file_which_wins_over_defaults(tmp_path):
         ({"bind": "0.0.0.0"}, "--advertise"),
         ({"advertise": "::"}, "--advertise"),
         ({"storage": "disk"}, "--storage"),
+        ({"sync": "off"}, "--sync"),
+        ({"sync": "full", "storage": "memory"}, "--sync"),
         ({"replicas": "0"}, "--replicas"),
         ({"read-quorum": "4"}, "--read-quorum"),
         ({"replicas": "5", "write-quorum": "6"}, "--write-quorum"),

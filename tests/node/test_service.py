@@ -14,7 +14,7 @@ import subprocess
 import msgpack
 import pytest
 import pytest_twisted
-from conftest import HTTP, TOKENS, node_config
+from conftest import HTTP, TOKENS, node_config, start_node
 from tls import cluster_pki, self_signed
 from twisted.logger import capturedLogs, formatEvent
 
@@ -130,7 +130,7 @@ async def test_with_tokens_a_request_without_a_known_one_is_401_but_health_is_op
     status, headers, body = await http.request(b"GET", b"/db/k", headers={b"authorization": [b"Bearer n0t-a-token"]})
     assert (status, body) == (401, b"unknown API token\n")
     assert headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="gossipdht"']
-    assert (await http.request(b"GET", b"/health"))[::2] == (200, b"OK")
+    assert (await http.request(b"GET", b"/health"))[::2] == (200, b"OK\n")
     assert (await http.request(b"HEAD", b"/health"))[0] == 200
 
 
@@ -326,3 +326,17 @@ async def test_three_nodes_with_mutual_tls_join_and_replicate_and_one_without_a_
         await anonymous.cluster.join(seed)
     assert refused.value.code == 403 and str(refused.value).endswith(REFUSAL)
     assert a.cluster.peers() == ["a", "b", "c"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_with_sync_full_commits_with_synchronous_full(tmp_path):
+    from twisted.internet import reactor
+
+    service = start_node(tmp_path, storage="sqlite", sync="full")
+    try:
+        http = HTTP(reactor, service.ports[0].getHost().port)
+        assert (await http.request(b"PUT", b"/db/k", b"v"))[0] == 204
+        assert (await http.request(b"GET", b"/db/k"))[::2] == (200, b"v")
+        assert service.store._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        await service.stopService()

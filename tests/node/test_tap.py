@@ -17,6 +17,15 @@ def test_options_parse_repeated_join_and_end_with_one_line_on_error(tmp_path):
     assert e.value.code == "gossipdht: --replicas: 'x' is not a whole number"
 
 
+def test_sync_reaches_the_config_and_a_bad_one_is_one_line(tmp_path):
+    options = Options()
+    options.parseOptions(["--sync", "full", "-d", str(tmp_path)])
+    assert options.node_config.sync == "full"
+    with pytest.raises(StartupError) as e:
+        Options().parseOptions(["--sync", "fsync"])
+    assert e.value.code == "gossipdht: --sync: 'fsync' is not one of normal, full"
+
+
 def test_listen_is_repeatable_and_wins_over_the_config_file(tmp_path):
     config = tmp_path / "node.toml"
     config.write_text('listen = ["tcp:7000"]\nport = 9001\n')

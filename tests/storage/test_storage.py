@@ -131,6 +131,21 @@ def test_sqlite_uses_wal(tmp_path):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.parametrize("sync, synchronous", [("normal", 1), ("full", 2)])
+def test_sqlite_sync_sets_synchronous_on_every_connection(tmp_path, sync, synchronous):
+    s = open_store("sqlite", str(tmp_path), sync)
+    connections = (s._writer, s._checkpointer, s._db, s._scanner)
+    assert [db.execute("PRAGMA synchronous").fetchone()[0] for db in connections] == [synchronous] * 4
+    s.write([("a", rec(1))])  # FULL: SQLite syncs the WAL in this commit
+    assert s.get("a") == rec(1)
+    s.close()
+
+
+def test_sqlite_refuses_an_unknown_sync(tmp_path):
+    with pytest.raises(ValueError, match="sync 'off' is not one of normal, full"):
+        open_store("sqlite", str(tmp_path), "off")
+
+
 def test_large_values_keep_one_blob_per_record_and_none_after(tmp_path):
     from gossipdht.storage.sqlite import INLINE_BYTES
 

@@ -22,6 +22,7 @@ from gossipdht.tools.bench import (
     build_report,
     etcd,
     format_table,
+    operations,
     parse_loader,
     parse_wrk,
     postal_data,
@@ -275,6 +276,23 @@ def test_without_wrk_the_command_says_so_and_exits_2(monkeypatch, capsys):
     monkeypatch.setattr(cli, "run", lambda *args: pytest.fail("ran without wrk"))
     assert cli.main(["--quick"]) == 2
     assert capsys.readouterr().err.strip() == "wrk not found: apt-get install wrk"
+
+
+def test_the_sync_full_put_row_stands_before_etcds_and_writes_to_the_full_sync_cluster(monkeypatch, tmp_path):
+    import gossipdht.tools.bench as bench
+    from gossipdht.tools.nodeprocess import NodeProcess
+
+    clusters = {name: [NodeProcess(tmp_path / name / str(i), port=9000 + 10 * n + i) for i in range(3)]
+                for n, name in enumerate(("cluster", "postal", "full"))}
+    settings = Settings(rounds=1, seconds=1, warmup=1, preload=10, data=tmp_path / "none.tsv")
+    ops = operations(settings, tmp_path, {"bare": 1, "quiet": 2, "klein": 3}, clusters["cluster"],
+                     clusters["postal"], tmp_path / "postal.tsv", Unavailable("no etcd"), clusters["full"])
+    names = [op.name for op in ops]
+    assert names[names.index("etcd PUT") - 1] == "PUT (sync full)"
+    urls = []
+    monkeypatch.setattr(bench, "warmed", lambda url, script, *args, **kwargs: urls.append((url, script)))
+    ops[names.index("PUT (sync full)")].measure(1)
+    assert urls == [(clusters["full"][0].url("/db/"), "put.lua")]
 
 
 # -- etcd, the reference ------------------------------------------------------------------------

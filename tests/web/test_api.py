@@ -267,11 +267,26 @@ def deferLater(reactor, seconds):
 
 
 @pytest_twisted.ensureDeferred
-async def test_peers_and_health(node, http):
+async def test_peers_and_health_end_with_a_line_break(node, http):
     status, _, body = await http.request(b"GET", b"/dht/peers")
-    assert (status, body) == (200, b"test-node")
+    assert (status, body) == (200, b"test-node\r\n")
     status, _, body = await http.request(b"GET", b"/health")
-    assert (status, body) == (200, b"OK")
+    assert (status, body) == (200, b"OK\n")
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("path", [b"/dht/members", b"/dht/stats", b"/dht/ring", b"/dht/owners/k?format=json",
+                                  b"/dht/transfers?format=json"])
+async def test_json_answers_end_with_a_line_break(http, path):
+    status, _, body = await http.request(b"GET", path)
+    assert status == 200 and body.endswith(b"\n") and json.loads(body) is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_owners_as_text_is_one_member_a_line(node, http):
+    status, _, body = await http.request(b"GET", b"/dht/owners/k")
+    port = node.ports[0].getHost().port
+    assert (status, body) == (200, b"test-node 127.0.0.1:%d\r\n" % port)
 
 
 @pytest_twisted.ensureDeferred

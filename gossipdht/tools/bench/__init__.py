@@ -57,6 +57,7 @@ QUIET_SECONDS = 60.0
 ERRORS_NOTE = f"! more than {ERROR_LIMIT:.0%} of the requests failed"
 UNITS_NOTE = (f"postal PUT: rows/s, one row per PUT, {POSTAL_THREADS} threads x {CONNECTIONS // POSTAL_THREADS} "
               "connections on nodes 1, 2, 3, 1, cycling over the rows; postal load: keys/s as the loader reports them; "
+              "PUT (sync full): a third N=3 cluster with --sync full (each commit fsynced, as etcd's writes are); "
               "etcd: 3 members with etcd's defaults (a write fsynced by a quorum, linearizable reads), "
               "driven through member 1 as PUT and GET are through node 1")
 
@@ -460,11 +461,12 @@ def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[i
 
 def operations(settings: Settings, scratch: Path, references: dict[str, int], cluster: Sequence[NodeProcess],
                postal_cluster: Sequence[NodeProcess], postal: Path,
-               etcd_port: Union[int, Unavailable]) -> list[Operation]:
+               etcd_port: Union[int, Unavailable], full_sync_cluster: Sequence[NodeProcess]) -> list[Operation]:
     """The rows of the table, in order; the first one is A.  ``references`` are the
-    ports of the reference servers by kind (``start_baseline``)."""
+    ports of the reference servers by kind (``start_baseline``); ``full_sync_cluster``
+    runs with ``--sync full``, an fsync per commit, as etcd makes one per write."""
     base, quiet, klein = (f"http://{HOST}:{references[kind]}" for kind in ("bare", "quiet", "klein"))
-    node1, postal1 = cluster[0], postal_cluster[0]
+    node1, postal1, full1 = cluster[0], postal_cluster[0], full_sync_cluster[0]
     postal_env = {"BENCH_NODES": " ".join(f"{n.host}:{n.port}" for n in postal_cluster)}
 
     def postal_args(phase: str) -> list[str]:
@@ -499,6 +501,8 @@ def operations(settings: Settings, scratch: Path, references: dict[str, int], cl
         Operation("PUT", lambda r: warmed(node1.url("/db/"), "put.lua", settings, r, lambda p: [f"bench-{p}"])),
         Operation("GET", lambda r: warmed(node1.url("/db/"), "get.lua", settings, r,
                                           lambda p: [str(settings.preload)])),
+        Operation("PUT (sync full)", lambda r: warmed(full1.url("/db/"), "put.lua", settings, r,
+                                                      lambda p: [f"bench-{p}"])),
         Operation("etcd PUT", etcd_put),
         Operation("etcd GET", lambda r: on_etcd(lambda p: ["get", str(settings.preload)], r)),
         Operation("postal PUT (N=2)", lambda r: warmed(postal1.url("/"), "load.lua", settings, r, postal_args,
@@ -524,19 +528,21 @@ def measure_rounds(ops: Sequence[Operation], rounds: int, progress: Callable[[st
 
 
 def run(settings: Settings, scratch: Path, progress: Callable[[str], None] = lambda message: None) -> dict:
-    """Start the baseline server and both clusters in ``scratch``, measure, stop
+    """Start the baseline server and the three clusters in ``scratch``, measure, stop
     everything; the report."""
     with ExitStack() as stack:
         postal = postal_data(settings.data, scratch)
-        progress("starting the reference servers and two 3-node clusters")
+        progress("starting the reference servers and three 3-node clusters")
         references = {kind: start_baseline(stack, scratch, kind, settings.preload) for kind in ("bare", "quiet", "klein")}
         cluster = start_cluster(stack, scratch / "cluster", replicas=3)
         postal_cluster = start_cluster(stack, scratch / "postal-cluster", replicas=2)
+        full_sync_cluster = start_cluster(stack, scratch / "full-sync-cluster", replicas=3,
+                                          options=lambda node: ("--sync", "full"))
         progress(f"preloading {settings.preload:,} keys")
         preload(cluster, settings.preload)
         progress(f"starting etcd, {etcd.MEMBERS} members, with the same keys")
         etcd_port = start_etcd_preloaded(stack, scratch, settings.preload)
-        ops = operations(settings, scratch, references, cluster, postal_cluster, postal, etcd_port)
+        ops = operations(settings, scratch, references, cluster, postal_cluster, postal, etcd_port, full_sync_cluster)
         rows = measure_rounds(ops, settings.rounds, progress)
     return build_report(rows, _meta(settings, postal))
 

@@ -1,5 +1,6 @@
-"""``python -m gossipdht.tools.bench``: start a bare twisted.web server and two local 3-node
-gossipdht clusters, drive them with ``wrk``, and print one table (or ``--json``).
+"""``python -m gossipdht.tools.bench``: start a bare twisted.web server and three local 3-node
+gossipdht clusters (one with ``--sync full``), drive them with ``wrk``, and print one table
+(or ``--json``).
 ``--scale`` measures instead how single-key rates hold from 100,000 to 1,000,000 stored
 keys and what adding a fourth node moves; ``--idle`` what an idle 10-node cluster costs;
 ``--security`` and ``--metrics`` what those cost."""
@@ -20,7 +21,7 @@ from gossipdht.tools.bench.metrics import format_metrics, run_metrics
 from gossipdht.tools.bench.scale import format_idle, format_scale, idle, scale
 from gossipdht.tools.bench.security import format_security, run_security
 
-DESCRIPTION = ("Start a bare twisted.web server and two local 3-node gossipdht clusters, "
+DESCRIPTION = ("Start a bare twisted.web server and three local 3-node gossipdht clusters, "
                "drive them with wrk and print one table.")
 FULL = {"rounds": 3, "seconds": 10, "warmup": 2, "preload": 100_000, "large": 1_000_000, "idle": 30}
 QUICK = {"rounds": 1, "seconds": 3, "warmup": 1, "preload": 10_000, "large": 100_000, "idle": 10}

@@ -28,7 +28,7 @@ def peers(node: NodeProcess) -> list[str]:
         status, _, body = node.request("GET", "/dht/peers", timeout=2.0)
     except OSError:
         return []
-    return body.decode().split("\r\n") if status == 200 else []
+    return body.decode().splitlines() if status == 200 else []
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> float:

@@ -42,10 +42,19 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> float:
 
 
 def join(node: NodeProcess, seed: NodeProcess, timeout: float = 30) -> None:
-    """``POST /dht/join``, which answers once the node holds its share of the data."""
-    status, _, body = node.request("POST", "/dht/join", f"{seed.host}:{seed.port}".encode(), timeout=timeout)
-    if status != 200:
-        raise RuntimeError(f"join of {node.port} through {seed.port}: {status} {body.decode().strip()}")
+    """``POST /dht/join``, which answers once the node holds its share of the data.
+
+    A node restarted on a data directory of its own rejoins the members it knew at
+    start-up, and meanwhile answers 409 to another join: it is asked again until then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = node.request("POST", "/dht/join", f"{seed.host}:{seed.port}".encode(), timeout=timeout)
+        if status == 409 and b"already in progress" in body and time.monotonic() < deadline:
+            time.sleep(POLL)
+            continue
+        if status != 200:
+            raise RuntimeError(f"join of {node.port} through {seed.port}: {status} {body.decode().strip()}")
+        return
 
 
 def start_nodes(directory: str, count: int, args: Sequence[str], first_port: int = 0) -> list[NodeProcess]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from gossipdht.membership.broadcasts import BroadcastQueue
+from gossipdht.membership.candidates import Candidates
 from gossipdht.membership.clockoffsets import ClockOffsets
 from gossipdht.membership.lifeguard import LocalHealth, Suspicion
 from gossipdht.membership.member import (
@@ -88,16 +89,6 @@ class _Probe:
 
 
 @dataclass
-class _Candidate:
-    """A member named in an ``Alive``, not taken on until it answers a ping from its address."""
-
-    update: Alive
-    nonce: int  # the ping's seq, which the ack must carry
-    next_ping: float
-    expires_at: float
-
-
-@dataclass
 class _Relay:
     """A ping-req this node carries out for another member."""
 
@@ -140,8 +131,7 @@ class Membership:
         self._probe_order: list[str] = []
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
-        self._candidates: dict[tuple[str, str, int], _Candidate] = {}  # by (name, host, port), oldest first
-        self._verifying: dict[int, tuple[str, str, int]] = {}  # candidate by nonce
+        self._candidates = Candidates()
         self._gossip_order: list[str] = []
         self._checksum = 0
         self._contributions: dict[str, int] = {}
@@ -198,7 +188,7 @@ class Membership:
         deadlines.extend(p.end_at if p.indirect else p.timeout_at for p in self._probes.values())
         deadlines.extend(r.expires_at if r.nacked else r.nack_at for r in self._relays.values())
         deadlines.extend(s.deadline for s in self._suspicions.values())
-        deadlines.extend(min(c.next_ping, c.expires_at) for c in self._candidates.values())
+        deadlines.extend(self._candidates.deadlines())
         # A deadline already past (gossip waiting for news) means "now", not a stall.
         self._last_deadline = max(self._now, min(deadlines))
         return self._last_deadline
@@ -363,12 +353,10 @@ class Membership:
         if relay is not None:
             self._send(out, relay.requester, [pack_message(Ack(relay.seq, _wall_ms(now)))])
             return
-        key = self._verifying.get(seq)
-        if key is not None and source == key[1:]:  # from the claimed address, not just anyone's
-            del self._verifying[seq]
-            candidate = self._candidates.pop(key)
+        verified = self._candidates.answered(seq, source)
+        if verified is not None:
             self.stats.candidates_verified += 1
-            self._apply(now, candidate.update, None)
+            self._apply(now, verified, None)
 
     def _apply(self, now: float, update: Message, room: Optional[int]) -> None:
         """``room``: how many unverified members may wait as candidates; None for an
@@ -554,34 +542,23 @@ class Membership:
 
     def _add_candidate(self, now: float, update: Alive, room: int) -> None:
         """Wait for ``update``'s member to answer; once ``room`` wait, the oldest makes way."""
-        key = (update.name, update.host, update.port)
-        waiting = self._candidates.get(key)
-        if waiting is not None:
-            if update.incarnation > waiting.update.incarnation:
-                waiting.update = update
+        if self._candidates.waiting(update):
             return
-        if len(self._candidates) >= room:
-            self._drop_candidate(next(iter(self._candidates)))
         # Unique and above every probe's seq (the counter), and not to be guessed by whoever
         # would forge the answer from the claimed address (the random part).
         nonce = self._next_seq() << 32 | self._rng.getrandbits(32)
-        self._candidates[key] = _Candidate(update, nonce, now, now + self.config.verify_window)
-        self._verifying[nonce] = key
-
-    def _drop_candidate(self, key: tuple[str, str, int]) -> None:
-        del self._verifying[self._candidates.pop(key).nonce]
-        self.stats.candidates_dropped += 1
+        if self._candidates.add(update, nonce, now, now + self.config.verify_window, room):
+            self.stats.candidates_dropped += 1
 
     def _tick_candidates(self, now: float, out: list[Outgoing]) -> None:
-        for key, candidate in list(self._candidates.items()):
-            if now >= candidate.expires_at:
-                self._drop_candidate(key)
-            elif now >= candidate.next_ping:
-                candidate.next_ping = now + self.config.probe_timeout  # as long as a probe waits for its ack
-                update = candidate.update
-                # Nothing piggybacked: the address may be anyone's, and our news is not for them.
-                self._send(out, (update.host, update.port), [pack_message(Ping(candidate.nonce, update.name))],
-                           piggyback=False)
+        expired, due = self._candidates.due(now)
+        self.stats.candidates_dropped += expired
+        for candidate in due:
+            candidate.next_ping = now + self.config.probe_timeout  # as long as a probe waits for its ack
+            update = candidate.update
+            # Nothing piggybacked: the address may be anyone's, and our news is not for them.
+            self._send(out, (update.host, update.port), [pack_message(Ping(candidate.nonce, update.name))],
+                       piggyback=False)
 
     def _tick_relays(self, now: float, out: list[Outgoing]) -> None:
         for seq, relay in list(self._relays.items()):

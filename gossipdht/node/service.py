@@ -151,7 +151,6 @@ class NodeService(MultiService):
                       # With mutual TLS a call from another node shows a certificate of the cluster's CA.
                       self.tls.admit if self.tls.mutual else None, config.metrics)
         self.site = api.site(self.tokens)
-        self.rpc_server = api.rpc
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster
             self.snapshot = Snapshot(os.path.join(config.data_dir, "members.json"), self._other_members, reactor)
@@ -341,7 +340,7 @@ class NodeService(MultiService):
             await self.udp.stopListening()
         for port in self.ports:
             await port.stopListening()
-        self.rpc_server.close()
+        self.api.rpc.close()
         self.rpc.close()
         if self.snapshot is not None:
             self.snapshot.write()

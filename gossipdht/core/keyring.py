@@ -115,14 +115,21 @@ class Keyring:
         nonce = self._random_bytes(NONCE_BYTES)
         return bytes([SEALED]) + nonce + self._ciphers[self._keys[0]].encrypt(nonce, data, aad)
 
+    def holds(self, key: bytes) -> bool:
+        return key in self._ciphers
+
     def open(self, sealed: bytes, aad: bytes) -> bytes:
         """The message ``seal`` sealed with any installed key and the same ``aad``."""
+        return self.open_with_key(sealed, aad)[0]
+
+    def open_with_key(self, sealed: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        """The message, as ``open`` gives it, and the installed key that opened it."""
         if len(sealed) < OVERHEAD or sealed[0] != SEALED:
             raise Unopened("not a sealed message")
         nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
         for key in self._keys:
             try:
-                return self._ciphers[key].decrypt(nonce, body, aad)
+                return self._ciphers[key].decrypt(nonce, body, aad), key
             except InvalidTag:
                 continue
         raise Unopened("no installed key opens it")

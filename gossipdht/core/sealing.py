@@ -69,10 +69,14 @@ class Sealing:
 
     def open_sealed(self, data: bytes, purpose: bytes) -> bytes:
         """What was sealed for ``purpose``; Refused if this node cannot open it, or it is not sealed."""
+        return self.open_sealed_with_key(data, purpose)[0]
+
+    def open_sealed_with_key(self, data: bytes, purpose: bytes) -> tuple[bytes, bytes]:
+        """What ``open_sealed`` gives, and the key of the keyring that opened it."""
         if self.keyring is None:
             raise Refused(NO_KEYRING, "it is sealed, and this node has no keyring")
         try:
-            return self.keyring.open(data, self._aad(purpose))
+            return self.keyring.open_with_key(data, self._aad(purpose))
         except Unopened:
             raise Refused(NO_KEY_OPENS, "no key installed here opens it: the keyrings or the "
                                         "cluster names differ") from None

@@ -15,9 +15,10 @@ unknown method, the code of a ``Refusal``, 500 for a failure of the handler.
 With a keyring, the connection is sealed.  The client's request carries a random nonce
 sealed with its primary key (``Gossipdht-Hello``): a server that cannot open it answers
 403 with one line saying why, before any frame.  The server's 101 carries a nonce of its
-own (``Gossipdht-Challenge``), and every frame is then sealed with the keyring, bound to
-both nonces, its direction and its place in the stream: a frame replayed, reordered, or
-taken from another connection does not open, and ends the connection.
+own (``Gossipdht-Challenge``), and every frame is then sealed with keys derived from the
+hello's key and both nonces (``core.session``): a frame replayed, reordered, or taken from
+another connection does not open, and ends the connection, as does the removal of the
+hello's key from the keyring.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ from gossipdht.core import media
 from gossipdht.core.address import Address
 from gossipdht.core.batches import BATCH_BYTES
 from gossipdht.core.errors import PeerError, Refusal
+from gossipdht.core.keyring import Unopened
 from gossipdht.core.sealing import REASONS, Refused, Sealing
+from gossipdht.core.session import Session
 from gossipdht.net.idempotent import once_more
 from gossipdht.net.messages import BadMessage
 
@@ -85,24 +88,6 @@ class _Plain:
         return frame
 
 
-class _Sealed:
-    """The frames of one sealed connection: each is bound to the connection's two nonces,
-    its direction and its number, so that it opens only where and when it was sent."""
-
-    def __init__(self, sealing: Sealing, client_nonce: bytes, server_nonce: bytes, client: bool) -> None:
-        self._keyring = sealing.keyring
-        prefix = sealing.cluster.encode() + b"\0rpc" + client_nonce + server_nonce
-        self._out, self._in = (prefix + b">", prefix + b"<") if client else (prefix + b"<", prefix + b">")
-        self._sent = itertools.count()
-        self._received = itertools.count()
-
-    def seal(self, frame: bytes) -> bytes:
-        return self._keyring.seal(frame, self._out + next(self._sent).to_bytes(8, "big"))
-
-    def open(self, frame: bytes) -> bytes:
-        return self._keyring.open(frame, self._in + next(self._received).to_bytes(8, "big"))
-
-
 #: ``endpoint(host, port)``: how a connection to a peer is made.
 Endpoints = Callable[[str, int], IStreamClientEndpoint]
 
@@ -117,7 +102,7 @@ class _Framed(Int32StringReceiver):
 
     def __init__(self, max_frame_bytes: int) -> None:
         self.MAX_LENGTH = max_frame_bytes
-        self.frames: Union[_Plain, _Sealed] = _Plain()
+        self.frames: Union[_Plain, Session] = _Plain()
 
     def stringReceived(self, frame: bytes) -> None:
         try:
@@ -134,7 +119,12 @@ class _Framed(Int32StringReceiver):
         raise NotImplementedError
 
     def send(self, number: int, head, body: bytes) -> None:
-        self.sendString(self.frames.seal(msgpack.packb([number, head, body], use_bin_type=True)))
+        try:
+            frame = self.frames.seal(msgpack.packb([number, head, body], use_bin_type=True))
+        except Unopened:  # the connection's key was removed: a new connection takes the call
+            self.transport.loseConnection()
+            return
+        self.sendString(frame)
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.transport.loseConnection()
@@ -197,16 +187,18 @@ class RpcResource(Resource):
         refusal = self.admit(request)
         if refusal is not None:
             return self._refuse(request, ADMIT, refusal)
-        frames: Union[_Plain, _Sealed] = _Plain()
+        frames: Union[_Plain, Session] = _Plain()
         extra = b""
         hello = request.getHeader(HELLO)
         try:
             if hello is not None:
-                client_nonce = self.sealing.open_sealed(base64.b64decode(hello, validate=True), _HELLO_PURPOSE)
+                client_nonce, key = self.sealing.open_sealed_with_key(base64.b64decode(hello, validate=True),
+                                                                      _HELLO_PURPOSE)
                 if len(client_nonce) != NONCE_BYTES:
                     raise ValueError
                 server_nonce = os.urandom(NONCE_BYTES)
-                frames = _Sealed(self.sealing, client_nonce, server_nonce, client=False)
+                frames = Session(self.sealing.keyring, key, self.sealing.cluster, client_nonce, server_nonce,
+                                 client=False)
                 extra = CHALLENGE + b": " + base64.b64encode(server_nonce) + b"\r\n"
             else:
                 self.sealing.check_plaintext()
@@ -287,6 +279,7 @@ class _Client(_Framed):
         self._waiting: list[Deferred[_Client]] = []
         self._handshake = b""
         self._nonce = os.urandom(NONCE_BYTES)
+        self._key = b""  # the key that sealed the hello, and so the connection
         self._refusal: Optional[PeerError] = None
 
     def ready(self) -> Deferred[_Client]:
@@ -299,6 +292,7 @@ class _Client(_Framed):
     def connectionMade(self) -> None:
         hello = b""
         if self.sealing.seals:
+            self._key = self.sealing.keyring.primary
             hello = HELLO + b": " + base64.b64encode(self.sealing.seal(self._nonce, _HELLO_PURPOSE)) + b"\r\n"
         self.transport.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s\r\n"
                              % (PATH, self.host, PROTOCOL, hello))
@@ -329,7 +323,8 @@ class _Client(_Framed):
                                           "it has no gossip keyring", status=403)
                 self.transport.loseConnection()
                 return
-            self.frames = _Sealed(self.sealing, self._nonce, server_nonce, client=True)
+            self.frames = Session(self.sealing.keyring, self._key, self.sealing.cluster, self._nonce, server_nonce,
+                                  client=True)
         self.upgraded = True
         waiting, self._waiting = self._waiting, []
         for ready in waiting:

@@ -8,6 +8,7 @@ import random
 import socket
 from dataclasses import replace
 
+import msgpack
 import pytest
 import pytest_twisted
 from conftest import HTTP, eventually, node_config
@@ -183,6 +184,31 @@ async def test_the_internal_endpoint_gives_a_caller_without_the_key_nothing_but_
     assert head.startswith(b"HTTP/1.1 101 ") and b"gossipdht-challenge: " in head.lower() and rest == b""
     refused = (await stats(http))["internal_refused"]
     assert refused == {"plaintext": 1, "malformed": 1, "no_key_opens": 1}
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("removed_by", ["caller", "node called"])
+async def test_a_connection_ends_once_a_rotation_removed_its_key_and_the_next_call_takes_a_new_one(nodes, removed_by):
+    from twisted.internet import reactor
+
+    from gossipdht.core.sealing import Sealing
+    from gossipdht.net.rpc import RpcClient, max_frame_bytes
+
+    service, http = nodes(keys=(OLD, NEW))
+    await http.request(b"PUT", b"/db/k", b"v")
+    caller = Sealing(Keyring([OLD, NEW]), "test")
+    rpc = RpcClient(reactor, max_frame_bytes(1000), caller)
+    address = ("127.0.0.1", service.config.port)
+    try:
+        await rpc.call(address, "read", msgpack.packb(["k"]), 5)
+        sealed_with_old = rpc._clients[address]
+        for keyring in (caller.keyring, service.sealing.keyring):
+            keyring.use(NEW)
+        (caller if removed_by == "caller" else service.sealing).keyring.remove(OLD)
+        assert msgpack.unpackb(await rpc.call(address, "read", msgpack.packb(["k"]), 5))[0] is not None
+        assert rpc._clients[address] is not sealed_with_old
+    finally:
+        rpc.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -7,6 +7,7 @@ every other path (``RestAPI``); the site picks one of the two by path (``request
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Optional
 
 from twisted.internet.defer import Deferred
@@ -40,14 +41,14 @@ class KeyResource(Resource):
         self.metrics = metrics
 
     def render(self, request: IRequest):
-        if self.metrics is not None:  # before the answer, which may come at once
-            self.metrics.watch(request, KEY_OPERATIONS.get(request.method, "other"))
+        started = perf_counter()
         try:
             answer = self._start(request)
         except ClientError as e:
-            return plain(request, e.code, str(e))
+            return self._observed(plain(request, e.code, str(e)), request, started)
         request.notifyFinish().addErrback(lambda _: answer.cancel())  # the client went away
-        answer.addCallbacks(self._answered, self._failed, callbackArgs=(request,), errbackArgs=(request,))
+        answer.addCallbacks(self._answered, self._failed, callbackArgs=(request, started),
+                            errbackArgs=(request, started))
         return NOT_DONE_YET
 
     def _start(self, request: IRequest) -> Deferred:
@@ -66,15 +67,21 @@ class KeyResource(Resource):
             written = self.coordinator.put(key, value, content_type, w)
         return written.addCallback(_written, request)
 
-    @staticmethod
-    def _answered(body: bytes, request: IRequest) -> None:
+    def _observed(self, body: bytes, request: IRequest, started: float) -> bytes:
+        """``body``, once the request is counted and timed (its answer is written at once)."""
+        if self.metrics is not None:
+            self.metrics.observe(KEY_OPERATIONS.get(request.method, "other"), request.code, perf_counter() - started)
+        return body
+
+    def _answered(self, body: bytes, request: IRequest, started: float) -> None:
         request.write(body)
         request.finish()
+        self._observed(b"", request, started)
 
-    def _failed(self, failure: Failure, request: IRequest) -> None:
+    def _failed(self, failure: Failure, request: IRequest, started: float) -> None:
         body = failed(request, failure, self.log)
-        if body is not None:
-            self._answered(body, request)
+        if body is not None:  # None: the client went away, and the request is not counted
+            self._answered(body, request, started)
 
 
 def _written(record: Record, request: IRequest) -> bytes:

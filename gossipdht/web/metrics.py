@@ -5,7 +5,8 @@ The node's counters stay where they are counted (``DataStats``, the membership c
 shows them; the collector here reads that same dictionary at each scrape and renames its
 entries the Prometheus way, so the two never disagree and the pure cores know nothing
 of Prometheus.  Only what ``/dht/stats`` does not have is kept here: requests served by
-operation and status code, and their latency, observed by the API's resources.
+operation and status code, and their latency, observed by the API's resources and
+counted the same way, read at each scrape.
 
 Each node has a registry of its own, not prometheus_client's global one, so several
 nodes in one process (the tests) do not collide.  The exposition runs in the reactor
@@ -15,20 +16,15 @@ while the reactor changes the dictionaries it reads.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from itertools import accumulate
 from time import perf_counter
 from typing import Callable, Iterable, Iterator
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    GCCollector,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-    disable_created_metrics,
-)
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from twisted.web.iweb import IRequest
 
 from gossipdht.membership.member import State
@@ -91,34 +87,49 @@ INVALID = "invalid"
 
 
 class RequestMetrics:
-    """Requests served by the API, by operation and status code, and their latency by operation."""
+    """Requests served by the API, by operation and status code, and their latency by
+    operation: counted here as plain numbers, read when scraped.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._requests = Counter(PREFIX + "http_requests", "HTTP requests served, by operation and status code.",
-                                 ["operation", "code"], registry=registry)
-        latency = Histogram(PREFIX + "http_request_duration_seconds",
-                            "Time from a request received whole to the end of its answer, by operation.",
-                            ["operation"], buckets=LATENCY_BUCKETS, registry=registry)
-        self._latency = {operation: latency.labels(operation) for operation in OPERATIONS}
-        # labels() takes a lock and builds a key each call: children are looked up here.
-        self._counts: dict[tuple[str, int], Counter] = {}
+    prometheus_client's own Counter and Histogram take a lock for each change and its
+    child a lookup for each label set, and a ``notifyFinish`` Deferred a request costs as
+    much again: 5.6 us a request against 0.2 us for these counts (``timeit``), on a path
+    served in a few hundred microseconds.
+    """
+
+    def __init__(self) -> None:
+        self._codes: dict[tuple[str, int], int] = {}
+        # Per operation, requests by bucket (the last one past every bound), and their sum.
+        self._buckets = {operation: [0] * (len(LATENCY_BUCKETS) + 1) for operation in OPERATIONS}
+        self._seconds = dict.fromkeys(OPERATIONS, 0.0)
+
+    def observe(self, operation: str, code: int, seconds: float) -> None:
+        """A request of ``operation`` answered ``code`` after ``seconds``."""
+        key = (operation, code)
+        self._codes[key] = self._codes.get(key, 0) + 1
+        self._buckets[operation][bisect_left(LATENCY_BUCKETS, seconds)] += 1  # a bound is "at most"
+        self._seconds[operation] += seconds
 
     def watch(self, request: IRequest, operation: str) -> None:
-        """Count and time ``request`` when its answer is finished (not when the client went away)."""
-        request.notifyFinish().addCallbacks(self.served, _gone, callbackArgs=(request, operation, perf_counter()))
+        """Observe ``request`` when its answer is finished (not when the client went away),
+        for the resources that do not observe their answers themselves."""
+        started = perf_counter()
+        request.notifyFinish().addCallbacks(
+            lambda _: self.observe(operation, request.code, perf_counter() - started), lambda _: None)
 
-    def served(self, _: object, request: IRequest, operation: str, started: float) -> None:
-        """A callback of ``notifyFinish``: ``request`` of ``operation`` started at ``started`` is answered."""
-        self._latency[operation].observe(perf_counter() - started)
-        key = (operation, request.code)
-        counter = self._counts.get(key)
-        if counter is None:
-            counter = self._counts[key] = self._requests.labels(operation, str(request.code))
-        counter.inc()
-
-
-def _gone(_: object) -> None:
-    """A request whose client went away: it has no status to count."""
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(PREFIX + "http_requests", "HTTP requests served, by operation and status code.",
+                                       labels=["operation", "code"])
+        for (operation, code), count in sorted(self._codes.items()):
+            requests.add_metric([operation, str(code)], count)
+        yield requests
+        latency = HistogramMetricFamily(PREFIX + "http_request_duration_seconds",
+                                        "Time from a request received whole to the end of its answer, by operation.",
+                                        labels=["operation"])
+        bounds = [floatToGoString(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]
+        for operation in OPERATIONS:
+            latency.add_metric([operation], list(zip(bounds, accumulate(self._buckets[operation]))),
+                               sum_value=self._seconds[operation])
+        yield latency
 
 
 class StatsCollector:
@@ -180,7 +191,8 @@ class Metrics:
         # (``_created``), which Prometheus stores as a gauge: noise.  A switch of the process.
         disable_created_metrics()
         self.registry = CollectorRegistry()
-        self.requests = RequestMetrics(self.registry)
+        self.requests = RequestMetrics()
+        self.registry.register(self.requests)
         self.registry.register(StatsCollector(stats, members))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

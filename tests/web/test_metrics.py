@@ -205,3 +205,24 @@ async def test_openmetrics_on_request_and_the_read_role_with_tokens(token_node):
     assert status == 200
     assert headers.getRawHeaders(b"content-type")[0].startswith(b"application/openmetrics-text; version=1.0.0")
     assert body.endswith(b"# EOF\n")
+
+
+def test_latencies_fall_into_cumulative_buckets_whose_bounds_hold_at_most():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from gossipdht.web.metrics import RequestMetrics
+
+    requests, registry = RequestMetrics(), CollectorRegistry()
+    registry.register(requests)
+    for seconds in (0.0004, 0.001, 0.003, 20.0):  # 0.001 is on a bound: in its bucket
+        requests.observe("put", 204, seconds)
+    requests.observe("get", 404, 0.0002)
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    latency = "gossipdht_http_request_duration_seconds"
+    buckets = {s.labels["le"]: s.value for s in families[latency].samples
+               if s.name == latency + "_bucket" and s.labels["operation"] == "put"}
+    assert (buckets["0.0005"], buckets["0.001"], buckets["0.0025"], buckets["0.005"], buckets["10.0"],
+            buckets["+Inf"]) == (1, 2, 2, 3, 3, 4)
+    assert value(families, latency, latency + "_sum", operation="put") == pytest.approx(20.0044)
+    assert {(s.labels["operation"], s.labels["code"]): s.value for s in families["gossipdht_http_requests"].samples
+            if s.name.endswith("_total")} == {("put", "204"): 4, ("get", "404"): 1}

@@ -256,7 +256,7 @@ def test_the_scale_rates_take_turns_between_the_clusters(monkeypatch):
 
     class Node:
         def __init__(self, port):
-            self.port = port
+            self.port, self.pid = port, None
 
         def url(self, path):
             return f"http://127.0.0.1:{self.port}{path}"
@@ -268,8 +268,12 @@ def test_the_scale_rates_take_turns_between_the_clusters(monkeypatch):
         return Measurement(requests=1000 if ":1/" in url else 700, seconds=1.0)
 
     monkeypatch.setattr(scale, "warmed", warmed)
+    alone = []
+    monkeypatch.setattr(scale, "measure_alone",
+                        lambda system, systems, measure, progress: alone.append(system.name) or measure())
     settings = Settings(rounds=3, seconds=1, warmup=1, preload=10, data=None)
-    small, large = scale.single_key_rates(settings, [(Node(1), 100), (Node(2), 1000)])
+    small, large = scale.single_key_rates(settings, [([Node(1)], 100), ([Node(2)], 1000)])
+    assert alone[:2] == ["cluster of 100 keys"] * 2 and alone[2:4] == ["cluster of 1,000 keys"] * 2
     ports = [(round_, url.split(":")[2][0]) for round_, url, script, _ in calls if script == "put.lua"]
     assert ports == [(1, "1"), (1, "2"), (2, "2"), (2, "1"), (3, "1"), (3, "2")]
     assert ("get.lua", ["1000"]) in [(script, args) for _, url, script, args in calls if ":2/" in url]

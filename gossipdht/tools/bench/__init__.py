@@ -374,13 +374,19 @@ def wrk_version() -> str:
 
 @dataclass(frozen=True)
 class Finished:
-    """A child process run to its end: its exit status, its output, and its CPU time
-    (user + system) over the time it ran (1.0: one core busy)."""
+    """A child process run to its end: its exit status, its output, the CPU time it used
+    (user + system) and the time it ran."""
 
     status: int
     stdout: str
     stderr: str
-    cpu_share: float
+    cpu_seconds: float
+    seconds: float
+
+    @property
+    def cpu_share(self) -> float:
+        """Its CPU time over the time it ran: 1.0 is one core kept busy."""
+        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
 
     def last_line(self) -> str:
         """The last line of stderr, or else of stdout: what went wrong, usually."""
@@ -412,7 +418,7 @@ def run_timed(command: Sequence[str], timeout: float, env: Optional[dict[str, st
         stderr = errors.read()
     if timed_out.is_set():
         raise subprocess.TimeoutExpired(list(command), timeout)
-    return Finished(process.returncode, stdout, stderr, (usage.ru_utime + usage.ru_stime) / ran if ran > 0 else 0.0)
+    return Finished(process.returncode, stdout, stderr, usage.ru_utime + usage.ru_stime, ran)
 
 
 def run_wrk(url: str, script: str, seconds: int, args: Sequence[str] = (), threads: int = 1,
@@ -583,7 +589,7 @@ def start_systems(stack: ExitStack, settings: Settings, scratch: Path, wanted: I
     """The ``wanted`` systems into ``started``: reference servers, clusters (the N=3 one
     preloaded) and etcd (preloaded alike), each stopped when ``stack`` closes."""
     wanted = set(wanted)
-    progress(f"starting {', '.join(sorted(wanted))}")
+    progress(f"starting what the rows drive: {', '.join(sorted(wanted))}")
     for kind in REFERENCES:
         if kind in wanted:
             port, pid = start_baseline(stack, scratch, kind, settings.preload)

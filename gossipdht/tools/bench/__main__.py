@@ -110,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 text = f"{format_metrics(report)}\nreproduce: {settings.command}"
             elif args.check is not None:
                 report = run_check(settings, directory, args.check, progress)
-                text = f"{format_check(report)}\nreproduce: {settings.command}"
+                text = format_check(report)  # the full run's table ends in the command
             elif args.idle:
                 report = idle(IDLE_NODES, args.idle_seconds, directory, progress)
                 text = f"{format_idle(report)}\nreproduce: {settings.command}"

@@ -54,6 +54,7 @@ def format_rows(rows: Sequence[dict], yardstick: str) -> list[str]:
         base = by_name[f"{row['operation'].split(' ', 1)[0]} {yardstick}"]["rate"]
         share = f"{row['rate'] / base:.3f}" if row["rate"] and base else "-"
         rate = f"{row['rate']:,.0f}" if row["rate"] else "-"
-        lines.append(f"{row['operation']:<28} {rate:>9} {share:>13} {row['p50_ms'] or '-':>8} "
-                     f"{row['p99_ms'] or '-':>8} {row['errors']:>7} {generator_cell(row['generator_cpu']):>7}".rstrip())
+        p50, p99 = ("-" if ms is None else f"{ms:.2f}" for ms in (row["p50_ms"], row["p99_ms"]))
+        lines.append(f"{row['operation']:<28} {rate:>9} {share:>13} {p50:>8} {p99:>8} {row['errors']:>7} "
+                     f"{generator_cell(row['generator_cpu']):>7}".rstrip())
     return lines

@@ -48,8 +48,9 @@ META = {"date": "2024-01-02 03:04 UTC", "cores": 2, "python": "3.11.7", "wrk": "
         "seconds": 10, "warmup_seconds": 2, "connections": 16, "command": "python -m gossipdht.tools.bench"}
 
 
-def row(operation: str, rate: float | None, requests: int = 1000, errors: int = 0, note: str = "") -> Row:
-    return Row(operation, rate, 1.5 if rate else None, 9.25 if rate else None, requests, errors, 0, note)
+def row(operation: str, rate: float | None, requests: int = 1000, errors: int = 0, note: str = "",
+        cpu: float | None = None, via: str = "") -> Row:
+    return Row(operation, rate, 1.5 if rate else None, 9.25 if rate else None, requests, errors, 0, note, cpu, via)
 
 
 # -- wrk and loader output --------------------------------------------------------------------
@@ -151,27 +152,31 @@ def table_lines(text: str) -> list[str]:
 
 
 def test_format_table():
-    rows = [row("baseline GET", 12345.6), row("PUT", 5555.5, requests=1000, errors=20),
-            row("GET", 6172.8, requests=1000, errors=3), row("postal load (N=2)", None, note="n/a: no loader")]
+    rows = [row("baseline GET", 12345.6, cpu=0.5), row("PUT", 5555.5, requests=1000, errors=20, cpu=0.14),
+            row("GET", 6172.8, requests=1000, errors=3, cpu=0.81, via="m2 (leader)"),
+            row("postal load (N=2)", None, note="n/a: no loader")]
     text = format_table(build_report(rows, META))
     assert "2024-01-02 03:04 UTC" in text and "2 cores" in text and "Python 3.11.7" in text and "wrk 4.1.0" in text
     assert "3 round(s) of 10 s" in text and "A = 12,346 req/s" in text
     header, base, put, get, load = table_lines(text)
-    assert header.split() == ["operation", "req/s", "p50", "ms", "p99", "ms", "ratio", "errors"]
-    assert base.split() == ["baseline", "GET", "12,346", "1.50", "9.25", "1.00", "A", "0"]
-    assert put.split() == ["PUT", "5,556", "1.50", "9.25", "0.45", "A", "20", "(2.0%)", "!"]
-    assert get.split() == ["GET", "6,173", "1.50", "9.25", "0.50", "A", "3", "(0.3%)"]
+    assert header.split() == ["operation", "req/s", "p50", "ms", "p99", "ms", "ratio", "gen", "CPU", "errors"]
+    assert base.split() == ["baseline", "GET", "12,346", "1.50", "9.25", "1.00", "A", "50%", "0"]
+    assert put.split() == ["PUT", "5,556", "1.50", "9.25", "0.45", "A", "14%", "20", "(2.0%)", "!"]
+    assert get.split() == ["GET", "6,173", "1.50", "9.25", "0.50", "A", "81%", "!", "3", "(0.3%)"]
     assert load.split() == ["postal", "load", "(N=2)", "n/a"]
     ends = {line.rindex(cell) + len(cell) for line, cell in [(header, "ratio"), (base, "1.00 A"), (put, "0.45 A")]}
     assert len(ends) == 1  # right-aligned under the header
     assert "more than 1% of the requests failed" in text
+    assert "the load generator used more than 80% of a core" in text
+    assert "GET: driven through m2 (leader)" in text
     assert "postal load (N=2): n/a: no loader" in text
     assert text.splitlines()[-1] == "reproduce: python -m gossipdht.tools.bench"
 
 
 def test_format_table_without_errors_has_no_error_note():
-    text = format_table(build_report([row("baseline GET", 100.0), row("PUT", 50.0)], META))
+    text = format_table(build_report([row("baseline GET", 100.0, cpu=0.8), row("PUT", 50.0)], META))
     assert "failed" not in text
+    assert "of a core: it may be" not in text and ": driven through" not in text
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -251,7 +256,7 @@ def test_the_scale_rates_take_turns_between_the_clusters(monkeypatch):
 
     class Node:
         def __init__(self, port):
-            self.port = port
+            self.port, self.pid = port, None
 
         def url(self, path):
             return f"http://127.0.0.1:{self.port}{path}"
@@ -263,8 +268,12 @@ def test_the_scale_rates_take_turns_between_the_clusters(monkeypatch):
         return Measurement(requests=1000 if ":1/" in url else 700, seconds=1.0)
 
     monkeypatch.setattr(scale, "warmed", warmed)
+    alone = []
+    monkeypatch.setattr(scale, "measure_alone",
+                        lambda system, systems, measure, progress: alone.append(system.name) or measure())
     settings = Settings(rounds=3, seconds=1, warmup=1, preload=10, data=None)
-    small, large = scale.single_key_rates(settings, [(Node(1), 100), (Node(2), 1000)])
+    small, large = scale.single_key_rates(settings, [([Node(1)], 100), ([Node(2)], 1000)])
+    assert alone[:2] == ["cluster of 100 keys"] * 2 and alone[2:4] == ["cluster of 1,000 keys"] * 2
     ports = [(round_, url.split(":")[2][0]) for round_, url, script, _ in calls if script == "put.lua"]
     assert ports == [(1, "1"), (1, "2"), (2, "2"), (2, "1"), (3, "1"), (3, "2")]
     assert ("get.lua", ["1000"]) in [(script, args) for _, url, script, args in calls if ":2/" in url]
@@ -283,16 +292,19 @@ def test_the_sync_full_put_row_stands_before_etcds_and_writes_to_the_full_sync_c
     from gossipdht.tools.nodeprocess import NodeProcess
 
     clusters = {name: [NodeProcess(tmp_path / name / str(i), port=9000 + 10 * n + i) for i in range(3)]
-                for n, name in enumerate(("cluster", "postal", "full"))}
+                for n, name in enumerate(bench.CLUSTERS)}
     settings = Settings(rounds=1, seconds=1, warmup=1, preload=10, data=tmp_path / "none.tsv")
-    ops = operations(settings, tmp_path, {"bare": 1, "quiet": 2, "klein": 3}, clusters["cluster"],
-                     clusters["postal"], tmp_path / "postal.tsv", Unavailable("no etcd"), clusters["full"])
+    started = bench.Started(ports={"bare": 1, "quiet": 2, "klein": 3}, clusters=clusters)
+    ops = operations(settings, tmp_path, started, tmp_path / "postal.tsv")
     names = [op.name for op in ops]
+    assert names == bench.row_names(settings)
     assert names[names.index("etcd PUT") - 1] == "PUT (sync full)"
     urls = []
     monkeypatch.setattr(bench, "warmed", lambda url, script, *args, **kwargs: urls.append((url, script)))
-    ops[names.index("PUT (sync full)")].measure(1)
-    assert urls == [(clusters["full"][0].url("/db/"), "put.lua")]
+    sync_full = ops[names.index("PUT (sync full)")]
+    sync_full.measure(1)
+    assert urls == [(clusters["full-sync-cluster"][0].url("/db/"), "put.lua")]
+    assert sync_full.system == "full-sync-cluster"
 
 
 # -- etcd, the reference ------------------------------------------------------------------------
@@ -311,8 +323,10 @@ def test_etcd_lua_writes_and_reads_the_keys_python_encodes(tmp_path):
     """etcd's gateway takes base64: the script's encoder must agree with Python's, or the
     PUT row writes other keys and the GET row measures misses (answered 200 all the same)."""
     with ExitStack() as stack:
-        port = start_etcd_preloaded(stack, tmp_path, 50)
-        assert not isinstance(port, Unavailable), port
+        members = start_etcd_preloaded(stack, tmp_path, 50)
+        assert not isinstance(members, Unavailable), members
+        port = etcd.choose(members, "follower")
+        assert port != etcd.choose(members, "leader") == etcd.leader(members)
         assert etcd.value(port, "bench-pre-7") == f"{7:016x}"
         url = f"http://127.0.0.1:{port}"
         written = run_wrk(url, "etcd.lua", 1, ["put", "t-x"])
@@ -329,7 +343,7 @@ def test_reference_servers_start_and_the_klein_dict_holds_the_preloaded_keys(tmp
     from gossipdht.tools.bench import preloaded, start_baseline
 
     with ExitStack() as stack:
-        ports = {kind: start_baseline(stack, tmp_path, kind, 3) for kind in ("bare", "quiet", "klein")}
+        ports = {kind: start_baseline(stack, tmp_path, kind, 3)[0] for kind in ("bare", "quiet", "klein")}
 
         def ask(kind: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
             connection = http.client.HTTPConnection("127.0.0.1", ports[kind], timeout=10)

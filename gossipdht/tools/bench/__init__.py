@@ -2,7 +2,8 @@
 
 ``python -m gossipdht.tools.bench`` (see ``__main__``) starts everything itself, measures each
 operation once per round, rounds interleaved so that a slow minute of the machine hurts
-every operation alike, and reports the median of the rounds, with the rate of a bare
+every operation alike, each alone (every other system of the run paused meanwhile:
+``isolation``), and reports the median of the rounds, with the rate of a bare
 twisted.web server answering a constant (``A``) as the yardstick, and etcd (``etcd``)
 beside it when it is installed.  The ``wrk`` scripts
 (``*.lua``) live next to this module; each prints one ``BENCH {json}`` line when done.
@@ -21,15 +22,19 @@ import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 from gossipdht.tools.bench import etcd
+from gossipdht.tools.bench.isolation import System, alone
 from gossipdht.tools.localcluster import join, peers, wait_for
 from gossipdht.tools.nodeprocess import HOST, NodeProcess, free_port, stop_process
 
@@ -54,12 +59,21 @@ LOADER_FAILED = re.compile(r"(\d+) not stored")
 QUIET_SHARE = 0.10
 QUIET_SAMPLE_SECONDS = 0.5
 QUIET_SECONDS = 60.0
+#: A system resumed after a pause must answer again (a cluster: every node sees every
+#: member alive) within this long, or the round is not measured.
+SETTLE_SECONDS = 30.0
+#: A load generator that uses more of a core than this may be what limits the rate.
+GENERATOR_LIMIT = 0.80
 ERRORS_NOTE = f"! more than {ERROR_LIMIT:.0%} of the requests failed"
+GENERATOR_NOTE = (f"! the load generator used more than {GENERATOR_LIMIT:.0%} of a core: "
+                  "it may be what limits the rate")
 UNITS_NOTE = (f"postal PUT: rows/s, one row per PUT, {POSTAL_THREADS} threads x {CONNECTIONS // POSTAL_THREADS} "
               "connections on nodes 1, 2, 3, 1, cycling over the rows; postal load: keys/s as the loader reports them; "
               "PUT (sync full): a third N=3 cluster with --sync full (each commit fsynced, as etcd's writes are); "
               "etcd: 3 members with etcd's defaults (a write fsynced by a quorum, linearizable reads), "
-              "driven through member 1 as PUT and GET are through node 1")
+              "driven through the member named below, as PUT and GET are through node 1; "
+              "gen CPU: the load generator's own CPU time (user + system) over its run, in % of one core "
+              "(wrk; for postal load, the loader); each row measured alone, every other system paused")
 
 
 class Unavailable(Exception):
@@ -77,11 +91,15 @@ class Settings:
     data: Path
     directory: Optional[Path] = None
     command: str = "python -m gossipdht.tools.bench"
+    #: The etcd member the etcd rows drive: ``leader`` or ``follower`` (``etcd.CHOICES``).
+    etcd_member: str = "leader"
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One run of one operation.  ``errors`` includes ``status_errors`` (status 400 or more)."""
+    """One run of one operation.  ``errors`` includes ``status_errors`` (status 400 or more);
+    ``generator_cpu`` is the load generator's CPU time over its run (1.0: one core busy);
+    ``via`` says which member of the system the run drove, where that needs saying."""
 
     requests: int
     seconds: float
@@ -89,6 +107,8 @@ class Measurement:
     status_errors: int = 0
     p50_ms: Optional[float] = None
     p99_ms: Optional[float] = None
+    generator_cpu: Optional[float] = None
+    via: str = ""
 
     @property
     def rate(self) -> float:
@@ -97,7 +117,8 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Row:
-    """One operation over all rounds: medians of the rounds, errors summed."""
+    """One operation over all rounds: medians of the rounds, errors summed, and each
+    measured round's rate (``rates``)."""
 
     operation: str
     rate: Optional[float]
@@ -107,6 +128,9 @@ class Row:
     errors: int
     status_errors: int
     note: str = ""
+    generator_cpu: Optional[float] = None
+    via: str = ""
+    rates: tuple[float, ...] = ()
 
     @property
     def error_share(self) -> float:
@@ -117,11 +141,17 @@ class Row:
         return self.error_share > ERROR_LIMIT
 
 
+def generator_flagged(share: Optional[float]) -> bool:
+    return share is not None and share > GENERATOR_LIMIT
+
+
 @dataclass(frozen=True)
 class Operation:
-    """One benchmark row: a name and how to measure it."""
+    """One benchmark row: a name, the system it drives (a name of ``Started.systems``) and
+    how to measure it in a round."""
 
     name: str
+    system: str
     measure: Callable[[int], Measurement]
 
 
@@ -159,6 +189,14 @@ def _median(values: Sequence[Optional[float]]) -> Optional[float]:
     return statistics.median(known) if known else None
 
 
+def _vias(measured: Sequence[Measurement]) -> str:
+    """The one ``via`` of every round, or each with the rounds it held in."""
+    vias = [m.via for m in measured]
+    if len(set(vias)) == 1:
+        return vias[0]
+    return ", ".join(f"{via} in {vias.count(via)} of {len(vias)} rounds" for via in dict.fromkeys(vias) if via)
+
+
 def aggregate(operation: str, results: Sequence[Union[Measurement, Unavailable]]) -> Row:
     """Each metric's median over the rounds that measured it; rounds that could not are noted."""
     measured = [r for r in results if isinstance(r, Measurement)]
@@ -175,6 +213,9 @@ def aggregate(operation: str, results: Sequence[Union[Measurement, Unavailable]]
         errors=sum(m.errors for m in measured),
         status_errors=sum(m.status_errors for m in measured),
         note=note,
+        generator_cpu=_median([m.generator_cpu for m in measured]),
+        via=_vias(measured),
+        rates=tuple(m.rate for m in measured),
     )
 
 
@@ -194,16 +235,21 @@ def build_report(rows: Sequence[Row], meta: dict) -> dict:
 
 # -- the table ---------------------------------------------------------------------------------------
 
-COLUMNS = ("operation", "req/s", "p50 ms", "p99 ms", "ratio", "errors")
+COLUMNS = ("operation", "req/s", "p50 ms", "p99 ms", "ratio", "gen CPU", "errors")
 
 
 def _number(value: Optional[float], digits: int) -> str:
     return "" if value is None else f"{value:,.{digits}f}"
 
 
+def generator_cell(share: Optional[float]) -> str:
+    """The load generator's CPU share of a core, ``!`` after it when over ``GENERATOR_LIMIT``."""
+    return "" if share is None else f"{share:.0%}" + (" !" if generator_flagged(share) else "")
+
+
 def _cells(row: dict) -> tuple[str, ...]:
     if row["rate"] is None:
-        return (row["operation"], "n/a", "", "", "", "")
+        return (row["operation"], "n/a", "", "", "", "", "")
     errors = f"{row['errors']:,}"
     if row["errors"]:
         errors += f" ({row['error_share']:.1%})"
@@ -211,7 +257,7 @@ def _cells(row: dict) -> tuple[str, ...]:
         errors += " !"
     ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f} A"
     return (row["operation"], _number(row["rate"], 0), _number(row["p50_ms"], 2),
-            _number(row["p99_ms"], 2), ratio, errors)
+            _number(row["p99_ms"], 2), ratio, generator_cell(row["generator_cpu"]), errors)
 
 
 def format_table(report: dict) -> str:
@@ -233,6 +279,9 @@ def format_table(report: dict) -> str:
     lines.append(f"notes: {UNITS_NOTE}")
     if any(row["flagged"] for row in report["rows"]):
         lines.append(f"  {ERRORS_NOTE}")
+    if any(generator_flagged(row["generator_cpu"]) for row in report["rows"]):
+        lines.append(f"  {GENERATOR_NOTE}")
+    lines += [f"  {row['operation']}: driven through {row['via']}" for row in report["rows"] if row["via"]]
     lines += [f"  {row['operation']}: {row['note']}" for row in report["rows"] if row["note"]]
     lines.append(f"reproduce: {meta['command']}")
     return "\n".join(lines)
@@ -323,40 +372,88 @@ def wrk_version() -> str:
     return match.group(1) if match else "unknown"
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A child process run to its end: its exit status, its output, the CPU time it used
+    (user + system) and the time it ran."""
+
+    status: int
+    stdout: str
+    stderr: str
+    cpu_seconds: float
+    seconds: float
+
+    @property
+    def cpu_share(self) -> float:
+        """Its CPU time over the time it ran: 1.0 is one core kept busy."""
+        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    def last_line(self) -> str:
+        """The last line of stderr, or else of stdout: what went wrong, usually."""
+        tail = (self.stderr or self.stdout).strip().splitlines()
+        return tail[-1] if tail else "no output"
+
+
+def run_timed(command: Sequence[str], timeout: float, env: Optional[dict[str, str]] = None) -> Finished:
+    """Run ``command`` to its end, reaped with ``os.wait4`` for the CPU time it used;
+    ``subprocess.TimeoutExpired`` once it ran over ``timeout`` (it is killed)."""
+    started = time.monotonic()
+    timed_out = threading.Event()
+    # stderr to a file: two pipes read one after the other could fill and block the child.
+    with tempfile.TemporaryFile("w+") as errors, subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True, env=env) as process:
+        killer = threading.Timer(timeout, lambda: (timed_out.set(), process.kill()))
+        killer.start()
+        try:
+            stdout = process.stdout.read()
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            killer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        ran = time.monotonic() - started
+        errors.seek(0)
+        stderr = errors.read()
+    if timed_out.is_set():
+        raise subprocess.TimeoutExpired(list(command), timeout)
+    return Finished(process.returncode, stdout, stderr, usage.ru_utime + usage.ru_stime, ran)
+
+
 def run_wrk(url: str, script: str, seconds: int, args: Sequence[str] = (), threads: int = 1,
             env: Optional[dict[str, str]] = None) -> Measurement:
-    """One ``wrk --latency`` run with one of our scripts; Unavailable when wrk fails."""
+    """One ``wrk --latency`` run with one of our scripts, and wrk's own CPU share;
+    Unavailable when wrk fails."""
     command = ["wrk", f"-t{threads}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
                "-s", str(SCRIPTS / script), url, "--", *args]
     try:
-        run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60,
-                             env={**os.environ, **(env or {})})
-        return parse_wrk(run.stdout)
+        run = run_timed(command, seconds + 60, {**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         raise Unavailable(f"wrk ran over {seconds + 60} s") from None
+    try:
+        return replace(parse_wrk(run.stdout), generator_cpu=run.cpu_share)
     except ValueError:
-        tail = (run.stderr or run.stdout).strip().splitlines()
-        raise Unavailable(f"wrk (status {run.returncode}): {tail[-1] if tail else 'no output'}") from None
+        raise Unavailable(f"wrk (status {run.status}): {run.last_line()}") from None
 
 
 def run_loader(path: Path, node: NodeProcess) -> Measurement:
-    """``python -m gossipdht load FILE --node HOST:PORT``, timed by the loader itself."""
+    """``python -m gossipdht load FILE --node HOST:PORT``, timed by the loader itself,
+    and the loader's CPU share."""
     command = [sys.executable, "-m", "gossipdht", "load", str(path), "--node", f"{node.host}:{node.port}"]
     try:
-        run = subprocess.run(command, capture_output=True, text=True, timeout=LOADER_TIMEOUT)
+        run = run_timed(command, LOADER_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise Unavailable(f"the loader ran over {LOADER_TIMEOUT:.0f} s") from None
     try:
-        return parse_loader(run.stdout)
+        return replace(parse_loader(run.stdout), generator_cpu=run.cpu_share)
     except ValueError:
-        tail = (run.stderr or run.stdout).strip().splitlines()
-        raise Unavailable(f"python -m gossipdht load exited with status {run.returncode}: "
-                          f"{tail[-1] if tail else 'no output'}") from None
+        raise Unavailable(f"python -m gossipdht load exited with status {run.status}: {run.last_line()}") from None
 
 
-def start_baseline(stack: ExitStack, directory: Path, kind: str = "bare", keys: int = 0) -> int:
+def start_baseline(stack: ExitStack, directory: Path, kind: str = "bare", keys: int = 0) -> tuple[int, int]:
     """A reference server (``baseline.py``: ``bare``, ``quiet`` or ``klein`` holding the
-    first ``keys`` preloaded keys) in a child process, answering on the returned port."""
+    first ``keys`` preloaded keys) in a child process: the port it answers on, its pid."""
     port = free_port()
     log = stack.enter_context(open(directory / f"baseline-{kind}.log", "wb"))
     process = subprocess.Popen([sys.executable, "-m", "gossipdht.tools.bench.baseline", str(port), kind, str(keys)],
@@ -367,7 +464,7 @@ def start_baseline(stack: ExitStack, directory: Path, kind: str = "bare", keys: 
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the {kind} reference server did not start; see {directory / f'baseline-{kind}.log'}")
         time.sleep(0.05)
-    return port
+    return port, process.pid
 
 
 def _answers(port: int) -> bool:
@@ -430,6 +527,107 @@ def _post_batch(node: NodeProcess, items: list[tuple[str, str]]) -> None:
         raise RuntimeError(f"preloading through port {node.port}: {status} {answer[:300]!r}")
 
 
+# -- the systems, each measured alone ------------------------------------------------------------
+
+REFERENCES = ("bare", "quiet", "klein")
+#: The clusters by name (their directory too): ``--replicas`` and the options of each node.
+CLUSTERS = {"cluster": (3, ()), "postal-cluster": (2, ()), "full-sync-cluster": (3, ("--sync", "full"))}
+
+
+@dataclass
+class Started:
+    """What a run started: every system by name (``isolation``: paused while another is
+    measured), and what the rows drive: the reference servers' ports by kind, the
+    clusters' nodes by name, and etcd's members (or why there are none)."""
+
+    systems: dict[str, System] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    clusters: dict[str, list[NodeProcess]] = field(default_factory=dict)
+    etcd_members: Union[etcd.Members, Unavailable] = Unavailable("etcd was not started")
+
+
+def settling(what: str, settled: Callable[[], bool]) -> Callable[[], None]:
+    """A ``System.settle``: polls ``settled`` until it holds; Unavailable after ``SETTLE_SECONDS``."""
+    def settle() -> None:
+        try:
+            wait_for(settled, SETTLE_SECONDS)
+        except TimeoutError:
+            raise Unavailable(f"{what} did not settle within {SETTLE_SECONDS:.0f} s of being resumed") from None
+    return settle
+
+
+def members_alive(node: NodeProcess, count: int) -> bool:
+    """Whether ``node`` answers, and sees ``count`` members all alive (none suspected)."""
+    try:
+        status, _, body = node.request("GET", "/dht/members", timeout=2.0)
+    except (OSError, http.client.HTTPException):
+        return False
+    return status == 200 and [member["state"] for member in json.loads(body)] == ["alive"] * count
+
+
+def cluster_system(name: str, nodes: Sequence[NodeProcess]) -> System:
+    """A cluster's nodes, settled once every one sees every other alive."""
+    return System(name, tuple(node.pid for node in nodes),
+                  settling(f"the {name}", lambda: all(members_alive(node, len(nodes)) for node in nodes)))
+
+
+def etcd_system(members: Union[etcd.Members, Unavailable]) -> System:
+    """etcd's members, settled once every one is healthy; without members, a system whose
+    ``settle`` says why, so that its rows cost no wait."""
+    def settle() -> None:
+        if isinstance(members, Unavailable):
+            raise members
+        try:
+            etcd.wait_healthy(members, SETTLE_SECONDS)
+        except etcd.EtcdError as e:
+            raise Unavailable(f"etcd: {e}") from None
+    return System("etcd", () if isinstance(members, Unavailable) else members.pids, settle)
+
+
+def start_systems(stack: ExitStack, settings: Settings, scratch: Path, wanted: Iterable[str], started: Started,
+                  progress: Callable[[str], None]) -> None:
+    """The ``wanted`` systems into ``started``: reference servers, clusters (the N=3 one
+    preloaded) and etcd (preloaded alike), each stopped when ``stack`` closes."""
+    wanted = set(wanted)
+    progress(f"starting what the rows drive: {', '.join(sorted(wanted))}")
+    for kind in REFERENCES:
+        if kind in wanted:
+            port, pid = start_baseline(stack, scratch, kind, settings.preload)
+            started.ports[kind] = port
+            started.systems[kind] = System(kind, (pid,), settling(f"the {kind} reference server",
+                                                                  lambda port=port: _answers(port)))
+    for name, (replicas, options) in CLUSTERS.items():
+        if name in wanted:
+            nodes = start_cluster(stack, scratch / name, replicas=replicas, options=lambda node, o=options: o)
+            started.clusters[name] = nodes
+            started.systems[name] = cluster_system(name, nodes)
+    if "cluster" in wanted:
+        progress(f"preloading {settings.preload:,} keys")
+        preload(started.clusters["cluster"], settings.preload)
+    if "etcd" in wanted:
+        progress(f"starting etcd, {etcd.MEMBERS} members, with the same keys")
+        started.etcd_members = start_etcd_preloaded(stack, scratch, settings.preload)
+        started.systems["etcd"] = etcd_system(started.etcd_members)
+
+
+def measure_alone(system: System, systems: Iterable[System], measure: Callable[[], Measurement],
+                  progress: Callable[[str], None]) -> Union[Measurement, Unavailable]:
+    """``measure()`` while every other of ``systems`` is paused, once ``system`` has settled
+    and the machine is quiet; or the Unavailable that says why it could not."""
+    try:
+        with alone(system, systems):
+            if not wait_until_quiet():
+                progress(f"measuring anyway: the machine was not quiet within {QUIET_SECONDS:.0f} s "
+                         "(or has no /proc/stat)")
+            measured = measure()
+    except Unavailable as e:
+        return e
+    if generator_flagged(measured.generator_cpu):
+        progress(f"warning: the load generator used {measured.generator_cpu:.0%} of a core: "
+                 "it may be what limits the rate")
+    return measured
+
+
 # -- the benchmark ----------------------------------------------------------------------------------
 
 
@@ -442,13 +640,13 @@ def warmed(url: str, script: str, settings: Settings, round_: int,
     return run_wrk(url, script, settings.seconds, args(f"r{round_}"), threads, env)
 
 
-def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[int, Unavailable]:
-    """etcd's member 1 client port, its members holding the keys that ``preload`` writes;
-    or why etcd is not measured."""
+def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[etcd.Members, Unavailable]:
+    """etcd's members, holding the keys that ``preload`` writes; or why etcd is not measured."""
     if etcd.etcd_path() is None:
         return Unavailable(etcd.INSTALL)
     try:
-        port = etcd.start_etcd(stack, scratch, START_TIMEOUT, PRELOAD_BATCH)
+        members = etcd.start_etcd(stack, scratch, START_TIMEOUT, PRELOAD_BATCH)
+        port = members.ports[0]
         for batch in preload_batches(count):
             etcd.put_many(port, batch)
         key, value = preloaded(count // 2)
@@ -456,34 +654,56 @@ def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[i
             raise etcd.EtcdError("a preloaded key does not read back")
     except etcd.EtcdError as e:
         return Unavailable(f"etcd: {e}")
-    return port
+    return members
 
 
-def operations(settings: Settings, scratch: Path, references: dict[str, int], cluster: Sequence[NodeProcess],
-               postal_cluster: Sequence[NodeProcess], postal: Path,
-               etcd_port: Union[int, Unavailable], full_sync_cluster: Sequence[NodeProcess]) -> list[Operation]:
-    """The rows of the table, in order; the first one is A.  ``references`` are the
-    ports of the reference servers by kind (``start_baseline``); ``full_sync_cluster``
-    runs with ``--sync full``, an fsync per commit, as etcd makes one per write."""
-    base, quiet, klein = (f"http://{HOST}:{references[kind]}" for kind in ("bare", "quiet", "klein"))
-    node1, postal1, full1 = cluster[0], postal_cluster[0], full_sync_cluster[0]
-    postal_env = {"BENCH_NODES": " ".join(f"{n.host}:{n.port}" for n in postal_cluster)}
+def etcd_role(members: etcd.Members, port: int) -> str:
+    try:
+        return "leader" if etcd.leader(members) == port else "follower"
+    except etcd.EtcdError as e:
+        raise Unavailable(f"etcd: {e}") from None
 
-    def postal_args(phase: str) -> list[str]:
-        return [str(postal), f"put-{phase}-", str(POSTAL_THREADS)]
+
+def on_etcd(settings: Settings, members: Union[etcd.Members, Unavailable], round_: int,
+            args: Callable[[str], list[str]]) -> Measurement:
+    """``etcd.lua`` through the member ``settings.etcd_member`` asks for, found anew each
+    round; ``via`` names it and its role, at the start and, when it changed, at the end."""
+    if isinstance(members, Unavailable):
+        raise members
+    try:
+        port = etcd.choose(members, settings.etcd_member)
+    except etcd.EtcdError as e:
+        raise Unavailable(f"etcd: {e}") from None
+    measured = warmed(f"http://{HOST}:{port}", "etcd.lua", settings, round_, args)
+    at_end = etcd_role(members, port)
+    role = settings.etcd_member if at_end == settings.etcd_member else f"{settings.etcd_member}, {at_end} at the end"
+    return replace(measured, via=f"{members.name(port)} ({role})")
+
+
+def operations(settings: Settings, scratch: Path, started: Started, postal: Path) -> list[Operation]:
+    """The rows of the table, in order; the first one is A.  Each looks up what it drives
+    in ``started`` when it measures (``start_systems`` fills it); the ``PUT (sync full)``
+    row's cluster runs with ``--sync full``, an fsync per commit, as etcd makes one per write."""
+    def reference(kind: str, path: str = "/") -> str:
+        return f"http://{HOST}:{started.ports[kind]}{path}"
+
+    def db(cluster: str) -> str:
+        return started.clusters[cluster][0].url("/db/")
+
+    def postal_put(round_: int) -> Measurement:
+        nodes = started.clusters["postal-cluster"]
+        return warmed(nodes[0].url("/"), "load.lua", settings, round_,
+                      lambda phase: [str(postal), f"put-{phase}-", str(POSTAL_THREADS)], POSTAL_THREADS,
+                      {"BENCH_NODES": " ".join(f"{n.host}:{n.port}" for n in nodes)})
 
     def load(round_: int) -> Measurement:
-        return run_loader(prefixed_copy(postal, scratch / f"load-r{round_}.tsv", f"load-r{round_}-"), postal1)
-
-    def on_etcd(args: Callable[[str], list[str]], round_: int) -> Measurement:
-        if isinstance(etcd_port, Unavailable):
-            raise etcd_port
-        return warmed(f"http://{HOST}:{etcd_port}", "etcd.lua", settings, round_, args)
+        return run_loader(prefixed_copy(postal, scratch / f"load-r{round_}.tsv", f"load-r{round_}-"),
+                          started.clusters["postal-cluster"][0])
 
     def etcd_put(round_: int) -> Measurement:
-        measured = on_etcd(lambda phase: ["put", f"etcd-{phase}"], round_)
+        measured = on_etcd(settings, started.etcd_members, round_, lambda phase: ["put", f"etcd-{phase}"])
         try:
-            stored = etcd.count(etcd_port, f"etcd-r{round_}-")
+            stored = etcd.count(started.etcd_members.ports[0], f"etcd-r{round_}-")
         except etcd.EtcdError as e:
             raise Unavailable(f"etcd: {e}") from None
         if stored < measured.requests - measured.errors:
@@ -491,59 +711,57 @@ def operations(settings: Settings, scratch: Path, references: dict[str, int], cl
                               "etcd.lua encodes keys otherwise than Python")
         return measured
 
+    preloaded_keys = lambda phase: [str(settings.preload)]  # noqa: E731
     return [
-        Operation("baseline GET", lambda r: warmed(f"{base}/", "static.lua", settings, r)),
-        Operation("baseline PUT", lambda r: warmed(f"{base}/put/", "put.lua", settings, r, lambda p: [p])),
-        Operation("no access log GET", lambda r: warmed(f"{quiet}/", "static.lua", settings, r)),
-        Operation("Klein dict PUT", lambda r: warmed(f"{klein}/db/", "put.lua", settings, r, lambda p: [f"k-{p}"])),
-        Operation("Klein dict GET", lambda r: warmed(f"{klein}/db/", "get.lua", settings, r,
-                                                    lambda p: [str(settings.preload)])),
-        Operation("PUT", lambda r: warmed(node1.url("/db/"), "put.lua", settings, r, lambda p: [f"bench-{p}"])),
-        Operation("GET", lambda r: warmed(node1.url("/db/"), "get.lua", settings, r,
-                                          lambda p: [str(settings.preload)])),
-        Operation("PUT (sync full)", lambda r: warmed(full1.url("/db/"), "put.lua", settings, r,
-                                                      lambda p: [f"bench-{p}"])),
-        Operation("etcd PUT", etcd_put),
-        Operation("etcd GET", lambda r: on_etcd(lambda p: ["get", str(settings.preload)], r)),
-        Operation("postal PUT (N=2)", lambda r: warmed(postal1.url("/"), "load.lua", settings, r, postal_args,
-                                                      POSTAL_THREADS, postal_env)),
-        Operation("postal load (N=2)", load),
+        Operation("baseline GET", "bare", lambda r: warmed(reference("bare"), "static.lua", settings, r)),
+        Operation("baseline PUT", "bare", lambda r: warmed(reference("bare", "/put/"), "put.lua", settings, r,
+                                                           lambda p: [p])),
+        Operation("no access log GET", "quiet", lambda r: warmed(reference("quiet"), "static.lua", settings, r)),
+        Operation("Klein dict PUT", "klein", lambda r: warmed(reference("klein", "/db/"), "put.lua", settings, r,
+                                                             lambda p: [f"k-{p}"])),
+        Operation("Klein dict GET", "klein", lambda r: warmed(reference("klein", "/db/"), "get.lua", settings, r,
+                                                             preloaded_keys)),
+        Operation("PUT", "cluster", lambda r: warmed(db("cluster"), "put.lua", settings, r, lambda p: [f"bench-{p}"])),
+        Operation("GET", "cluster", lambda r: warmed(db("cluster"), "get.lua", settings, r, preloaded_keys)),
+        Operation("PUT (sync full)", "full-sync-cluster",
+                  lambda r: warmed(db("full-sync-cluster"), "put.lua", settings, r, lambda p: [f"bench-{p}"])),
+        Operation("etcd PUT", "etcd", etcd_put),
+        Operation("etcd GET", "etcd", lambda r: on_etcd(settings, started.etcd_members, r,
+                                                        lambda p: ["get", str(settings.preload)])),
+        Operation("postal PUT (N=2)", "postal-cluster", postal_put),
+        Operation("postal load (N=2)", "postal-cluster", load),
     ]
 
 
-def measure_rounds(ops: Sequence[Operation], rounds: int, progress: Callable[[str], None]) -> list[Row]:
-    """Every operation once per round, rounds one after the other, each once the machine is quiet."""
+def row_names(settings: Settings) -> list[str]:
+    """The names of the rows, in the table's order."""
+    return [op.name for op in operations(settings, Path(), Started(), Path())]
+
+
+def measure_rounds(ops: Sequence[Operation], systems: dict[str, System], rounds: int,
+                   progress: Callable[[str], None]) -> list[Row]:
+    """Every operation once per round, rounds one after the other, each alone (``measure_alone``)."""
     results: dict[str, list[Union[Measurement, Unavailable]]] = {op.name: [] for op in ops}
     for round_ in range(1, rounds + 1):
         for op in ops:
-            if not wait_until_quiet():
-                progress(f"measuring anyway: the machine was not quiet within {QUIET_SECONDS:.0f} s "
-                         "(or has no /proc/stat)")
             progress(f"round {round_}/{rounds}: {op.name}")
-            try:
-                results[op.name].append(op.measure(round_))
-            except Unavailable as e:
-                results[op.name].append(e)
+            results[op.name].append(measure_alone(systems[op.system], systems.values(),
+                                                  partial(op.measure, round_), progress))
     return [aggregate(op.name, results[op.name]) for op in ops]
 
 
-def run(settings: Settings, scratch: Path, progress: Callable[[str], None] = lambda message: None) -> dict:
-    """Start the baseline server and the three clusters in ``scratch``, measure, stop
-    everything; the report."""
+def run(settings: Settings, scratch: Path, progress: Callable[[str], None] = lambda message: None,
+        only: Optional[str] = None) -> dict:
+    """Start the reference servers, the three clusters and etcd in ``scratch`` (``only``:
+    just the system of that row), measure every row (or that one), stop everything; the report."""
     with ExitStack() as stack:
         postal = postal_data(settings.data, scratch)
-        progress("starting the reference servers and three 3-node clusters")
-        references = {kind: start_baseline(stack, scratch, kind, settings.preload) for kind in ("bare", "quiet", "klein")}
-        cluster = start_cluster(stack, scratch / "cluster", replicas=3)
-        postal_cluster = start_cluster(stack, scratch / "postal-cluster", replicas=2)
-        full_sync_cluster = start_cluster(stack, scratch / "full-sync-cluster", replicas=3,
-                                          options=lambda node: ("--sync", "full"))
-        progress(f"preloading {settings.preload:,} keys")
-        preload(cluster, settings.preload)
-        progress(f"starting etcd, {etcd.MEMBERS} members, with the same keys")
-        etcd_port = start_etcd_preloaded(stack, scratch, settings.preload)
-        ops = operations(settings, scratch, references, cluster, postal_cluster, postal, etcd_port, full_sync_cluster)
-        rows = measure_rounds(ops, settings.rounds, progress)
+        started = Started()
+        ops = [op for op in operations(settings, scratch, started, postal) if only in (None, op.name)]
+        if not ops:
+            raise ValueError(f"no row is named {only!r}")
+        start_systems(stack, settings, scratch, [op.system for op in ops], started, progress)
+        rows = measure_rounds(ops, started.systems, settings.rounds, progress)
     return build_report(rows, _meta(settings, postal))
 
 
@@ -559,6 +777,8 @@ def _meta(settings: Settings, postal: Path) -> dict:
         "warmup_seconds": settings.warmup,
         "connections": CONNECTIONS,
         "preloaded_keys": settings.preload,
+        "etcd_member": settings.etcd_member,
+        "isolation": "each row measured alone: every other system of the run paused (SIGSTOP) meanwhile",
         "postal_data": str(postal) if postal == settings.data else f"generated, {POSTAL_ROWS} rows",
         "command": settings.command,
     }

@@ -3,7 +3,8 @@ gossipdht clusters (one with ``--sync full``), drive them with ``wrk``, and prin
 (or ``--json``).
 ``--scale`` measures instead how single-key rates hold from 100,000 to 1,000,000 stored
 keys and what adding a fourth node moves; ``--idle`` what an idle 10-node cluster costs;
-``--security`` and ``--metrics`` what those cost."""
+``--security`` and ``--metrics`` what those cost; ``--check ROW`` whether that row measures
+the same alone as in the full run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from gossipdht.tools.bench import DEFAULT_DATA, Settings, format_table, run, wrk_path
+from gossipdht.tools.bench import DEFAULT_DATA, Settings, etcd, format_table, row_names, run, wrk_path
+from gossipdht.tools.bench.check import format_check, run_check
 from gossipdht.tools.bench.metrics import format_metrics, run_metrics
 from gossipdht.tools.bench.scale import format_idle, format_scale, idle, scale
 from gossipdht.tools.bench.security import format_security, run_security
@@ -53,6 +55,11 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
                            "and how long a scrape of /metrics takes")
     mode.add_argument("--idle", action="store_true",
                       help=f"the CPU each node of an idle {IDLE_NODES}-node cluster uses over 30 s (--quick: 10 s)")
+    mode.add_argument("--check", metavar="ROW",
+                      help="measure ROW (a row of the table, such as 'etcd GET') with only its system started, "
+                           "then the full run, and say whether the two agree within the spread of the rounds")
+    parser.add_argument("--etcd-member", choices=etcd.CHOICES, default="leader",
+                        help="the etcd member the etcd rows drive (default: %(default)s, etcd's best case)")
     parser.add_argument("--rounds", type=positive, help=f"rounds (default {FULL['rounds']})")
     parser.add_argument("--seconds", type=positive, help=f"seconds per measurement (default {FULL['seconds']})")
     parser.add_argument("--dir", type=Path, help="scratch directory for nodes, data and logs (default: a temporary one)")
@@ -68,7 +75,10 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
         data=args.data,
         directory=args.dir,
         command=shlex.join(["python", "-m", "gossipdht.tools.bench", *argv]),
+        etcd_member=args.etcd_member,
     )
+    if args.check is not None and args.check not in row_names(settings):
+        parser.error(f"--check: no row is named {args.check!r}; the rows: {', '.join(row_names(settings))}")
     args.large = defaults["large"]
     args.idle_seconds = defaults["idle"]
     return settings, args
@@ -98,6 +108,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             elif args.metrics:
                 report = run_metrics(settings, directory, progress)
                 text = f"{format_metrics(report)}\nreproduce: {settings.command}"
+            elif args.check is not None:
+                report = run_check(settings, directory, args.check, progress)
+                text = format_check(report)  # the full run's table ends in the command
             elif args.idle:
                 report = idle(IDLE_NODES, args.idle_seconds, directory, progress)
                 text = f"{format_idle(report)}\nreproduce: {settings.command}"

@@ -3,8 +3,9 @@
 When ``etcd`` is on the PATH (Debian: ``apt-get install etcd-server``), the benchmark
 starts three members on loopback with the defaults a user gets (each write is fsynced by
 a quorum before it is acknowledged, reads are linearizable), preloads the keys that the
-GET rows read, and drives member 1's JSON gateway with ``etcd.lua``.  The gateway takes
-keys and values in base64.
+GET rows read, and drives one member's JSON gateway with ``etcd.lua``: the leader (the
+best case for etcd: a follower forwards each write, and asks the leader before each
+read), or a follower when told so.  The gateway takes keys and values in base64.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,6 +26,19 @@ from gossipdht.tools.nodeprocess import HOST, free_port, stop_process
 
 MEMBERS = 3
 INSTALL = "etcd not found: apt-get install etcd-server"
+#: Which member the rows drive: ``--etcd-member``.
+CHOICES = ("leader", "follower")
+
+
+@dataclass(frozen=True)
+class Members:
+    """The running members: their client ports and process ids, member ``m1`` first."""
+
+    ports: tuple[int, ...]
+    pids: tuple[int, ...]
+
+    def name(self, port: int) -> str:
+        return f"m{self.ports.index(port) + 1}"
 
 
 class EtcdError(Exception):
@@ -40,9 +55,10 @@ def etcd_version() -> str:
     return match.group(1) if match else "unknown"
 
 
-def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: int) -> int:
-    """``MEMBERS`` members on ``HOST``, each stopped when ``stack`` closes; member 1's client port."""
+def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: int) -> Members:
+    """``MEMBERS`` members on ``HOST``, each stopped when ``stack`` closes, once every one is healthy."""
     ports = [(free_port(), free_port()) for _ in range(MEMBERS)]
+    pids = []
     cluster = ",".join(f"m{i}=http://{HOST}:{peer}" for i, (_, peer) in enumerate(ports, 1))
     for i, (client, peer) in enumerate(ports, 1):
         log = stack.enter_context(open(directory / f"etcd-m{i}.log", "wb"))
@@ -54,13 +70,36 @@ def start_etcd(stack: ExitStack, directory: Path, timeout: float, max_txn_ops: i
              "--max-txn-ops", str(max_txn_ops), "--log-level", "error"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         stack.callback(stop_process, process)
-    port = ports[0][0]
+        pids.append(process.pid)
+    members = Members(tuple(client for client, _ in ports), tuple(pids))
+    wait_healthy(members, timeout)
+    return members
+
+
+def wait_healthy(members: Members, timeout: float) -> None:
+    """Until every member answers ``/health`` with ``true``; EtcdError after ``timeout``."""
     deadline = time.monotonic() + timeout
-    while not _healthy(port):
+    while not all(map(_healthy, members.ports)):
         if time.monotonic() > deadline:
-            raise EtcdError(f"etcd did not become healthy in {timeout:.0f} s; see {directory / 'etcd-m1.log'}")
+            raise EtcdError(f"etcd was not healthy within {timeout:.0f} s; see its etcd-m*.log")
         time.sleep(0.1)
-    return port
+
+
+def leader(members: Members) -> int:
+    """The client port of the member that every member names as the leader
+    (``/v3/maintenance/status``); EtcdError when they do not agree."""
+    statuses = [_post(port, "/v3/maintenance/status", {}) for port in members.ports]
+    ids = [status["header"]["member_id"] for status in statuses]
+    named = {status["leader"] for status in statuses}
+    if len(named) != 1 or next(iter(named)) not in ids:
+        raise EtcdError(f"no leader that every member names (they name {', '.join(sorted(named))})")
+    return members.ports[ids.index(next(iter(named)))]
+
+
+def choose(members: Members, which: str) -> int:
+    """The client port of the ``leader``, or of the first ``follower``."""
+    first = leader(members)
+    return first if which == "leader" else next(port for port in members.ports if port != first)
 
 
 def _healthy(port: int) -> bool:

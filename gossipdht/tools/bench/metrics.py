@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from gossipdht.tools.bench import Measurement, Settings, aggregate, preload, start_cluster
+from gossipdht.tools.bench import Settings, aggregate, preload, start_cluster
 from gossipdht.tools.bench.variants import format_rows, measure_round
 from gossipdht.tools.nodeprocess import NodeProcess
 
@@ -49,10 +49,9 @@ def run_metrics(settings: Settings, scratch: Path, progress: Callable[[str], Non
             measure_round(clusters, settings, round_, results, progress)
         scrape_ms = _scrape_ms(clusters["metrics on"][0])
         rows = [aggregate(name, measurements) for name, measurements in results.items()]
-    # Each round's rate too: on this shared machine a median alone hides how far rounds spread.
-    per_round = {name: [round(m.rate) if isinstance(m, Measurement) else None for m in measurements]
-                 for name, measurements in results.items()}
-    return {"rows": [asdict(row) for row in rows], "per_round": per_round, "scrape_ms": scrape_ms,
+    # Each row holds each round's rate too (``rates``): on this shared machine a median alone
+    # hides how far rounds spread.
+    return {"rows": [asdict(row) for row in rows], "scrape_ms": scrape_ms,
             "rounds": settings.rounds, "seconds": settings.seconds, "preloaded_keys": settings.preload,
             "command": settings.command}
 

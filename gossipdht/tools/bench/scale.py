@@ -19,9 +19,10 @@ from typing import Callable, Optional, Sequence
 from gossipdht.tools.bench import (
     Row,
     Settings,
-    Unavailable,
     aggregate,
+    cluster_system,
     join,
+    measure_alone,
     peers,
     preload,
     preloaded,
@@ -56,21 +57,22 @@ def moved(nodes: Sequence[NodeProcess]) -> int:
     return sum(s["keys_repaired"] + s["keys_handed_off"] for s in map(data_stats, nodes))
 
 
-def single_key_rates(settings: Settings, clusters: Sequence[tuple[NodeProcess, int]]) -> list[dict]:
-    """PUT of new keys and GET of stored ones through each ``(node, keys stored)``:
-    medians of the rounds.  The clusters take turns within each round, in an order that
-    alternates, so that the machine's drift between rounds weighs on all of them alike."""
+def single_key_rates(settings: Settings, clusters: Sequence[tuple[Sequence[NodeProcess], int]],
+                     progress: Callable[[str], None] = lambda message: None) -> list[dict]:
+    """PUT of new keys and GET of stored ones through the first node of each ``(nodes,
+    keys stored)``, the other clusters paused: medians of the rounds.  The clusters take
+    turns within each round, in an order that alternates, so that the machine's drift
+    between rounds weighs on all of them alike."""
     tests = (("PUT", "put.lua", lambda i, phase: [f"scale-{i}-{phase}"]),
              ("GET", "get.lua", lambda i, phase: [str(clusters[i][1])]))
+    systems = [cluster_system(f"cluster of {keys:,} keys", nodes) for nodes, keys in clusters]
     results: list[dict[str, list]] = [{name: [] for name, _, _ in tests} for _ in clusters]
     for round_ in range(1, settings.rounds + 1):
         for i in range(len(clusters)) if round_ % 2 else reversed(range(len(clusters))):
             for name, script, args in tests:
-                try:
-                    measured = warmed(clusters[i][0].url("/db/"), script, settings, round_, partial(args, i))
-                except Unavailable as e:
-                    measured = e
-                results[i][name].append(measured)
+                url = clusters[i][0][0].url("/db/")
+                results[i][name].append(measure_alone(systems[i], systems, partial(
+                    warmed, url, script, settings, round_, partial(args, i)), progress))
     return [{name: _summary(aggregate(name, rounds)) for name, rounds in by_name.items()} for by_name in results]
 
 
@@ -150,8 +152,8 @@ def scale(settings: Settings, small: int, large: int, directory: Path,
         preload(smaller, small)
         preload(larger, large)
         wait_until_quiet(AFTER_LOAD_SAMPLE_SECONDS, AFTER_LOAD_SECONDS)
-        progress("measuring both, rounds interleaved")
-        at_small, at_large = single_key_rates(settings, [(smaller[0], small), (larger[0], large)])
+        progress("measuring both, rounds interleaved, each while the other is paused")
+        at_small, at_large = single_key_rates(settings, [(smaller, small), (larger, large)], progress)
         progress("adding a fourth node to the larger")
         added = add_node(stack, larger, directory / "scale-large", large)
     return {

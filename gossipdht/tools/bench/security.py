@@ -1,6 +1,7 @@
 """What security costs: single-key ``PUT`` and ``GET`` through a 3-node cluster without it,
 with a gossip keyring, and with mutual TLS and the keyring, in interleaved rounds whose
-order of clusters turns each round (each rate also as a share of the plaintext one); the
+order of clusters turns each round, each cluster measured alone (each rate also as a share
+of the plaintext one); the
 gossip bytes each node sends a second; and ``GET`` through the keyed cluster while
 datagrams that no key opens flood its first node, with how many it refused a second."""
 
@@ -15,12 +16,13 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
 from gossipdht.core.keyring import new_key
-from gossipdht.tools.bench import Measurement, Settings, aggregate, preload, start_cluster, wait_until_quiet, warmed
-from gossipdht.tools.bench.variants import format_rows, measure_round, measured
+from gossipdht.tools.bench import Measurement, Settings, aggregate, measure_alone, preload, start_cluster, warmed
+from gossipdht.tools.bench.variants import cluster_systems, format_rows, measure_round
 from gossipdht.tools.certificates import authority
 from gossipdht.tools.nodeprocess import HOST, NodeProcess
 
@@ -68,19 +70,19 @@ def run_security(settings: Settings, scratch: Path, progress: Callable[[str], No
         gossip = {variant: _gossip_bytes(nodes, GOSSIP_SECONDS) for variant, nodes in clusters.items()}
         results: dict[str, list] = {}
         refused: list[float] = []
+        systems = cluster_systems(clusters)
+        node = clusters["keyring"][0]
         for round_ in range(1, settings.rounds + 1):
             measure_round(clusters, settings, round_, results, progress)
-            wait_until_quiet()
             progress(f"round {round_}/{settings.rounds}: GET keyring, flooded")
-            node = clusters["keyring"][0]
-            measured, per_second = _flooded(node, warmed, node.url("/db/"), "get.lua", settings, round_,
-                                            lambda phase: [str(settings.preload)])
-            results.setdefault("GET keyring, flooded", []).append(measured)
-            refused.append(per_second)
+            results.setdefault("GET keyring, flooded", []).append(measure_alone(
+                systems["keyring"], systems.values(),
+                partial(_flooded, node, refused, warmed, node.url("/db/"), "get.lua", settings, round_,
+                        lambda phase: [str(settings.preload)]), progress))
         order = [f"{operation} {variant}" for operation in ("PUT", "GET") for variant in VARIANTS]
         rows = [aggregate(name, results[name]) for name in order + ["GET keyring, flooded"]]
     return {"rows": [asdict(row) for row in rows], "gossip_bytes_per_node_second": gossip,
-            "flood_refused_per_second": statistics.median(refused),
+            "flood_refused_per_second": statistics.median(refused) if refused else None,
             "rounds": settings.rounds, "seconds": settings.seconds, "preloaded_keys": settings.preload,
             "command": settings.command}
 
@@ -89,9 +91,9 @@ def _unopened(node: NodeProcess) -> int:
     return sum(json.loads(node.request("GET", "/dht/stats")[2])["gossip"]["datagrams_unopened"].values())
 
 
-def _flooded(node: NodeProcess, measure: Callable[..., Measurement], *args) -> tuple:
+def _flooded(node: NodeProcess, refused: list[float], measure: Callable[..., Measurement], *args) -> Measurement:
     """``measure(*args)`` while a thread sends ``node`` datagrams no key opens, as fast as it
-    can; and how many the node refused a second meanwhile."""
+    can; how many the node refused a second meanwhile is appended to ``refused``."""
     stop = threading.Event()
     datagram = bytes([0x80]) + os.urandom(FLOOD_BYTES - 1)
 
@@ -106,11 +108,12 @@ def _flooded(node: NodeProcess, measure: Callable[..., Measurement], *args) -> t
     sender = threading.Thread(target=flood, daemon=True)
     sender.start()
     try:
-        result = measured(measure, *args)
+        result = measure(*args)
     finally:
         stop.set()
         sender.join()
-    return result, (_unopened(node) - before) / (time.monotonic() - started)
+    refused.append((_unopened(node) - before) / (time.monotonic() - started))
+    return result
 
 
 def format_security(report: dict) -> str:
@@ -118,7 +121,8 @@ def format_security(report: dict) -> str:
     plain = report["gossip_bytes_per_node_second"]["plaintext"]
     for variant, sent in report["gossip_bytes_per_node_second"].items():
         lines.append(f"gossip {variant:<21} {sent:>9,.0f} B/s per node ({sent / plain:.3f} of plaintext)")
-    lines.append(f"flood: {report['flood_refused_per_second']:,.0f} datagrams refused a second by the flooded node")
+    flood = report["flood_refused_per_second"]
+    lines.append(f"flood: {'n/a' if flood is None else f'{flood:,.0f}'} datagrams refused a second by the flooded node")
     lines.append(f"{report['rounds']} rounds of {report['seconds']} s, interleaved; medians; "
                  f"{report['preloaded_keys']:,} keys preloaded in each cluster")
     return "\n".join(lines)

@@ -1,29 +1,36 @@
 """Single-key ``PUT`` and ``GET`` through clusters that differ in one setting: rounds
 interleaved, the order of the clusters turning each round so that none is always first,
-and each rate shown as a share of the first cluster's (``--security``, ``--metrics``)."""
+each cluster measured alone (the others paused meanwhile), and each rate shown as a share
+of the first cluster's (``--security``, ``--metrics``)."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence, Union
+from functools import partial
+from typing import Callable, Mapping, Sequence
 
-from gossipdht.tools.bench import Measurement, Settings, Unavailable, wait_until_quiet, warmed
+from gossipdht.tools.bench import (
+    Settings,
+    cluster_system,
+    generator_cell,
+    measure_alone,
+    warmed,
+)
+from gossipdht.tools.bench.isolation import System
 from gossipdht.tools.nodeprocess import NodeProcess
 
 OPERATIONS = (("PUT", "put.lua"), ("GET", "get.lua"))
 
 
-def measured(measure: Callable[..., Measurement], *args) -> Union[Measurement, Unavailable]:
-    """``measure(*args)``, or the Unavailable it raised."""
-    try:
-        return measure(*args)
-    except Unavailable as e:
-        return e
+def cluster_systems(clusters: Mapping[str, Sequence[NodeProcess]]) -> dict[str, System]:
+    """Each cluster as a system of its own, by variant."""
+    return {variant: cluster_system(variant, nodes) for variant, nodes in clusters.items()}
 
 
 def measure_round(clusters: Mapping[str, Sequence[NodeProcess]], settings: Settings, round_: int,
                   results: dict[str, list], progress: Callable[[str], None]) -> None:
-    """``PUT`` then ``GET`` through the first node of each cluster, appended to
-    ``results["PUT <variant>"]`` and so on; ``GET`` reads the preloaded keys."""
+    """``PUT`` then ``GET`` through the first node of each cluster, the others paused,
+    appended to ``results["PUT <variant>"]`` and so on; ``GET`` reads the preloaded keys."""
+    systems = cluster_systems(clusters)
     variants = list(clusters)
     shift = round_ % len(variants)
     for operation, script in OPERATIONS:
@@ -31,21 +38,23 @@ def measure_round(clusters: Mapping[str, Sequence[NodeProcess]], settings: Setti
             index = variants.index(variant)
             args = (lambda phase, i=index: [f"bench-{i}-{phase}"]) if operation == "PUT" else (
                 lambda phase: [str(settings.preload)])
-            wait_until_quiet()
             progress(f"round {round_}/{settings.rounds}: {operation} {variant}")
-            results.setdefault(f"{operation} {variant}", []).append(
-                measured(warmed, clusters[variant][0].url("/db/"), script, settings, round_, args))
+            results.setdefault(f"{operation} {variant}", []).append(measure_alone(
+                systems[variant], systems.values(),
+                partial(warmed, clusters[variant][0].url("/db/"), script, settings, round_, args), progress))
 
 
 def format_rows(rows: Sequence[dict], yardstick: str) -> list[str]:
     """The table of ``rows`` (``aggregate``'s, as dictionaries), each rate also as a share of
     the same operation's through the ``yardstick`` cluster."""
     by_name = {row["operation"]: row for row in rows}
-    lines = [f"{'operation':<28} {'req/s':>9} {'of ' + yardstick:>13} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"]
+    lines = [f"{'operation':<28} {'req/s':>9} {'of ' + yardstick:>13} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+             f"{'gen CPU':>7}"]
     for row in rows:
         base = by_name[f"{row['operation'].split(' ', 1)[0]} {yardstick}"]["rate"]
         share = f"{row['rate'] / base:.3f}" if row["rate"] and base else "-"
         rate = f"{row['rate']:,.0f}" if row["rate"] else "-"
-        lines.append(f"{row['operation']:<28} {rate:>9} {share:>13} {row['p50_ms'] or '-':>8} "
-                     f"{row['p99_ms'] or '-':>8} {row['errors']:>7}")
+        p50, p99 = ("-" if ms is None else f"{ms:.2f}" for ms in (row["p50_ms"], row["p99_ms"]))
+        lines.append(f"{row['operation']:<28} {rate:>9} {share:>13} {p50:>8} {p99:>8} {row['errors']:>7} "
+                     f"{generator_cell(row['generator_cpu']):>7}".rstrip())
     return lines

@@ -7,9 +7,11 @@ import re
 import shutil
 from contextlib import ExitStack
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
+import gossipdht.tools.bench as bench
 import gossipdht.tools.bench.__main__ as cli
 from gossipdht.tools.bench import (
     CONNECTIONS,
@@ -422,3 +424,27 @@ def test_metrics_and_security_are_separate_runs(capsys):
     with pytest.raises(SystemExit):
         cli.parse_settings(["--metrics", "--security"])
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_variant_rows_show_the_clusters_cpu_a_request_as_a_share_of_the_yardsticks_too():
+    from dataclasses import replace as changed
+
+    from gossipdht.tools.bench.variants import format_rows
+
+    rows = [asdict(changed(row(f"PUT {variant}", 1000.0), system_cpu_us=cpu))
+            for variant, cpu in (("plain", 400.0), ("keyed", 410.0), ("unknown", None))]
+    lines = format_rows(rows, "plain")
+    assert "CPU us/req" in lines[0]
+    cells = {line[:28].strip(): line.split()[7:9] for line in lines[1:]}
+    assert cells == {"PUT plain": ["400", "1.000"], "PUT keyed": ["410", "1.025"], "PUT unknown": ["-", "-"]}
+
+
+def test_warmed_given_pids_counts_their_cpu_over_the_measured_run_alone(monkeypatch):
+    times = iter([10.0, 10.5])  # the pid's CPU seconds before and after the measured run
+    runs = []
+    monkeypatch.setattr(bench, "cpu_seconds", lambda pid: next(times))
+    monkeypatch.setattr(bench, "run_wrk", lambda url, script, seconds, *args: runs.append(seconds) or Measurement(1000, 1.0))
+    settings = bench.Settings(rounds=1, seconds=3, warmup=1, preload=10, data=Path("-"))
+    measured = bench.warmed("http://n/db/", "put.lua", settings, 1, pids=[123])
+    assert runs == [1, 3] and measured.system_cpu_us == pytest.approx(500.0)
+    assert bench.warmed("http://n/db/", "put.lua", settings, 1).system_cpu_us is None

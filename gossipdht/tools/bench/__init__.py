@@ -99,7 +99,9 @@ class Settings:
 class Measurement:
     """One run of one operation.  ``errors`` includes ``status_errors`` (status 400 or more);
     ``generator_cpu`` is the load generator's CPU time over its run (1.0: one core busy);
-    ``via`` says which member of the system the run drove, where that needs saying."""
+    ``via`` says which member of the system the run drove, where that needs saying;
+    ``system_cpu_us`` is the CPU the measured system's processes spent a request, where
+    ``warmed`` was given their pids."""
 
     requests: int
     seconds: float
@@ -109,6 +111,7 @@ class Measurement:
     p99_ms: Optional[float] = None
     generator_cpu: Optional[float] = None
     via: str = ""
+    system_cpu_us: Optional[float] = None
 
     @property
     def rate(self) -> float:
@@ -131,6 +134,7 @@ class Row:
     generator_cpu: Optional[float] = None
     via: str = ""
     rates: tuple[float, ...] = ()
+    system_cpu_us: Optional[float] = None
 
     @property
     def error_share(self) -> float:
@@ -216,6 +220,7 @@ def aggregate(operation: str, results: Sequence[Union[Measurement, Unavailable]]
         generator_cpu=_median([m.generator_cpu for m in measured]),
         via=_vias(measured),
         rates=tuple(m.rate for m in measured),
+        system_cpu_us=_median([m.system_cpu_us for m in measured]),
     )
 
 
@@ -633,11 +638,25 @@ def measure_alone(system: System, systems: Iterable[System], measure: Callable[[
 
 def warmed(url: str, script: str, settings: Settings, round_: int,
            args: Callable[[str], list[str]] = lambda phase: [], threads: int = 1,
-           env: Optional[dict[str, str]] = None) -> Measurement:
+           env: Optional[dict[str, str]] = None, pids: Sequence[int] = ()) -> Measurement:
     """A discarded warm-up run, then the measured one; ``args(phase)`` gets ``w<round>``
-    for the warm-up and ``r<round>`` for the measurement, so that written keys never repeat."""
+    for the warm-up and ``r<round>`` for the measurement, so that written keys never repeat.
+    With the ``pids`` of the system driven, also the CPU they spent a request meanwhile:
+    a cost that a rate shows only through whatever else the machine did."""
     run_wrk(url, script, settings.warmup, args(f"w{round_}"), threads, env)
-    return run_wrk(url, script, settings.seconds, args(f"r{round_}"), threads, env)
+    before = sum(cpu_seconds(pid) for pid in pids)
+    measured = run_wrk(url, script, settings.seconds, args(f"r{round_}"), threads, env)
+    if not pids or not measured.requests:
+        return measured
+    used = sum(cpu_seconds(pid) for pid in pids) - before
+    return replace(measured, system_cpu_us=used / measured.requests * 1e6)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of a process so far, all its threads (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[etcd.Members, Unavailable]:

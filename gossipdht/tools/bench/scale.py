@@ -7,7 +7,6 @@ fourth node costs to add, and what an idle cluster costs.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import threading
 import time
@@ -21,6 +20,7 @@ from gossipdht.tools.bench import (
     Settings,
     aggregate,
     cluster_system,
+    cpu_seconds,
     join,
     measure_alone,
     peers,
@@ -162,13 +162,6 @@ def scale(settings: Settings, small: int, large: int, directory: Path,
         "drop": {op: 1 - at_large[op]["rate"] / at_small[op]["rate"] for op in ("PUT", "GET")},
         "fourth_node": added,
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system time of a process so far (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def idle(count: int, seconds: float, directory: Path, progress: Callable[[str], None]) -> dict:

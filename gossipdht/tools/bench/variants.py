@@ -41,20 +41,24 @@ def measure_round(clusters: Mapping[str, Sequence[NodeProcess]], settings: Setti
             progress(f"round {round_}/{settings.rounds}: {operation} {variant}")
             results.setdefault(f"{operation} {variant}", []).append(measure_alone(
                 systems[variant], systems.values(),
-                partial(warmed, clusters[variant][0].url("/db/"), script, settings, round_, args), progress))
+                partial(warmed, clusters[variant][0].url("/db/"), script, settings, round_, args,
+                        pids=[node.pid for node in clusters[variant]]), progress))
 
 
 def format_rows(rows: Sequence[dict], yardstick: str) -> list[str]:
-    """The table of ``rows`` (``aggregate``'s, as dictionaries), each rate also as a share of
-    the same operation's through the ``yardstick`` cluster."""
+    """The table of ``rows`` (``aggregate``'s, as dictionaries), each rate and the cluster's
+    CPU a request (all its nodes, from ``/proc``) also as a share of the same operation's
+    through the ``yardstick`` cluster."""
     by_name = {row["operation"]: row for row in rows}
     lines = [f"{'operation':<28} {'req/s':>9} {'of ' + yardstick:>13} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-             f"{'gen CPU':>7}"]
+             f"{'CPU us/req':>10} {'of ' + yardstick:>13} {'gen CPU':>7}"]
     for row in rows:
-        base = by_name[f"{row['operation'].split(' ', 1)[0]} {yardstick}"]["rate"]
-        share = f"{row['rate'] / base:.3f}" if row["rate"] and base else "-"
+        base = by_name[f"{row['operation'].split(' ', 1)[0]} {yardstick}"]
+        share, cpu_share = (f"{row[field] / base[field]:.3f}" if row.get(field) and base.get(field) else "-"
+                            for field in ("rate", "system_cpu_us"))
         rate = f"{row['rate']:,.0f}" if row["rate"] else "-"
+        cpu = f"{row['system_cpu_us']:,.0f}" if row.get("system_cpu_us") else "-"
         p50, p99 = ("-" if ms is None else f"{ms:.2f}" for ms in (row["p50_ms"], row["p99_ms"]))
         lines.append(f"{row['operation']:<28} {rate:>9} {share:>13} {p50:>8} {p99:>8} {row['errors']:>7} "
-                     f"{generator_cell(row['generator_cpu']):>7}".rstrip())
+                     f"{cpu:>10} {cpu_share:>13} {generator_cell(row['generator_cpu']):>7}".rstrip())
     return lines

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Optional
 
@@ -67,18 +66,6 @@ def pool_manager(cacert: Optional[str]) -> urllib3.PoolManager:
     return urllib3.PoolManager(num_pools=256, maxsize=KEPT_PER_NODE, retries=False, ssl_context=context)
 
 
-_shared_lock = threading.Lock()
-_shared: dict[Optional[str], urllib3.PoolManager] = {}
-
-
-def shared_pools(cacert: Optional[str]) -> urllib3.PoolManager:
-    """The process's pools for one trust, for the nodes asked without a client's own."""
-    with _shared_lock:
-        if cacert not in _shared:
-            _shared[cacert] = pool_manager(cacert)
-        return _shared[cacert]
-
-
 @dataclass(frozen=True)
 class Node:
     """A node to ask: its address, the CA to trust for HTTPS (None: plain HTTP), the token."""
@@ -88,7 +75,7 @@ class Node:
     cacert: Optional[str] = None
     token: Optional[str] = field(default=None, repr=False)
     timeout: float = TIMEOUT
-    #: The pools to take a connection from (None: ``shared_pools``).
+    #: The pools to keep connections in (None: a connection of its own for each request).
     pools: Optional[urllib3.PoolManager] = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
@@ -110,14 +97,17 @@ class Node:
 
     def request(self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict] = None,
                 expect: Iterable[int] = (200,)) -> Response:
-        """One request on a kept connection; Unreachable when the node does not answer,
+        """One request (on a kept connection with ``pools``); Unreachable when the node does not answer,
         NodeError unless the status is in ``expect``."""
-        manager = self.pools or shared_pools(self.cacert)
+        manager = self.pools or pool_manager(self.cacert)
         try:
             answer = manager.request(method, self.url(path), body=body, headers={**self.headers(), **(headers or {})},
                                      timeout=self.timeout, redirect=False, preload_content=True)
         except Urllib3Error as e:
             raise Unreachable(f"cannot reach {self}{_reason(e)}") from None
+        finally:
+            if self.pools is None:
+                manager.clear()
         response = Response(answer.status, answer.headers, answer.data)
         if response.status not in expect:
             raise NodeError(str(self), response.status, one_line(response.body) or answer.reason or "")

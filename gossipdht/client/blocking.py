@@ -13,11 +13,10 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from gossipdht.client import operations
-from gossipdht.client.http import TIMEOUT, Node, RequestError, Unreachable, pool_manager
+from gossipdht.client.http import TIMEOUT, Node, RequestError, Response, Unreachable, pool_manager
 from gossipdht.client.operations import Call, Value
 from gossipdht.client.routing import ClusterView, Member, Router
 from gossipdht.core.address import Address, parse_address
-from gossipdht.core.ring import CHECKSUM_HEADER
 
 #: Nodes tried for one request before its last error is raised.
 ATTEMPTS = 4
@@ -75,7 +74,8 @@ class Client:
 
     def keys(self, scope: str = "primary") -> list[str]:
         """Every key in the cluster, sorted: each live member's primary keys (``scope="replica"``:
-        every copy each holds, so a key comes once however many members hold it)."""
+        every copy each holds, so a key comes once however many members hold it).  Unreachable
+        when a live member does not answer, rather than a listing that misses its keys."""
         found: set[str] = set()
         for member in self._live_members():
             found.update(self._send(self._node(member.address), operations.keys(scope)))
@@ -123,14 +123,14 @@ class Client:
     def _send(self, node: Node, call: Call) -> Any:
         """``call`` to ``node``: its answer read, and the ring checksum it carries noted."""
         try:
-            response = node.request(call.method, call.path, call.body, dict(call.headers), call.expect)
+            response = _request(node, call)
         except Unreachable:
             with self._lock:
                 self.router.failed(Address(node.host, node.port), self._clock())
             self._refresh_if_due()
             raise
         with self._lock:
-            self.router.answered(response.headers.get(CHECKSUM_HEADER))
+            self.router.answered(operations.ring_checksum(response))
         self._refresh_if_due()
         return call.read(response)
 
@@ -165,8 +165,8 @@ class Client:
             for address in sources:
                 node = self._node(address)
                 try:
-                    ring = node.request("GET", operations.RING_PATH).json()
-                    view = ClusterView.from_answers(node.get_json(operations.MEMBERS_PATH), ring)
+                    ring = _asked(node, operations.ring())
+                    view = ClusterView.from_answers(_asked(node, operations.members()), ring)
                 except Unreachable as e:
                     with self._lock:
                         self.router.failed(address, self._clock())
@@ -175,8 +175,17 @@ class Client:
                 except ValueError as e:
                     raise RequestError(f"{node} does not describe a gossipdht cluster: {e}") from None
                 with self._lock:
-                    self.router.install(view, ring["checksum"])
+                    self.router.install(view, ring.get("checksum"))
                 return
             raise error or Unreachable("no node to ask")
         finally:
             self._refresh_lock.release()
+
+
+def _request(node: Node, call: Call) -> Response:
+    return node.request(call.method, call.path, call.body, dict(call.headers), call.expect)
+
+
+def _asked(node: Node, call: Call) -> Any:
+    """``call``'s answer from ``node``, read."""
+    return call.read(_request(node, call))

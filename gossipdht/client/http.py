@@ -42,7 +42,7 @@ class NodeError(RequestError):
 
 @dataclass(frozen=True)
 class Response:
-    """A node's answer: its status, headers (names in any case) and whole body."""
+    """A node's answer: its status, headers (looked up by their names in lower case) and whole body."""
 
     status: int
     headers: Mapping[str, str]

@@ -11,9 +11,7 @@ from urllib.parse import quote, urlencode
 
 from gossipdht.client.http import Response
 from gossipdht.core import media
-
-MEMBERS_PATH = "/dht/members"
-RING_PATH = "/dht/ring"
+from gossipdht.core.ring import CHECKSUM_HEADER
 
 
 class Value(bytes):
@@ -40,6 +38,11 @@ class Call:
     body: Optional[bytes] = None
     headers: Mapping[str, str] = field(default_factory=dict)
     expect: tuple[int, ...] = (200,)
+
+
+def ring_checksum(response: Response) -> Optional[str]:
+    """The checksum of the answering node's ring, which answers under ``/db`` carry."""
+    return response.headers.get(CHECKSUM_HEADER.lower())
 
 
 def key_path(prefix: str, key: str) -> str:
@@ -96,8 +99,8 @@ def keys(scope: str = "primary") -> Call:
 
 
 def members() -> Call:
-    return Call("GET", MEMBERS_PATH, None, lambda response: response.json(), headers={"Accept": media.JSON})
+    return Call("GET", "/dht/members", None, lambda response: response.json(), headers={"Accept": media.JSON})
 
 
 def ring() -> Call:
-    return Call("GET", RING_PATH, None, lambda response: response.json(), headers={"Accept": media.JSON})
+    return Call("GET", "/dht/ring", None, lambda response: response.json(), headers={"Accept": media.JSON})

@@ -131,7 +131,7 @@ class Router:
         self._refreshed_at = now
         return self.targets(None, now)
 
-    def install(self, view: ClusterView, checksum: str) -> None:
+    def install(self, view: ClusterView, checksum: Optional[str]) -> None:
         """The members as read, with the checksum of the ring the node that told them has:
         when it is not the ring computed from them (the ring changed between the two
         answers), the view stays stale and is read again."""

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import treq
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults
 from twisted.internet.ssl import Certificate, trustRootFromCertificates
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
@@ -24,7 +24,6 @@ from gossipdht.client.http import KEPT_PER_NODE, TIMEOUT, NodeError, RequestErro
 from gossipdht.client.operations import Call, Value
 from gossipdht.client.routing import ClusterView, Member, Router
 from gossipdht.core.address import Address
-from gossipdht.core.ring import CHECKSUM_HEADER
 
 #: Below the nodes' idle timeout of 60 s, so that a kept connection is not one they closed.
 IDLE_SECONDS = 50
@@ -76,10 +75,10 @@ class TwistedClient:
         async def run() -> dict[str, str]:
             await self._view()
             groups = self.router.split(list(items), self._reactor.seconds())
-            errors: dict[str, str] = {}
-            for answer in [self._run(operations.put_many({key: items[key] for key in group}, w)) for group in groups]:
-                errors.update(await answer)
-            return errors
+            answers = await gatherResults(
+                [ensureDeferred(self._run(operations.put_many({key: items[key] for key in group}, w)))
+                 for group in groups], consumeErrors=True).addErrback(_first_error)
+            return {key: why for answer in answers for key, why in answer.items()}
         return ensureDeferred(run())
 
     def keys(self, scope: str = "primary") -> Deferred[list[str]]:
@@ -116,7 +115,7 @@ class TwistedClient:
 
     async def _send(self, address: Address, call: Call) -> Any:
         response = await self._request(address, call)
-        self.router.answered(response.headers.get(CHECKSUM_HEADER.lower()))
+        self.router.answered(operations.ring_checksum(response))
         self._refresh_if_due()
         return call.read(response)
 
@@ -182,9 +181,14 @@ class TwistedClient:
                 view = ClusterView.from_answers(members, ring)
             except ValueError as e:
                 raise RequestError(f"{address} does not describe a gossipdht cluster: {e}") from None
-            self.router.install(view, ring["checksum"])
+            self.router.install(view, ring.get("checksum"))
             return
         raise error or Unreachable("no node to ask")
+
+
+def _first_error(failure: Failure) -> Failure:
+    """The error of the first request of several that failed, rather than FirstError."""
+    return failure.value.subFailure if failure.check(FirstError) else failure
 
 
 def _trusting(cacert: Optional[str]) -> BrowserLikePolicyForHTTPS:

@@ -238,7 +238,7 @@ def build_parser() -> Parser:
 
     sub = add("load", load_command, "Load a TSV file of key<TAB>value lines through POST /db, checked whole first.",
               repeatable_node=True,
-              node_help="a node to send through, spreading the load over those given")
+              node_help="a node of the cluster, asked for its members (batches go to the keys' owners)")
     sub.add_argument("file", help="a TSV file: one key<TAB>value per line, UTF-8")
     sub.add_argument("--batch", type=int, default=load.BATCH_LINES, help="lines per request (%(default)s)")
     sub.add_argument("--connections", type=int, default=load.CONNECTIONS, help="requests in flight at once (%(default)s)")

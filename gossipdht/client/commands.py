@@ -8,8 +8,8 @@ import base64
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
-from urllib.parse import quote
 
+from gossipdht.client.blocking import Client
 from gossipdht.client.http import Node, RequestError
 from gossipdht.client.tables import count, duration, percent, table
 from gossipdht.core.address import Address
@@ -36,9 +36,9 @@ def lines(rows: list[str]) -> str:
     return "".join(row + "\n" for row in rows)
 
 
-def key_path(prefix: str, key: str) -> str:
-    """The path of ``key`` under ``prefix``, every reserved character escaped (``/`` too)."""
-    return prefix + quote(key, safe="")
+def client_of(node: Node) -> Client:
+    """The ring-aware client, with ``node`` as its seed: single keys go straight to an owner."""
+    return Client([Address(node.host, node.port)], node.cacert, node.token, node.timeout)
 
 
 def members(node: Node, detailed: bool) -> Result:
@@ -101,8 +101,9 @@ def ring(node: Node) -> Result:
 
 
 def owners(node: Node, key: str) -> Result:
-    answer = node.get_json(key_path("/dht/owners/", key))
-    return Result(answer, lines(table(["Name", "Address"], [[m["name"], Address(m["host"], m["port"])] for m in answer])))
+    found = client_of(node).owners(key)
+    answer = [{"name": m.name, "host": m.address.host, "port": m.address.port} for m in found]
+    return Result(answer, lines(table(["Name", "Address"], [[m.name, m.address] for m in found])))
 
 
 def transfers(node: Node, as_json: bool) -> Result:
@@ -113,24 +114,23 @@ def transfers(node: Node, as_json: bool) -> Result:
 
 
 def get(node: Node, key: str) -> Result:
-    response = node.request("GET", key_path("/db/", key), expect=(200, 404))
-    if response.status == 404:
+    value = client_of(node).get(key)
+    if value is None:
         raise RequestError(f"no such key: {key}")
-    data = {"key": key, "content_type": response.headers.get("content-type"), "etag": response.headers.get("etag")}
+    data = {"key": key, "content_type": value.content_type, "etag": value.etag}
     try:
-        data["value"] = response.body.decode("utf-8")
+        data["value"] = value.decode("utf-8")
     except UnicodeDecodeError:
-        data["value_base64"] = base64.b64encode(response.body).decode("ascii")
-    return Result(data, response.body)
+        data["value_base64"] = base64.b64encode(value).decode("ascii")
+    return Result(data, bytes(value))
 
 
 def put(node: Node, key: str, value: bytes, content_type: str) -> Result:
-    response = node.request("PUT", key_path("/db/", key), value, {"Content-Type": content_type}, expect=(204,))
-    return Result({"key": key, "etag": response.headers.get("etag")}, "")
+    return Result({"key": key, "etag": client_of(node).put(key, value, content_type)}, "")
 
 
 def delete(node: Node, key: str) -> Result:
-    node.request("DELETE", key_path("/db/", key), expect=(204,))
+    client_of(node).delete(key)
     return Result({"key": key, "deleted": True}, "")
 
 

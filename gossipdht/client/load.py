@@ -2,23 +2,21 @@
 endpoint (``POST /db``); the command line, ``gossipdht load``, is in ``cli``.
 
 The file is checked whole first, so a bad line stops the load before anything is sent.
-Batches of lines go out over a few keep-alive connections at once, spread over the
-nodes given.  Blocking ``http.client`` in threads: the loader is a plain client.
+Batches of lines go out a few at once, each through the ring-aware client, which splits
+it into one bulk write per first owner (``Client.put_many``).
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Callable, Iterator, Sequence
 
-from gossipdht.client.http import Node, one_line
+from gossipdht.client.blocking import Client
+from gossipdht.client.http import Node, NodeError, RequestError
+from gossipdht.core.address import Address
 from gossipdht.core.bulk import BadBulk, parse_tsv
-from gossipdht.core.media import TSV
 
 BATCH_LINES = 1000
 CONNECTIONS = 4
@@ -46,40 +44,27 @@ def check(lines: list[bytes]) -> None:
 
 
 class Sender:
-    """Posts batches, one keep-alive connection per thread, threads spread over the nodes."""
+    """Sends batches through one client, from as many threads as there are requests at once."""
 
     def __init__(self, nodes: Sequence[Node], progress: Callable[[int], None]) -> None:
-        self.nodes = [replace(node, timeout=TIMEOUT) for node in nodes]
+        first = nodes[0]
+        self.client = Client([Address(node.host, node.port) for node in nodes], first.cacert, first.token, TIMEOUT)
         self.progress = progress
-        self.local = threading.local()
-        self.next_node = 0
         self.lock = threading.Lock()
         self.errors: dict[str, str] = {}
         self.stored = 0
 
-    def connection(self) -> http.client.HTTPConnection:
-        if not hasattr(self.local, "connection"):
-            with self.lock:
-                node = self.nodes[self.next_node % len(self.nodes)]
-                self.next_node += 1
-            self.local.node, self.local.connection = node, node.connect()
-        return self.local.connection
-
     def send(self, first_line: int, body: bytes) -> None:
-        connection = self.connection()
+        items = parse_tsv(body, sys.maxsize)  # checked whole before: cannot fail here
         try:
-            connection.request("POST", "/db", body, self.local.node.headers(content_type=f"{TSV}; charset=utf-8"))
-            response = connection.getresponse()
-            answer = response.read()
-        except (OSError, http.client.HTTPException) as e:
-            connection.close()
-            raise LoadError(f"{self.local.node}: {e}") from None
-        if response.status not in (200, 503):
-            raise LoadError(f"lines from {first_line}: {response.status} {one_line(answer)}")
-        result = json.loads(answer)
+            errors = self.client.put_many(items)
+        except NodeError as e:
+            raise LoadError(f"lines from {first_line}: {e.status} {e.message}") from None
+        except RequestError as e:
+            raise LoadError(str(e)) from None
         with self.lock:
-            self.stored += result["stored"]
-            self.errors.update(result["errors"])
+            self.stored += len(items) - len(errors)
+            self.errors.update(errors)
         self.progress(body.count(b"\n"))
 
 

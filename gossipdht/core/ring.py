@@ -18,6 +18,10 @@ from gossipdht.core.hashing import RING_SIZE, token
 #: 1,024 tokens a member keep the largest of 10 members within 1.08 x the mean share
 #: (measured over 12 sets of names; 256 tokens reach 1.11).
 DEFAULT_VNODES = 1024
+#: The header of a node's answers under ``/db`` that carries its ring's checksum: a client
+#: that places keys itself (``gossipdht.client``) sees by it that its ring is out of date.
+CHECKSUM_HEADER = "Gossipdht-Ring"
+
 
 @lru_cache(maxsize=4096)
 def member_tokens(name: str, vnodes: int) -> tuple[int, ...]:

@@ -160,6 +160,8 @@ class Coordinator:
         needed = min(self.r, len(targets)) if r is None else r
         if needed > len(targets):
             return self._fail(Deferred(), f"r={needed} but the cluster holds only {len(targets)} replicas of a key")
+        if self.name not in targets:
+            self.stats.reads_coordinated_as_non_owner += 1
         down = self._down()
         targets = [member for member in targets if member not in down]
         if self.name in targets:
@@ -237,8 +239,12 @@ class _Write:
 
     def start(self) -> Deferred[dict[str, str]]:
         batches: dict[str, list[int]] = {}
+        name, stats = self.coordinator.name, self.coordinator.stats
         for i, (key, _) in enumerate(self.writes):
-            for member in self.ring.preference_list(key, self.n):
+            owners = self.ring.preference_list(key, self.n)
+            if name not in owners:
+                stats.writes_coordinated_as_non_owner += 1
+            for member in owners:
                 batches.setdefault(member, []).append(i)
         for member, batch in batches.items():
             self._launch(member, batch)

@@ -11,6 +11,10 @@ class DataStats:
 
     writes_coordinated: int = 0
     reads_coordinated: int = 0
+    #: Of those, the ones this node coordinated without being one of the key's owners:
+    #: each cost a hop that a client sending to an owner saves (``gossipdht.client``).
+    writes_coordinated_as_non_owner: int = 0
+    reads_coordinated_as_non_owner: int = 0
     quorum_failures: int = 0
     writes_refused_for_clock: int = 0
     writes_reissued: int = 0

@@ -30,7 +30,7 @@ from gossipdht.net.rpc import Admit, RpcResource
 from gossipdht.net.settlement import Settlement, as_text
 from gossipdht.web import openapi
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
-from gossipdht.web.keyresource import KEY_PREFIX, KeyResource
+from gossipdht.web.keyresource import KEY_PREFIX, RING_HEADER, KeyResource
 from gossipdht.web.metrics import Metrics
 from gossipdht.web.site import Site
 from gossipdht.web.tokens import Tokens
@@ -70,7 +70,7 @@ class RestAPI:
         requests need one."""
         return Site(self.app.resource(), self.max_value_bytes, prefixes={
             KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas,
-                                    None if self.metrics is None else self.metrics.requests),
+                                    None if self.metrics is None else self.metrics.requests, self._ring_checksum),
             rpc.PATH: self.rpc,
         }, tokens=tokens)
 
@@ -81,8 +81,12 @@ class RestAPI:
 
     # -- keys ----------------------------------------------------------------------
 
+    def _ring_checksum(self) -> str:
+        return self.cluster.ring.checksum
+
     @app.route("/db")
     def keys(self, request: IRequest):
+        request.setHeader(RING_HEADER, self._ring_checksum().encode())
         # Every method routes here, or werkzeug would redirect DELETE /db to /db/.
         if request.method == b"POST":
             return self._bulk_write(request)

@@ -8,7 +8,7 @@ every other path (``RestAPI``); the site picks one of the two by path (``request
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -17,12 +17,14 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from gossipdht.core.ring import CHECKSUM_HEADER
 from gossipdht.data.coordinator import Coordinator
 from gossipdht.storage import Record
 from gossipdht.web.http import ClientError, etag, failed, header_values, key_from_path, plain, quorum, value_from_body
 from gossipdht.web.metrics import KEY_OPERATIONS, RequestMetrics
 
 KEY_PREFIX = b"/db/"
+RING_HEADER = CHECKSUM_HEADER.encode()
 ALLOWED = b"GET, HEAD, PUT, POST, DELETE"
 
 
@@ -33,15 +35,19 @@ class KeyResource(Resource):
     log = Logger()
 
     def __init__(self, coordinator: Coordinator, max_value_bytes: int, replicas: int,
-                 metrics: Optional[RequestMetrics] = None) -> None:
+                 metrics: Optional[RequestMetrics] = None, ring_checksum: Optional[Callable[[], str]] = None) -> None:
         super().__init__()
         self.coordinator = coordinator
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
         self.metrics = metrics
+        #: The checksum of the node's ring now, sent on every answer (``RING_HEADER``).
+        self.ring_checksum = ring_checksum
 
     def render(self, request: IRequest):
         started = perf_counter()
+        if self.ring_checksum is not None:
+            request.setHeader(RING_HEADER, self.ring_checksum().encode())
         try:
             answer = self._start(request)
         except ClientError as e:

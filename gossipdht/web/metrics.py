@@ -44,6 +44,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 DATA_COUNTERS = {
     "writes_coordinated": ("writes_coordinated", "Writes this node coordinated."),
     "reads_coordinated": ("reads_coordinated", "Reads this node coordinated."),
+    "writes_coordinated_as_non_owner": ("writes_coordinated_as_non_owner",
+                                        "Writes this node coordinated without owning the key (a hop more)."),
+    "reads_coordinated_as_non_owner": ("reads_coordinated_as_non_owner",
+                                       "Reads this node coordinated without owning the key (a hop more)."),
     "quorum_failures": ("quorum_failures", "Reads and writes that did not reach their quorum."),
     "writes_refused_for_clock": ("writes_refused_for_clock", "Writes refused while this node's clock was off."),
     "writes_reissued": ("writes_reissued", "Writes reissued with a newer version than one a replica held."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from gossipdht import __version__
+from gossipdht.core.ring import CHECKSUM_HEADER
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
@@ -72,11 +73,13 @@ R = _query("r", "replicas that must answer, 1..N [default: --read-quorum]", {"ty
 W = _query("w", "replicas that must acknowledge, 1..N [default: --write-quorum]", {"type": "integer", "minimum": 1})
 FORMAT = _query("format", "json: a JSON answer (so does Accept: application/json)", {"enum": ["json"]})
 ETAG = {"description": "the record's version", "schema": {"type": "string"}}
+RING = {"description": "the checksum of the answering node's ring (GET /dht/ring): a client that places keys "
+                       "itself reads the members again when it differs from its own", "schema": {"type": "string"}}
 
 _VALUE = {"description": "The value, byte for byte, with the Content-Type it was stored with",
           "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-          "headers": {"ETag": ETAG}}
-_WRITTEN = {"description": "Written on a write quorum of replicas", "headers": {"ETag": ETAG}}
+          "headers": {"ETag": ETAG, CHECKSUM_HEADER: RING}}
+_WRITTEN = {"description": "Written on a write quorum of replicas", "headers": {"ETag": ETAG, CHECKSUM_HEADER: RING}}
 _PUT_BODY = {"required": False, "description": (
     "The value, stored byte for byte with its Content-Type (default application/octet-stream); a form body "
     "value=... (curl -d value=...) stores the URL-decoded rest as text/plain; charset=utf-8"),

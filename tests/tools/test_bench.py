@@ -448,3 +448,37 @@ def test_warmed_given_pids_counts_their_cpu_over_the_measured_run_alone(monkeypa
     measured = bench.warmed("http://n/db/", "put.lua", settings, 1, pids=[123])
     assert runs == [1, 3] and measured.system_cpu_us == pytest.approx(500.0)
     assert bench.warmed("http://n/db/", "put.lua", settings, 1).system_cpu_us is None
+
+
+def test_the_fixed_node_client_sends_every_key_to_its_node_and_the_report_shows_hops():
+    from gossipdht.client.routing import ClusterView, Member
+    from gossipdht.core.address import Address
+    from gossipdht.tools.bench.client import _client, format_client
+
+    seeds = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"]
+    fixed, aware = _client(seeds, fixed=True), _client(seeds, fixed=False)
+    view = ClusterView([Member(seed, Address("127.0.0.1", int(seed[-4:])), "alive", True) for seed in seeds], 64, 2)
+    for client in (fixed, aware):
+        client.router.install(view, view.checksum)
+    keys = [f"k{i}" for i in range(100)]
+    assert {fixed.router.targets(key, 0.0)[0] for key in keys} == {Address("127.0.0.1", 9001)}
+    assert all(aware.router.targets(key, 0.0)[0] == view.owners(key)[0].address for key in keys)
+
+    rows = [asdict(row(f"{operation} {variant}", rate)) for operation, variant, rate in
+            (("PUT", "one node", 1000.0), ("PUT", "ring-aware", 1250.0), ("GET", "one node", 2000.0),
+             ("GET", "ring-aware", 2200.0))]
+    shares = {r["operation"]: share for r, share in zip(rows, (0.33, 0.0, 0.34, 0.0))}
+    lines = format_client({"clusters": {"3 nodes, N=2": {"rows": rows, "non_owner_share": shares}},
+                           "load": "2 processes x 8 threads", "rounds": 1, "seconds": 3,
+                           "preloaded_keys": 10_000}).splitlines()
+    assert lines[0] == "3 nodes, N=2:" and lines[1].split()[-1] == "non-owner"
+    assert [line.split()[-5] for line in lines[2:6]] == ["1.000", "1.250", "1.000", "1.100"]
+    assert [line.split()[-1] for line in lines[2:6]] == ["33.0%", "0.0%", "34.0%", "0.0%"]
+
+
+def test_client_is_a_separate_run_that_needs_no_wrk(monkeypatch, capsys):
+    _, args = cli.parse_settings(["--client", "--quick"])
+    assert args.client
+    with pytest.raises(SystemExit):
+        cli.parse_settings(["--client", "--metrics"])
+    assert "not allowed with" in capsys.readouterr().err

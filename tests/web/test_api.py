@@ -335,3 +335,17 @@ async def test_a_lone_node_shows_its_ring_settled_and_refuses_bad_transfer_and_r
     assert status == 400
     status, _, body = await http.request(b"POST", b"/dht/remove", b"\xff")
     assert status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_under_db_carry_the_rings_checksum_and_owners_count_no_hop(http, node):
+    checksum = json.loads((await http.request(b"GET", b"/dht/ring"))[2])["checksum"]
+    for method, path in ((b"PUT", b"/db/k"), (b"GET", b"/db/k"), (b"GET", b"/db/missing"), (b"DELETE", b"/db/k"),
+                         (b"GET", b"/db/%zz"), (b"GET", b"/db"), (b"POST", b"/db")):
+        _, headers, _ = await http.request(method, path, b"k\tv\n" if method == b"POST" else b"v",
+                                           {b"content-type": [b"text/tab-separated-values"]} if method == b"POST" else None)
+        assert headers.getRawHeaders(b"gossipdht-ring") == [checksum.encode()], (method, path)
+    assert (await http.request(b"GET", b"/dht/ring"))[1].getRawHeaders(b"gossipdht-ring") is None
+    stats = json.loads((await http.request(b"GET", b"/dht/stats"))[2])["data"]
+    assert stats["writes_coordinated"] == 3 and stats["writes_coordinated_as_non_owner"] == 0
+    assert stats["reads_coordinated"] == 2 and stats["reads_coordinated_as_non_owner"] == 0

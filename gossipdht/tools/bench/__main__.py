@@ -3,8 +3,8 @@ gossipdht clusters (one with ``--sync full``), drive them with ``wrk``, and prin
 (or ``--json``).
 ``--scale`` measures instead how single-key rates hold from 100,000 to 1,000,000 stored
 keys and what adding a fourth node moves; ``--idle`` what an idle 10-node cluster costs;
-``--security`` and ``--metrics`` what those cost; ``--check ROW`` whether that row measures
-the same alone as in the full run."""
+``--security`` and ``--metrics`` what those cost; ``--client`` what the ring-aware Python client's
+skipped hop buys; ``--check ROW`` whether that row measures the same alone as in the full run."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 from gossipdht.tools.bench import DEFAULT_DATA, Settings, etcd, format_table, row_names, run, wrk_path
 from gossipdht.tools.bench.check import format_check, run_check
+from gossipdht.tools.bench.client import format_client, run_client
 from gossipdht.tools.bench.metrics import format_metrics, run_metrics
 from gossipdht.tools.bench.scale import format_idle, format_scale, idle, scale
 from gossipdht.tools.bench.security import format_security, run_security
@@ -53,6 +54,9 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
     mode.add_argument("--metrics", action="store_true",
                       help="PUT and GET through a 3-node cluster with --metrics false and with metrics on, "
                            "and how long a scrape of /metrics takes")
+    mode.add_argument("--client", action="store_true",
+                      help="PUT and GET through the ring-aware Python client and through the same client sending "
+                           "to one fixed node, on a 3-node cluster with N=2 and a 5-node one with N=3")
     mode.add_argument("--idle", action="store_true",
                       help=f"the CPU each node of an idle {IDLE_NODES}-node cluster uses over 30 s (--quick: 10 s)")
     mode.add_argument("--check", metavar="ROW",
@@ -90,7 +94,7 @@ def progress(message: str) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     settings, args = parse_settings(sys.argv[1:] if argv is None else argv)
-    if not args.idle and wrk_path() is None:
+    if not (args.idle or args.client) and wrk_path() is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
     # SIGTERM unwinds like Ctrl-C does, so that every node and server started is stopped.
@@ -111,6 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             elif args.check is not None:
                 report = run_check(settings, directory, args.check, progress)
                 text = format_check(report)  # the full run's table ends in the command
+            elif args.client:
+                report = run_client(settings, directory, progress)
+                text = f"{format_client(report)}\nreproduce: {settings.command}"
             elif args.idle:
                 report = idle(IDLE_NODES, args.idle_seconds, directory, progress)
                 text = f"{format_idle(report)}\nreproduce: {settings.command}"

@@ -472,7 +472,7 @@ def test_the_fixed_node_client_sends_every_key_to_its_node_and_the_report_shows_
                            "load": "2 processes x 8 threads", "rounds": 1, "seconds": 3,
                            "preloaded_keys": 10_000}).splitlines()
     assert lines[0] == "3 nodes, N=2:" and lines[1].split()[-1] == "non-owner"
-    assert [line.split()[-5] for line in lines[2:6]] == ["1.000", "1.250", "1.000", "1.100"]
+    assert [line[2 + 28 :].split()[1] for line in lines[2:6]] == ["1.000", "1.250", "1.000", "1.100"]
     assert [line.split()[-1] for line in lines[2:6]] == ["33.0%", "0.0%", "34.0%", "0.0%"]
 
 

@@ -149,7 +149,7 @@ class NodeService(MultiService):
         self.api = api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
                       config.replicas, self.settlement, self.keyrings, self.lag.stats,
                       # With mutual TLS a call from another node shows a certificate of the cluster's CA.
-                      self.tls.admit if self.tls.mutual else None, config.metrics)
+                      self.tls.admit if self.tls.mutual else None, config.metrics, self.peers)
         self.site = api.site(self.tokens)
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster

@@ -5,7 +5,9 @@ The node's counters stay where they are counted (``DataStats``, the membership c
 shows them; the collector here reads that same dictionary at each scrape and renames its
 entries the Prometheus way, so the two never disagree and the pure cores know nothing
 of Prometheus.  Only what ``/dht/stats`` does not have is kept here: requests served by
-operation and status code, and their latency, observed by the API's resources.
+operation and status code, and their latency, observed by the API's resources; the same
+observations feed the rolling window of the last minutes (``core.activity``) that
+``GET /dht/activity`` and the dashboard show.
 
 Each node has a registry of its own, not prometheus_client's global one, so several
 nodes in one process (the tests) do not collide.  The exposition runs in the reactor
@@ -31,6 +33,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.web.iweb import IRequest
 
+from gossipdht.core.activity import Activity
 from gossipdht.membership.member import State
 from gossipdht.net.rpc import REFUSALS
 
@@ -93,7 +96,8 @@ INVALID = "invalid"
 class RequestMetrics:
     """Requests served by the API, by operation and status code, and their latency by operation."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, activity: Activity) -> None:
+        self.activity = activity
         self._requests = Counter(PREFIX + "http_requests", "HTTP requests served, by operation and status code.",
                                  ["operation", "code"], registry=registry)
         latency = Histogram(PREFIX + "http_request_duration_seconds",
@@ -109,7 +113,9 @@ class RequestMetrics:
 
     def served(self, _: object, request: IRequest, operation: str, started: float) -> None:
         """A callback of ``notifyFinish``: ``request`` of ``operation`` started at ``started`` is answered."""
-        self._latency[operation].observe(perf_counter() - started)
+        now = perf_counter()
+        self._latency[operation].observe(now - started)
+        self.activity.observe(operation, now - started, now)
         key = (operation, request.code)
         counter = self._counts.get(key)
         if counter is None:
@@ -180,11 +186,15 @@ class Metrics:
         # (``_created``), which Prometheus stores as a gauge: noise.  A switch of the process.
         disable_created_metrics()
         self.registry = CollectorRegistry()
-        self.requests = RequestMetrics(self.registry)
+        self.requests = RequestMetrics(self.registry, Activity(OPERATIONS))
         self.registry.register(StatsCollector(stats, members))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    def activity(self) -> dict:
+        """The requests of the last minutes, by operation (``core.activity``)."""
+        return self.requests.activity.report(perf_counter())
 
     def exposition(self, accept: bytes | None) -> tuple[bytes, bytes]:
         """The scrape's body and Content-Type: OpenMetrics if ``accept`` asks for it, else Prometheus text."""

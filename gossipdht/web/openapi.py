@@ -132,7 +132,8 @@ DOCUMENT: dict = {
         "version": __version__,
         "description": "A distributed hash table over RESTful HTTP. Every error is a one-line text/plain "
                        "message; a node started with --api-tokens asks Authorization: Bearer TOKEN of every "
-                       "request but GET /health (roles read, write, admin; see README.rst, Security).",
+                       "request but GET /health and the dashboard's files, /ui (roles read, write, admin; "
+                       "see README.rst, Security).",
     },
     "security": [{}, {"bearer": []}],
     "paths": {

@@ -56,8 +56,8 @@ class RestAPI:
 
     def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
                  data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
-                 settlement: Settlement, keyrings: KeyringManager, reactor_stats: Callable[[], dict] = dict,
-                 admit: Optional[Admit] = None, metrics: bool = True, peers: Optional[PeerClient] = None) -> None:
+                 settlement: Settlement, keyrings: KeyringManager, peers: PeerClient,
+                 reactor_stats: Callable[[], dict] = dict, admit: Optional[Admit] = None, metrics: bool = True) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
         self.keyrings = keyrings
@@ -67,7 +67,7 @@ class RestAPI:
         self.reactor_stats = reactor_stats
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
-        #: Asks the other members for their activity (``/dht/activity?cluster=1``); None: nobody is asked.
+        #: Asks the other members for their activity (``/dht/activity?cluster=1``).
         self.peers = peers
         self.ui = dashboard.load()
         self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
@@ -249,8 +249,6 @@ class RestAPI:
                 "requests": None if self.metrics is None else self.metrics.activity()}
 
     async def _activity_of(self, member: Member) -> dict:
-        if self.peers is None:
-            return _unreachable(member)
         try:
             return await self.peers.activity(member.api_address, ASK_SECONDS)
         except PeerError as e:

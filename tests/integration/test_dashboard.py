@@ -87,7 +87,7 @@ def arc_colours(driver) -> dict[str, set[str]]:
     return colours
 
 
-def test_the_dashboard_draws_the_cluster_and_follows_a_kill(node_factory, browser, tmp_path: Path):
+def test_the_dashboard_draws_the_cluster_follows_a_kill_and_asks_for_a_token(node_factory, browser, tmp_path: Path):
     nodes = [node_factory("--storage", "memory", "--replicas", "2") for _ in range(3)]
     for node in nodes[1:]:
         join(node, nodes[0])
@@ -152,3 +152,15 @@ def test_the_dashboard_draws_the_cluster_and_follows_a_kill(node_factory, browse
     # No console errors, from the first load on.
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
+
+    # With API tokens: the page loads without one, asks for one at the first 401, then draws.
+    tokens = tmp_path / "api-tokens"
+    tokens.write_text("read dashboard-r3ad-token\n")
+    guarded = node_factory("--storage", "memory", "--api-tokens", str(tokens), name="guarded")
+    browser.get(guarded.url("/ui"))
+    form = browser.find_element("id", "token-form")
+    wait_for(form.is_displayed, PAGE_DEADLINE)
+    browser.find_element("id", "token").send_keys("dashboard-r3ad-token")
+    form.submit()
+    wait_for(lambda: rows(browser) == {name(guarded): "alive"}, PAGE_DEADLINE)
+    assert not form.is_displayed()

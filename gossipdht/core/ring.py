@@ -39,6 +39,7 @@ class Ring:
         self._tokens = [t for t, _ in points]
         self._owners = [name for _, name in points]
         self._placements: dict[int, list[tuple[int, int, tuple[str, ...]]]] = {}
+        self._slices: dict[int, list[str]] = {}
         self._lists: dict[tuple[int, int], tuple[str, ...]] = {}
 
     def preference_list(self, key: str, n: int) -> list[str]:
@@ -87,6 +88,26 @@ class Ring:
             else:
                 arcs.append((low, high, owners))
         return arcs
+
+    def slices(self, count: int) -> list[str]:
+        """The ring cut into ``count`` equal arcs clockwise from token 0, each named by the
+        member that is the primary owner of most of it: the tokens as a screen can draw
+        them (at 1,024 tokens a member, an arc of 720 holds several)."""
+        if count not in self._slices:
+            self._slices[count] = self._compute_slices(count)
+        return self._slices[count]
+
+    def _compute_slices(self, count: int) -> list[str]:
+        if not self._tokens:
+            return []
+        held: list[dict[str, int]] = [{} for _ in range(count)]
+        for low, high, (owner,) in self.placement(1):
+            index = low * count // RING_SIZE
+            while low < high:
+                end = min(high, (index + 1) * RING_SIZE // count)
+                held[index][owner] = held[index].get(owner, 0) + end - low
+                low, index = end, index + 1
+        return [max(arc, key=arc.__getitem__) for arc in held]
 
     @cached_property
     def checksum(self) -> str:

@@ -29,6 +29,7 @@ owners of a ring without it: ``/dht/leave`` does that first.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Awaitable, Callable, Optional, Sequence
 
 from twisted.internet.defer import DeferredLock, ensureDeferred
@@ -55,6 +56,11 @@ HANDOFF_STEP = 5_000
 #: Writes this recent may still be on their way to their replicas (a write to a replica
 #: answers or fails within ``REQUEST_SECONDS``, 2 s): periodic rounds leave them out.
 IN_FLIGHT_SECONDS = 5.0
+#: Rounds shown by ``transfers()``, the newest first.
+LAST_ROUNDS = 5
+#: What a round shows of the counters it moved, by the name it shows it under.
+ROUND_COUNTERS = {"exchanges": "anti_entropy_exchanges", "failures": "anti_entropy_failures",
+                  "keys_repaired": "keys_repaired", "keys_handed_off": "keys_handed_off"}
 
 
 async def _agreed(checksum: str) -> bool:
@@ -105,6 +111,8 @@ class Rebalancer:
         self._sending: dict[str, int] = {}
         self._receiving: dict[str, int] = {}
         self._waiting: dict[str, int] = {}
+        #: The last rounds, the newest first: when each ended (reactor time) and what it did.
+        self._rounds: deque[tuple[float, dict]] = deque(maxlen=LAST_ROUNDS)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -146,16 +154,29 @@ class Rebalancer:
 
     async def run_round(self) -> bool:
         """Run one round after any running one; True when nothing failed."""
-        return await self._lock.run(lambda: ensureDeferred(self._round()))
+        return await self._lock.run(lambda: ensureDeferred(self._recorded_round()))
+
+    async def _recorded_round(self) -> bool:
+        """A round, remembered among the last ones with what it did."""
+        started, full = self._reactor.seconds(), self._ring_changed
+        before = {name: getattr(self._stats, counter) for name, counter in ROUND_COUNTERS.items()}
+        complete = await self._round()
+        ended = self._reactor.seconds()
+        self._rounds.appendleft((ended, {
+            "seconds": round(ended - started, 3), "full": full, "complete": complete,
+            **{name: getattr(self._stats, counter) - before[name] for name, counter in ROUND_COUNTERS.items()}}))
+        return complete
 
     def transfers(self) -> dict:
         """The ring this node settled and what it still moves, for ``GET /dht/transfers``."""
         def listed(book: dict[str, int], role: str, unit: str) -> list[dict]:
             return [{role: name, unit: count} for name, count in sorted(book.items()) if count > 0]
+        now = self._reactor.seconds()
         return {"node": self.name, "ring": self._ring().checksum, "settled": self.settled,
                 "sending": listed(self._sending, "to", "keys"),
                 "receiving": listed(self._receiving, "from", "ranges"),
-                "waiting": listed(self._waiting, "to", "keys")}
+                "waiting": listed(self._waiting, "to", "keys"),
+                "rounds": [{"ended_seconds_ago": round(now - ended, 1), **done} for ended, done in self._rounds]}
 
     # -- a round -----------------------------------------------------------------------------
 

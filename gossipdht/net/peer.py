@@ -1,6 +1,6 @@
 """What membership and settlement ask other nodes, over the internal RPC connection.
 
-The push/pull of member lists, TCP probes, member lists and transfer reports travel on
+The push/pull of member lists, TCP probes, member lists, transfer and activity reports travel on
 the connection that carries data between nodes, so that they are sealed and
 authenticated as it is (``rpc``).
 """
@@ -45,6 +45,11 @@ class PeerClient:
         """The member's own transfers report (``GET /dht/transfers`` as JSON)."""
         return self._json(address, await self._rpc.call(address, "transfers", b"", timeout), TRANSFERS_FIELDS,
                           "transfers report")
+
+    async def activity(self, address: tuple[str, int], timeout: float) -> dict:
+        """The member's own activity report (``GET /dht/activity``)."""
+        return self._json(address, await self._rpc.call(address, "activity", b"", timeout),
+                          {"node", "keys_held", "requests"}, "activity report")
 
     async def keyring(self, address: tuple[str, int], request: dict, timeout: float) -> dict:
         """The member's answer to a keyring operation (``keyring.KeyringManager.apply``)."""

@@ -147,7 +147,7 @@ class NodeService(MultiService):
         self.lag.setServiceParent(self)
         self.keyrings = KeyringManager(config.name, self.sealing, self._save_keyring, self.peers, self.cluster.others)
         self.api = api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
-                      config.replicas, self.settlement, self.keyrings, self.lag.stats,
+                      config.replicas, self.settlement, self.keyrings, self.peers, self.lag.stats,
                       # With mutual TLS a call from another node shows a certificate of the cluster's CA.
                       self.tls.admit if self.tls.mutual else None, config.metrics)
         self.site = api.site(self.tokens)

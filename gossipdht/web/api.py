@@ -10,6 +10,7 @@ import json
 from typing import Callable, Iterable, Iterator, Optional
 
 from klein import Klein
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import TaskDone, TaskStopped, cooperate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -19,16 +20,20 @@ from werkzeug.routing import RequestRedirect
 
 from gossipdht.core import bulk, media
 from gossipdht.core.address import Address, AddressError, parse_seeds
+from gossipdht.core.errors import PeerError
+from gossipdht.core.hashing import RING_SIZE, token
 from gossipdht.data.coordinator import Coordinator
 from gossipdht.data.replica import LocalReplica
+from gossipdht.membership.member import Member
 from gossipdht.net import rpc
 from gossipdht.net.cluster import Cluster
 from gossipdht.net.keyrings import KeyringManager, parse_request
 from gossipdht.net.messages import BadMessage
+from gossipdht.net.peer import PeerClient
 from gossipdht.net.remotereplica import handlers
 from gossipdht.net.rpc import Admit, RpcResource
-from gossipdht.net.settlement import Settlement, as_text
-from gossipdht.web import openapi
+from gossipdht.net.settlement import ASK_SECONDS, Settlement, as_text
+from gossipdht.web import dashboard, openapi
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, RING_HEADER, KeyResource
 from gossipdht.web.metrics import Metrics
@@ -38,6 +43,8 @@ from gossipdht.web.tokens import Tokens
 LISTING_PAGE = 1000
 OWNERS_PREFIX = b"/dht/owners/"
 BULK_PARSERS = {media.TSV.encode(): bulk.parse_tsv, media.JSON.encode(): bulk.parse_json}
+#: ``GET /dht/ring?slices=N``: at most this many arcs.
+MAX_SLICES = 3600
 
 
 class RestAPI:
@@ -49,8 +56,8 @@ class RestAPI:
 
     def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
                  data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
-                 settlement: Settlement, keyrings: KeyringManager, reactor_stats: Callable[[], dict] = dict,
-                 admit: Optional[Admit] = None, metrics: bool = True) -> None:
+                 settlement: Settlement, keyrings: KeyringManager, peers: PeerClient,
+                 reactor_stats: Callable[[], dict] = dict, admit: Optional[Admit] = None, metrics: bool = True) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
         self.keyrings = keyrings
@@ -60,6 +67,9 @@ class RestAPI:
         self.reactor_stats = reactor_stats
         self.max_value_bytes = max_value_bytes
         self.replicas = replicas
+        #: Asks the other members for their activity (``/dht/activity?cluster=1``).
+        self.peers = peers
+        self.ui = dashboard.load()
         self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
         #: None with ``--metrics false``: no ``/metrics``, and requests are neither counted nor timed.
         self.metrics = Metrics(self.node_stats, cluster.members) if metrics else None
@@ -77,7 +87,8 @@ class RestAPI:
     def _rpc_handlers(self) -> dict:
         """Every call between nodes: data, membership, transfers and the keyring."""
         return {**handlers(self.local), **self.cluster.handlers(), "keyring": self.keyrings.handler,
-                "transfers": lambda body: json.dumps(self.settlement.report(self.cluster.name)).encode()}
+                "transfers": lambda body: json.dumps(self.settlement.report(self.cluster.name)).encode(),
+                "activity": lambda body: json.dumps(self.activity_report()).encode()}
 
     # -- keys ----------------------------------------------------------------------
 
@@ -169,19 +180,31 @@ class RestAPI:
 
     @app.route("/dht/ring", methods=["GET", "HEAD"])
     def ring(self, request: IRequest) -> bytes:
+        """The ring's checksum and shares; with ``?slices=N``, also the primary owner of
+        each of N equal arcs, as an index into ``members`` (the dashboard draws them)."""
         ring = self.cluster.ring
+        slices = request.args.get(b"slices", [b""])[-1].decode("latin-1")
+        if slices and not (slices.isdigit() and 1 <= int(slices) <= MAX_SLICES):
+            raise ClientError(400, f"slices={slices} is not a whole number from 1 to {MAX_SLICES}")
         shares, copies = ring.shares(), ring.replica_shares(self.replicas)
-        request.setHeader(b"content-type", JSON)
-        return _json({
+        answer = {
             "checksum": ring.checksum, "vnodes": ring.vnodes, "replicas": self.replicas,
             "members": [{"name": name, "share": round(shares[name], 6), "replica_share": round(copies[name], 6)}
                         for name in ring.members],
-        })
+        }
+        if slices:
+            index = {name: i for i, name in enumerate(ring.members)}
+            answer["slices"] = [index[name] for name in ring.slices(int(slices))]
+        request.setHeader(b"content-type", JSON)
+        return _json(answer)
 
     @app.route("/dht/owners/", branch=True, methods=["GET", "HEAD"])
     def owners(self, request: IRequest) -> bytes:
         """The "Owns" operation: the key's preference list, in order."""
-        owners = self.cluster.owners(key_from_path(request, OWNERS_PREFIX), self.replicas)
+        key = key_from_path(request, OWNERS_PREFIX)
+        owners = self.cluster.owners(key, self.replicas)
+        # Where the key sits, as a fraction of the ring clockwise from token 0 (the dashboard marks it).
+        request.setHeader(b"gossipdht-ring-position", b"%.9f" % (token(key) / RING_SIZE))
         if _wants_json(request):
             request.setHeader(b"content-type", JSON)
             return _json([{"name": m.name, "host": m.host, "port": m.api_port} for m in owners])
@@ -200,20 +223,41 @@ class RestAPI:
     @app.route("/dht/transfers", methods=["GET", "HEAD"])
     async def transfers(self, request: IRequest) -> bytes:
         """What this node (``?cluster=1``: every member) still moves, and the ring it settled."""
-        cluster = request.args.get(b"cluster", [b"0"])[-1]
-        if cluster not in (b"0", b"1"):
-            raise ClientError(400, "cluster must be 0 or 1")
+        cluster = _cluster(request)
         reports = [self.settlement.report(self.cluster.name)]
-        if cluster == b"1":
+        if cluster:
             others = self.cluster.others()
             answers = await self.settlement.ask(others)
-            reports += [answers[m.name] or {"node": m.name, "unreachable": True} for m in others]
+            reports += [answers[m.name] or _unreachable(m) for m in others]
         if _wants_json(request):
             request.setHeader(b"content-type", JSON)
-            return _json(reports if cluster == b"1" else reports[0])
+            return _json(reports if cluster else reports[0])
         request.setHeader(b"content-type", TEXT_PLAIN)
         return "".join(f"{r['node']} did not answer\n" if r.get("unreachable") else as_text(r)
                        for r in reports).encode()
+
+    @app.route("/dht/activity", methods=["GET", "HEAD"])
+    async def activity(self, request: IRequest) -> bytes:
+        """The requests this node (``?cluster=1``: every live member) served in the last
+        minutes, by operation, and the keys it holds."""
+        cluster = _cluster(request)
+        reports = [self.activity_report()]
+        if cluster:
+            reports += await gatherResults([ensureDeferred(self._activity_of(m)) for m in self.cluster.others()])
+        request.setHeader(b"content-type", JSON)
+        return _json(reports if cluster else reports[0])
+
+    def activity_report(self) -> dict:
+        """This node's part of ``/dht/activity``; ``requests`` is None with ``--metrics false``."""
+        return {"node": self.cluster.name, "keys_held": self.data_stats()["keys_held"],
+                "requests": None if self.metrics is None else self.metrics.activity()}
+
+    async def _activity_of(self, member: Member) -> dict:
+        try:
+            return await self.peers.activity(member.api_address, ASK_SECONDS)
+        except PeerError as e:
+            self.log.debug("cannot ask {name} for its activity: {error}", name=member.name, error=e)
+            return _unreachable(member)
 
     @app.route("/dht/remove", methods=["POST"])
     async def remove(self, request: IRequest) -> bytes:
@@ -250,6 +294,24 @@ class RestAPI:
         request.setHeader(b"content-type", JSON)
         return openapi.BODY
 
+    @app.route("/ui", methods=["GET", "HEAD"])
+    def ui(self, request: IRequest) -> bytes:
+        """The dashboard (``dashboard``)."""
+        return self._ui_file(request, dashboard.PAGE)
+
+    @app.route("/ui/<name>", methods=["GET", "HEAD"])
+    def ui_file(self, request: IRequest, name: str) -> bytes:
+        if name not in self.ui:
+            raise ClientError(404, f"the dashboard has no file {name}")
+        return self._ui_file(request, name)
+
+    def _ui_file(self, request: IRequest, name: str) -> bytes:
+        request.setHeader(b"content-type", dashboard.TYPES[name])
+        # Asked again after an upgrade of the node, never run from another type.
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return self.ui[name]
+
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", TEXT_PLAIN)
@@ -273,6 +335,18 @@ class RestAPI:
     @app.handle_errors(Exception)
     def error(self, request: IRequest, failure) -> Optional[bytes]:
         return failed(request, failure, self.log)
+
+
+def _cluster(request: IRequest) -> bool:
+    """``?cluster=1``: every live member's answer, not this node's alone."""
+    cluster = request.args.get(b"cluster", [b"0"])[-1]
+    if cluster not in (b"0", b"1"):
+        raise ClientError(400, "cluster must be 0 or 1")
+    return cluster == b"1"
+
+
+def _unreachable(member: Member) -> dict:
+    return {"node": member.name, "unreachable": True}
 
 
 def _wants_json(request: IRequest) -> bool:

@@ -76,7 +76,7 @@ class KeyResource(Resource):
     def _observed(self, body: bytes, request: IRequest, started: float) -> bytes:
         """``body``, once the request is counted and timed (its answer is written at once)."""
         if self.metrics is not None:
-            self.metrics.observe(KEY_OPERATIONS.get(request.method, "other"), request.code, perf_counter() - started)
+            self.metrics.observe(KEY_OPERATIONS.get(request.method, "other"), request.code, started)
         return body
 
     def _answered(self, body: bytes, request: IRequest, started: float) -> None:

@@ -6,7 +6,8 @@ shows them; the collector here reads that same dictionary at each scrape and ren
 entries the Prometheus way, so the two never disagree and the pure cores know nothing
 of Prometheus.  Only what ``/dht/stats`` does not have is kept here: requests served by
 operation and status code, and their latency, observed by the API's resources and
-counted the same way, read at each scrape.
+counted here, read at each scrape; the same observations feed the rolling window of the
+last minutes (``core.activity``) that ``GET /dht/activity`` and the dashboard show.
 
 Each node has a registry of its own, not prometheus_client's global one, so several
 nodes in one process (the tests) do not collide.  The exposition runs in the reactor
@@ -27,6 +28,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.utils import floatToGoString
 from twisted.web.iweb import IRequest
 
+from gossipdht.core.activity import Activity
 from gossipdht.membership.member import State
 from gossipdht.net.rpc import REFUSALS
 
@@ -100,25 +102,29 @@ class RequestMetrics:
     served in a few hundred microseconds.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, activity: Activity) -> None:
+        self.activity = activity
         self._codes: dict[tuple[str, int], int] = {}
         # Per operation, requests by bucket (the last one past every bound), and their sum.
         self._buckets = {operation: [0] * (len(LATENCY_BUCKETS) + 1) for operation in OPERATIONS}
         self._seconds = dict.fromkeys(OPERATIONS, 0.0)
 
-    def observe(self, operation: str, code: int, seconds: float) -> None:
-        """A request of ``operation`` answered ``code`` after ``seconds``."""
+    def observe(self, operation: str, code: int, started: float) -> None:
+        """A request of ``operation``, received whole at ``started`` (``perf_counter``), answered ``code`` now."""
+        now = perf_counter()
+        seconds = now - started
         key = (operation, code)
         self._codes[key] = self._codes.get(key, 0) + 1
         self._buckets[operation][bisect_left(LATENCY_BUCKETS, seconds)] += 1  # a bound is "at most"
         self._seconds[operation] += seconds
+        self.activity.observe(operation, seconds, now)
 
     def watch(self, request: IRequest, operation: str) -> None:
         """Observe ``request`` when its answer is finished (not when the client went away),
         for the resources that do not observe their answers themselves."""
         started = perf_counter()
         request.notifyFinish().addCallbacks(
-            lambda _: self.observe(operation, request.code, perf_counter() - started), lambda _: None)
+            lambda _: self.observe(operation, request.code, started), lambda _: None)
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(PREFIX + "http_requests", "HTTP requests served, by operation and status code.",
@@ -195,12 +201,16 @@ class Metrics:
         # (``_created``), which Prometheus stores as a gauge: noise.  A switch of the process.
         disable_created_metrics()
         self.registry = CollectorRegistry()
-        self.requests = RequestMetrics()
+        self.requests = RequestMetrics(Activity(OPERATIONS))
         self.registry.register(self.requests)
         self.registry.register(StatsCollector(stats, members))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    def activity(self) -> dict:
+        """The requests of the last minutes, by operation (``core.activity``)."""
+        return self.requests.activity.report(perf_counter())
 
     def exposition(self, accept: bytes | None) -> tuple[bytes, bytes]:
         """The scrape's body and Content-Type: OpenMetrics if ``accept`` asks for it, else Prometheus text."""

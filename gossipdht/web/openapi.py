@@ -16,6 +16,7 @@ TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 TSV = "text/tab-separated-values"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+HTML = "text/html; charset=utf-8"
 
 
 def _text(description: str, example: str = "") -> dict:
@@ -102,7 +103,23 @@ _MEMBER = {"type": "object", "required": ["name", "address", "port", "gossip_por
 _TRANSFERS = {"type": "object", "required": ["node", "ring", "settled", "sending", "receiving", "waiting"],
               "properties": {"node": {"type": "string"}, "ring": {"type": "string"},
                              "settled": {"type": ["string", "null"]}, "sending": {}, "receiving": {},
-                             "waiting": {}, "unreachable": {"type": "boolean"}}}
+                             "waiting": {}, "unreachable": {"type": "boolean"},
+                             "rounds": {"type": "array", "description": "the last rounds, newest first", "items": {
+                                 "type": "object", "properties": {
+                                     "ended_seconds_ago": {"type": "number"}, "seconds": {"type": "number"},
+                                     "full": {"type": "boolean", "description": "compared every record (a ring change)"},
+                                     "complete": {"type": "boolean"}, "exchanges": {"type": "integer"},
+                                     "failures": {"type": "integer"}, "keys_repaired": {"type": "integer"},
+                                     "keys_handed_off": {"type": "integer"}}}}}}
+_SERIES = {"type": "array", "items": {"type": ["number", "null"]}}
+_ACTIVITY = {"type": "object", "required": ["node"], "properties": {
+    "node": {"type": "string"}, "keys_held": {"type": "integer"}, "unreachable": {"type": "boolean"},
+    "requests": {"type": ["object", "null"], "description": "null with --metrics false", "properties": {
+        "step_seconds": {"type": "number"},
+        "operations": {"type": "object", "description": "by operation (get, put, delete, bulk_put, other): "
+                                                        "one value a step completed, oldest first",
+                       "additionalProperties": {"type": "object", "properties": {
+                           "rate": _SERIES, "p50_ms": _SERIES, "p99_ms": _SERIES}}}}}}}
 _KEYRING_ANSWER = {"type": "object", "required": ["action", "members", "failed", "keys", "nodes"], "properties": {
     "action": {"type": "string"}, "members": {"type": "integer"},
     "failed": {"type": "array", "items": {"type": "string"}},
@@ -118,7 +135,8 @@ DOCUMENT: dict = {
         "version": __version__,
         "description": "A distributed hash table over RESTful HTTP. Every error is a one-line text/plain "
                        "message; a node started with --api-tokens asks Authorization: Bearer TOKEN of every "
-                       "request but GET /health (roles read, write, admin; see README.rst, Security).",
+                       "request but GET /health and the dashboard's files, /ui (roles read, write, admin; "
+                       "see README.rst, Security).",
     },
     "security": [{}, {"bearer": []}],
     "paths": {
@@ -162,10 +180,18 @@ DOCUMENT: dict = {
             "200": _json("The ring", {"type": "object", "required": ["checksum", "vnodes", "members"], "properties": {
                 "checksum": {"type": "string"}, "vnodes": {"type": "integer"},
                 "members": {"type": "array", "items": {"type": "object", "properties": {
-                    "name": {"type": "string"}, "share": {"type": "number"}}}}}})})),
+                    "name": {"type": "string"}, "share": {"type": "number"}}}},
+                "slices": {"type": "array", "items": {"type": "integer"},
+                           "description": "with slices=N: the primary owner of most of each of N equal arcs "
+                                          "clockwise from token 0, as an index into members"}}})},
+            400, parameters=(_query("slices", "N: also the owner of each of N equal arcs of the ring",
+                                    {"type": "integer", "minimum": 1, "maximum": 3600}),))),
         "/dht/owners/{key}": _read(_operation(
             "The key's preference list, in order",
-            {"200": {"description": "Lines 'NAME HOST:PORT', each ending in CRLF; or JSON", "content": {
+            {"200": {"description": "Lines 'NAME HOST:PORT', each ending in CRLF; or JSON", "headers": {
+                "Gossipdht-Ring-Position": {"description": "where the key sits, as a fraction of the ring "
+                                                           "clockwise from token 0", "schema": {"type": "string"}}},
+                     "content": {
                 TEXT: {"schema": {"type": "string"}},
                 JSON: {"schema": {"type": "array", "items": {"type": "object", "properties": {
                     "name": {"type": "string"}, "host": {"type": "string"}, "port": {"type": "integer"}}}}}}}},
@@ -181,6 +207,11 @@ DOCUMENT: dict = {
                 TEXT: {"schema": {"type": "string"}},
                 JSON: {"schema": {"oneOf": [_TRANSFERS, {"type": "array", "items": _TRANSFERS}]}}}}},
             400, parameters=(_query("cluster", "1: every live member's", {"enum": ["0", "1"]}), FORMAT))),
+        "/dht/activity": _read(_operation(
+            "The requests this node (cluster=1: every live member) served in the last minutes, and its keys held",
+            {"200": _json("This node's report, or an array with cluster=1",
+                          {"oneOf": [_ACTIVITY, {"type": "array", "items": _ACTIVITY}]})},
+            400, parameters=(_query("cluster", "1: every live member's", {"enum": ["0", "1"]}),))),
         "/dht/remove": {"post": _operation(
             "Take a dead member off the ring now; answers once its data has new owners",
             {"200": _text("Removed")}, 400, 404, 409, 504,
@@ -199,6 +230,15 @@ DOCUMENT: dict = {
                                   {"200": _text("Left, or alone already")}, 409, 503, 504) for method in ("get", "post")},
             "head": _operation("Nothing (HEAD does not act)", {"200": {"description": "An empty body"}}),
         },
+        "/ui": _read(_operation("The dashboard: a page that draws the cluster from the endpoints above",
+                                {"200": {"description": "The page", "content": {HTML: {"schema": {"type": "string"}}}}},
+                                public=True)),
+        "/ui/{file}": _read(_operation(
+            "The dashboard's script and style sheet", {"200": {"description": "The file", "content": {
+                "text/javascript; charset=utf-8": {"schema": {"type": "string"}},
+                "text/css; charset=utf-8": {"schema": {"type": "string"}}}}}, 404,
+            parameters=({"name": "file", "in": "path", "required": True,
+                         "schema": {"enum": ["index.html", "dashboard.js", "dashboard.css"]}},), public=True)),
         "/health": _read(_operation("Whether the node serves requests", {"200": _text("Serving", "OK\n")},
                                     public=True)),
         "/metrics": _read(_operation("Metrics in the Prometheus text format (OpenMetrics when Accept asks for it)", {

@@ -25,6 +25,9 @@ _SAFE_METHODS = (b"GET", b"HEAD")
 #: Served without a token: every call between nodes, which a gossip keyring or mutual
 #: TLS covers, not tokens.
 INTERNAL_PATH = b"/internal/rpc"
+#: Read without a token: the health check, and the dashboard's files (``/ui``, ``/ui/*``),
+#: which hold no data: the page asks for a token when the endpoints it polls answer 401.
+OPEN_PATHS = (b"/health", b"/ui")
 
 
 class BadTokens(ValueError):
@@ -83,12 +86,13 @@ def parse(data: bytes) -> Tokens:
 
 
 def needed(method: bytes, path: bytes) -> Optional[str]:
-    """The role a request needs; None for paths open to all (``GET /health``, ``/internal/rpc``).
+    """The role a request needs; None for paths open to all (``GET /health``, the dashboard's
+    files, ``/internal/rpc``).
 
     ``path`` is the request's raw path: it is percent-decoded here as routing decodes it,
     so that ``/dh%74/join`` needs what ``/dht/join`` needs."""
     path = unquote_to_bytes(path.split(b"?", 1)[0])
-    if path == INTERNAL_PATH or (path == b"/health" and method in _SAFE_METHODS):
+    if path == INTERNAL_PATH or (method in _SAFE_METHODS and (path in OPEN_PATHS or path.startswith(b"/ui/"))):
         return None
     if path == b"/dht/leave" or ((path + b"/").startswith(b"/dht/") and method not in _SAFE_METHODS):
         return "admin"  # GET /dht/leave leaves

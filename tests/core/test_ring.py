@@ -97,3 +97,16 @@ def test_placement_gives_every_token_the_preference_list_of_its_keys():
         low, high, owners = arcs[bisect_right([a[0] for a in arcs], token(key)) - 1]
         assert low <= token(key) < high
         assert list(owners) == ring.preference_list(key, 3)
+
+
+def test_slices_name_the_primary_owner_of_most_of_each_arc_in_proportion_to_the_shares():
+    ring = Ring(["a", "b", "c", "d"])
+    slices = ring.slices(720)
+    assert len(slices) == 720 and set(slices) == set(ring.members)
+    for name, share in ring.shares().items():
+        assert abs(slices.count(name) / 720 - share) < 0.05
+    assert ring.slices(720) is slices  # computed once per ring
+    # An arc with a single token boundary in it goes to the owner of its larger part.
+    two = Ring(["a", "b"], vnodes=1)
+    assert two.slices(1) == [max(two.shares(), key=two.shares().get)]
+    assert Ring(["a"]).slices(3) == ["a", "a", "a"] and Ring([]).slices(3) == []

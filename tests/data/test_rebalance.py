@@ -7,7 +7,7 @@ from gossipdht.core.errors import PeerError
 from gossipdht.core.hlc import HybridLogicalClock, Version, timestamp_at
 from gossipdht.core.ring import Ring
 from gossipdht.data.committer import GroupCommitter
-from gossipdht.data.rebalance import IN_FLIGHT_SECONDS, Rebalancer
+from gossipdht.data.rebalance import IN_FLIGHT_SECONDS, LAST_ROUNDS, Rebalancer
 from gossipdht.data.replica import LocalReplica
 from gossipdht.data.stats import DataStats
 from gossipdht.storage import Record
@@ -212,3 +212,20 @@ def test_handed_off_copies_stay_until_every_member_has_the_new_ring():
     assert answers == [ring.checksum] * 2
     assert held(replicas["a"]) == {key for key in keys if "a" in ring.preference_list(key, 2)}
     assert run(rebalancer, clock) is True and len(answers) == 2  # asked once per ring
+
+
+def test_the_last_rounds_are_reported_newest_first_with_what_each_did():
+    clock, replicas = cluster("ab")
+    replicas["b"].write([("k", Record(Version(1, "b"), b"v", "t"), None)])
+    clock.advance(0)
+    rebalancer = rebalancer_of("a", Ring("ab"), clock, replicas)
+    assert run(rebalancer, clock) is True  # the first round compares every record: it pulls k
+    clock.advance(10)
+    assert run(rebalancer, clock) is True
+    rounds = rebalancer.transfers()["rounds"]
+    assert [(r["full"], r["complete"], r["exchanges"], r["keys_repaired"]) for r in rounds] == [
+        (False, True, 1, 0), (True, True, 1, 1)]
+    assert [r["ended_seconds_ago"] for r in rounds] == [0, 10]
+    for _ in range(LAST_ROUNDS):
+        run(rebalancer, clock)
+    assert len(rebalancer.transfers()["rounds"]) == LAST_ROUNDS

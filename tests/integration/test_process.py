@@ -436,6 +436,9 @@ def test_installed_package_provides_the_twistd_plugin(tmp_path):
     assert Path(found["package"]).resolve().is_relative_to(target.resolve())
     assert str(REPOSITORY / "twisted" / "plugins") not in found["plugin_path"]
     _assert_twistd_lists_the_plugin(python)
+    # The dashboard's files are package data: the installed node serves them.
+    shipped = python("import json; from gossipdht.web import dashboard; print(json.dumps(sorted(dashboard.load())))")
+    assert json.loads(shipped) == ["dashboard.css", "dashboard.js", "index.html"]
 
 
 def test_editable_install_finds_the_plugin_in_the_checkout(tmp_path):

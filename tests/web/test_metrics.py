@@ -207,16 +207,21 @@ async def test_openmetrics_on_request_and_the_read_role_with_tokens(token_node):
     assert body.endswith(b"# EOF\n")
 
 
-def test_latencies_fall_into_cumulative_buckets_whose_bounds_hold_at_most():
+def test_latencies_fall_into_cumulative_buckets_whose_bounds_hold_at_most(monkeypatch):
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from gossipdht.web.metrics import RequestMetrics
+    from gossipdht.core.activity import Activity
+    from gossipdht.web import metrics
+    from gossipdht.web.metrics import OPERATIONS, RequestMetrics
 
-    requests, registry = RequestMetrics(), CollectorRegistry()
+    monkeypatch.setattr(metrics, "perf_counter", lambda: 0.0)  # now: a request started at -s took s
+    activity = Activity(OPERATIONS)
+    requests, registry = RequestMetrics(activity), CollectorRegistry()
     registry.register(requests)
     for seconds in (0.0004, 0.001, 0.003, 20.0):  # 0.001 is on a bound: in its bucket
-        requests.observe("put", 204, seconds)
-    requests.observe("get", 404, 0.0002)
+        requests.observe("put", 204, -seconds)
+    requests.observe("get", 404, -0.0002)
+    assert activity.report(activity.step_seconds)["operations"]["put"]["rate"][-1] == 4 / activity.step_seconds
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
     latency = "gossipdht_http_request_duration_seconds"
     buckets = {s.labels["le"]: s.value for s in families[latency].samples

@@ -86,6 +86,11 @@ def test_a_bad_file_names_the_line_never_the_token(data, message):
     (b"POST", b"/dht%2Fjoin", "admin"),
     (b"GET", b"/dht/%6Ceave", "admin"),
     (b"GET", b"/%68ealth", None),
+    # The dashboard's files hold no data; what the page polls needs a token as anywhere.
+    (b"GET", b"/ui", None),
+    (b"HEAD", b"/ui/dashboard.js", None),
+    (b"POST", b"/ui", "write"),
+    (b"GET", b"/uix", "read"),
 ])
 def test_the_role_each_request_needs(method, path, role):
     assert needed(method, path) == role

@@ -31,7 +31,7 @@ def run(count: int, first_port: int, directory: str, args: Sequence[str] = ()) -
             join(node, nodes[0])
         first = nodes[0].url("")
         print(f"{count} gossipdht nodes on {', '.join(n.url('') for n in nodes)}; data and logs in {directory}")
-        print("Ctrl-C stops them. Try:")
+        print(f"Ctrl-C stops them. The dashboard: {first}/ui in a browser. Try:")
         last = nodes[-1].url("")
         print(f"  curl -XPUT -dvalue=myvalue {first}/db/mykey")
         print(f"  curl {last}/db/mykey                 # any node answers for any key")

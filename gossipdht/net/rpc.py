@@ -195,7 +195,8 @@ class RpcResource(Resource):
             request.setResponseCode(426)
             request.setHeader(b"upgrade", PROTOCOL)
             request.setHeader(b"content-type", media.TEXT.encode())
-            return b"this path speaks " + PROTOCOL + b" only, after an HTTP Upgrade\n"
+            # No body for HEAD, which twisted.web would log once per request.
+            return b"" if request.method == b"HEAD" else b"this path speaks " + PROTOCOL + b" only, after an HTTP Upgrade\n"
         refusal = self.admit(request)
         if refusal is not None:
             return self._refuse(request, ADMIT, refusal)

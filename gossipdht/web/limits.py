@@ -43,6 +43,10 @@ LOG_INTERVAL = 10.0
 #: Seconds a connection refused at once waits for its client to close, reading what it
 #: sends meanwhile: closing with unread data resets the connection, which can lose the 503.
 LINGER_SECONDS = 1.0
+#: Bytes read from a connection at a time (Twisted reads 64 KiB), as nginx reads bodies in
+#: 16 KiB buffers: a thousand connections each sending a body that is refused left 27 MiB
+#: of the node's heap in fragments with 64 KiB reads, 6.5 MiB with 16 KiB.
+READ_BYTES = 16 << 10
 _REASONS = {401: b"Unauthorized", 403: b"Forbidden", 408: b"Request Timeout", 413: b"Payload Too Large",
             503: b"Service Unavailable"}
 _WHAT = {"connections": "connections over --max-connections and its reserve",
@@ -118,9 +122,15 @@ class Limits:
 
 
 class _Slot(ProtocolWrapper):
-    """A connection holding a slot of ``kind``; gives it back when it ends."""
+    """A connection holding a slot of ``kind``, read ``READ_BYTES`` at a time; gives the
+    slot back when it ends."""
 
     kind = CLIENT
+
+    def makeConnection(self, transport) -> None:
+        if hasattr(transport, "bufferSize"):
+            transport.bufferSize = READ_BYTES
+        super().makeConnection(transport)
 
     def connectionLost(self, reason) -> None:
         self.factory.limits.slots.close(self.kind)

@@ -36,7 +36,7 @@ from gossipdht.web.tokens import Tokens, refusal
 _TOO_LARGE = b"request body larger than %d bytes\n"
 _CHALLENGE = b'WWW-Authenticate: Bearer realm="gossipdht"\r\n'
 #: Paths that are never shed for load: calls between nodes, and what operators watch.
-_NEVER_SHED = (b"/internal/", b"/health", b"/metrics")
+_NEVER_SHED = (b"/internal/", b"/health", b"/metrics", b"/dht/stats")
 
 
 class BoundedRequest(server.Request):

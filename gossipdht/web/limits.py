@@ -5,12 +5,14 @@ A node serves its API, the calls between nodes and the TCP probes on one port, s
 exhausts that port would take the node out of its cluster too.  Hence:
 
 * **Connections.** ``LimitedFactory`` (Twisted's ``WrappingFactory``) counts them in
-  ``admission.Slots``: past ``--max-connections`` a new connection takes a slot of the
-  reserve, kept for calls between nodes: on it only an ``/internal/rpc`` upgrade is
-  served, any other request is answered 503.  Past the reserve too, the connection is
-  answered 503 at once and closed.  The reserve is a share of the one port rather than a
-  port of its own, so that nodes keep reaching each other where clients do (firewalls,
-  ``--listen`` endpoints, TLS) and the gossip's member addresses stay as they are.
+  ``admission.Slots``: at most ``--max-connections`` of clients.  Calls between nodes and
+  TCP probes (``/internal/rpc`` upgrades) move to a reserve of their own once upgraded, so
+  clients cannot take their share; past ``--max-connections`` a new connection takes a
+  slot of the reserve, on which only such an upgrade is served and any other request is
+  answered 503.  Past the reserve too, a new connection is answered 503 at once and
+  closed.  The reserve is a share of the one port rather than a port of its own, so that
+  nodes keep reaching each other where clients do (firewalls, ``--listen`` endpoints, TLS)
+  and the members' addresses in gossip stay as they are.
 * **Slow clients.** ``BoundedChannel`` (twisted.web's ``HTTPChannel``) gives a request's
   line and headers ``--header-timeout`` seconds from their first byte (from the
   connection's start for its first request), and its body ``--body-timeout`` seconds

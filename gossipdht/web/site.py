@@ -11,7 +11,10 @@ its headers are in: a request refused (401, 403) has its body never read either.
 the node's limits (``gossipdht.web.limits``): a client's request on a slot of the
 connections' reserve, a request over ``--max-requests-in-progress``, and a body that would
 pass ``--max-inflight-bytes`` are answered 503 with ``Retry-After`` and the connection
-closed; a body's bytes count in flight until its request is answered.
+closed, but for a request without a body refused for load, whose connection is kept (so
+that its client does not reconnect: under a flood, reconnections overflowed the listen
+queue, and a dropped connection attempt waits a second to be retried).  A body's bytes
+count in flight until its request is answered.
 
 The site also routes the hot paths itself: a request whose path starts with one of its
 ``prefixes`` goes straight to that resource (see ``BoundedRequest.process``).
@@ -30,11 +33,12 @@ from twisted.web.resource import Resource
 from gossipdht.core.admission import RESERVE
 from gossipdht.core.batches import BATCH_BYTES
 from gossipdht.web.http import TEXT_PLAIN
-from gossipdht.web.limits import BoundedChannel, Limits, answer
+from gossipdht.web.limits import RETRY_AFTER, BoundedChannel, Limits, answer
 from gossipdht.web.tokens import Tokens, refusal
 
 _TOO_LARGE = b"request body larger than %d bytes\n"
 _CHALLENGE = b'WWW-Authenticate: Bearer realm="gossipdht"\r\n'
+OVERLOADED = b"this node is overloaded; try again later\n"
 #: Paths that are never shed for load: calls between nodes, and what operators watch.
 _NEVER_SHED = (b"/internal/", b"/health", b"/metrics", b"/dht/stats")
 
@@ -54,6 +58,8 @@ class BoundedRequest(server.Request):
     #: Body bytes this request holds of the node's budget, and whether it is in progress.
     _held = 0
     _in_progress = False
+    #: Refused for load, to be answered 503 without its connection closed.
+    _shed = False
 
     def body_limit(self) -> int:
         """Form bodies (``value=...``) percent-encode the value: up to three bytes each.
@@ -84,7 +90,12 @@ class BoundedRequest(server.Request):
         elif path.startswith(_NEVER_SHED):
             super().gotLength(length)
         elif limits.in_progress >= limits.max_in_progress:
-            self._refuse(503, b"this node is overloaded; try again later\n", "overload")
+            if length == 0:  # answered as any request, the connection kept: no reconnection
+                self._shed = True
+                limits.refused("overload")
+                super().gotLength(length)
+            else:
+                self._refuse(503, OVERLOADED, "overload")
         elif length and not limits.budget.take(length):
             self._refuse(503, b"this node holds as many request bodies as it may; try again later\n", "inflight_bytes")
         else:
@@ -139,6 +150,14 @@ class BoundedRequest(server.Request):
         ``postpath``, which it does not use, and a ``Date`` formatted once a second.
         ``GET`` of single keys through one node: 1.10-1.12 times the rate (7 interleaved rounds)."""
         site = self.channel.site
+        if self._shed:
+            self.setResponseCode(503)
+            self.setHeader(b"retry-after", b"%d" % RETRY_AFTER)
+            self.setHeader(b"content-type", TEXT_PLAIN)
+            self.setHeader(b"content-length", b"%d" % len(OVERLOADED))
+            self.write(b"" if self.method == b"HEAD" else OVERLOADED)
+            self.finish()
+            return
         for prefix, resource in site.prefixes:
             if self.path.startswith(prefix):
                 self.site = site

@@ -84,7 +84,11 @@ def test_memory_stays_within_the_budget_with_a_thousand_unfinished_bodies(node_f
         for connection in held:
             connection.close()
     wait_for(lambda: http_stats(node)["inflight_bytes"] == 0, 10)
-    assert "Traceback" not in node.log()
+    log = node.log()
+    assert "Traceback" not in log
+    # The node raised its soft limit of open files to the hard one, and says so.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert f"open files limit {hard}: up to " in log
 
 
 # -- a fuzz of the HTTP surface ---------------------------------------------------------

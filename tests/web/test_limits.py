@@ -196,12 +196,15 @@ async def test_past_max_requests_in_progress_requests_get_503_at_once_and_health
         connection.send(b"PUT /db/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n1" % key)
     await until(lambda: limited.limits.in_progress == 2)
     third.send(b"GET /db/a HTTP/1.1\r\nHost: x\r\n\r\n")
-    reply = await third.reply()
+    reply = await third.some()
     assert reply.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: 1\r\n" in reply
+    assert reply.endswith(b"overloaded; try again later\n") and not third.protocol.closed.called
     health.send(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert (await health.reply()).startswith(b"HTTP/1.1 200 ")
     first.send(b"2")
     assert (await first.reply()).startswith(b"HTTP/1.1 204 ")
+    third.send(b"GET /db/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # the same connection, served
+    assert (await third.reply()).endswith(b"\r\n\r\n12")
     assert limited.limits.in_progress == 1 and refused(limited)["overload"] == 1
     stats = limited.api.node_stats()["http"]
     assert stats["max_requests_in_progress"] == 2 and stats["requests_in_progress"] == 1

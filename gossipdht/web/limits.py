@@ -73,7 +73,7 @@ class Limits:
     log = Logger()
 
     def __init__(self, reactor, max_connections: int = 1 << 16, reserve: int = 64,
-                 max_inflight_bytes: int = 256 << 20, max_in_progress: int = 256, header_timeout: float = 10.0,
+                 max_inflight_bytes: int = 256 << 20, max_in_progress: int = 128, header_timeout: float = 10.0,
                  body_timeout: float = 10.0, min_body_rate: int = 32 << 10, log_interval: float = LOG_INTERVAL) -> None:
         self.reactor = reactor
         self.slots = Slots(max_connections, reserve)

@@ -37,7 +37,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
-from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
@@ -174,6 +174,8 @@ class RpcResource(Resource):
         self.max_frame_bytes = max_frame_bytes
         self.sealing = sealing
         self.admit = admit or (lambda request: None)
+        #: Called with the transport of each connection upgraded (the site counts them apart).
+        self.upgraded: Callable[[object], None] = lambda transport: None
         #: Upgrades refused, by reason (``REFUSALS``).
         self.refused: dict[str, int] = {}
         self._servers: set[_Server] = set()
@@ -183,7 +185,8 @@ class RpcResource(Resource):
             request.setResponseCode(426)
             request.setHeader(b"upgrade", PROTOCOL)
             request.setHeader(b"content-type", media.TEXT.encode())
-            return b"this path speaks " + PROTOCOL + b" only, after an HTTP Upgrade\n"
+            # No body for HEAD, which twisted.web would log once per request.
+            return b"" if request.method == b"HEAD" else b"this path speaks " + PROTOCOL + b" only, after an HTTP Upgrade\n"
         refusal = self.admit(request)
         if refusal is not None:
             return self._refuse(request, ADMIT, refusal)
@@ -217,6 +220,7 @@ class RpcResource(Resource):
         self._servers.add(server)
         server.frames = frames
         _receive_with(transport, server)
+        self.upgraded(transport)
         server.makeConnection(transport)
         transport.resumeProducing()  # twisted.web pauses reading while it serves a request
         return NOT_DONE_YET
@@ -252,10 +256,11 @@ def _why(refused: Refused) -> str:
 
 def _receive_with(transport, protocol) -> None:
     """What arrives on ``transport`` goes to ``protocol`` from now on; Twisted has no API
-    for it (twisted#3204): the transport's protocol is replaced, or under TLS (an ``ssl:``
-    endpoint starts it on the TCP connection) the protocol the TLS layer decrypts for."""
-    if isinstance(transport.protocol, TLSMemoryBIOProtocol):
-        transport.protocol.wrappedProtocol = protocol
+    for it (twisted#3204): the transport's protocol is replaced, or, where the transport is
+    a protocol wrapper (the site's connection limit, or TLS, which an ``ssl:`` endpoint
+    starts on the TCP connection), the protocol it wraps."""
+    if isinstance(transport, ProtocolWrapper):
+        transport.wrappedProtocol = protocol
     else:
         transport.protocol = protocol
 

@@ -76,6 +76,17 @@ class NodeConfig:
     metrics: bool = True
     #: ``normal``: commits survive a crash of the process; ``full``: a power loss too.
     sync: str = "normal"
+    #: Client connections held at once; None: derived from the open-files limit
+    #: (``admission.connection_limits``).
+    max_connections: Optional[int] = None
+    #: Bytes of request bodies being received or held, on the whole node.
+    max_inflight_bytes: int = 256 << 20
+    #: Requests in progress at once, past which requests are answered 503.
+    max_requests_in_progress: int = 128
+    #: Seconds for a request's line and headers; for its body, plus one a ``min_body_rate`` bytes.
+    header_timeout: int = 10
+    body_timeout: int = 10
+    min_body_rate: int = 32 << 10
 
     def endpoints(self) -> tuple[str, ...]:
         """What the HTTP API listens on: ``--listen``, else TCP on ``--port`` and ``--bind``."""
@@ -105,7 +116,10 @@ class NodeConfig:
             f"gossip-verify-incoming={_yes(self.gossip_verify_incoming)} "
             f"gossip-verify-outgoing={_yes(self.gossip_verify_outgoing)} "
             f"tls-ca={self.tls_ca or 'none'} tls-client-cert={self.tls_client_cert or 'none'} "
-            f"metrics={_yes(self.metrics)} log-format={self.log_format}"
+            f"metrics={_yes(self.metrics)} log-format={self.log_format} "
+            f"max-connections={self.max_connections or 'derived'} max-inflight-bytes={self.max_inflight_bytes} "
+            f"max-requests-in-progress={self.max_requests_in_progress} header-timeout={self.header_timeout} "
+            f"body-timeout={self.body_timeout} min-body-rate={self.min_body_rate}"
         )
 
 
@@ -115,6 +129,8 @@ SETTINGS = (
     "anti-entropy-interval", "tombstone-grace", "rebalance-delay",
     "max-clock-offset", "api-tokens", "keyring", "cluster-name", "gossip-verify-incoming",
     "gossip-verify-outgoing", "tls-ca", "tls-client-cert", "tls-client-key", "metrics",
+    "max-connections", "max-inflight-bytes", "max-requests-in-progress", "header-timeout", "body-timeout",
+    "min-body-rate",
 )
 DEFAULTS: Mapping[str, Any] = {
     "port": 8080,
@@ -135,6 +151,11 @@ DEFAULTS: Mapping[str, Any] = {
     "gossip-verify-incoming": True,
     "gossip-verify-outgoing": True,
     "metrics": True,
+    "max-inflight-bytes": 256 << 20,
+    "max-requests-in-progress": 128,
+    "header-timeout": 10,
+    "body-timeout": 10,
+    "min-body-rate": 32 << 10,
 }
 
 
@@ -254,6 +275,13 @@ def build_config(
         tls_client_cert=tls_client_cert,
         tls_client_key=tls_client_key,
         metrics=_boolean(merged, "metrics"),
+        max_connections=None if merged.get("max-connections") is None
+        else _integer(merged, "max-connections", 1, 1 << 24),
+        max_inflight_bytes=_integer(merged, "max-inflight-bytes", 1 << 10, 1 << 40),
+        max_requests_in_progress=_integer(merged, "max-requests-in-progress", 1, 1 << 20),
+        header_timeout=_integer(merged, "header-timeout", 1, 3600),
+        body_timeout=_integer(merged, "body-timeout", 1, 3600),
+        min_body_rate=_integer(merged, "min-body-rate", 1, 1 << 30),
     )
     config.tls()  # the files are read and parsed now, so that a bad one is an option error
     return config

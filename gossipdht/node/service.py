@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 from dataclasses import asdict
 
@@ -19,6 +20,7 @@ from twisted.python.failure import Failure
 
 import gossipdht
 from gossipdht.core.address import Address
+from gossipdht.core.admission import FD_HEADROOM, connection_limits
 from gossipdht.core.hlc import HybridLogicalClock
 from gossipdht.core.keyring import describe
 from gossipdht.core.ring import Ring
@@ -43,6 +45,7 @@ from gossipdht.node.snapshot import Snapshot
 from gossipdht.node.snapshot import load as load_snapshot
 from gossipdht.storage import open_store
 from gossipdht.web.api import RestAPI
+from gossipdht.web.limits import LimitedFactory, Limits
 
 #: How long ``POST /dht/join``, ``/dht/leave`` and ``/dht/remove`` wait for data to move
 #: before they answer 504.
@@ -145,11 +148,15 @@ class NodeService(MultiService):
         self.cluster.before_leave = self._hand_data_off
         self.lag = ReactorLag(reactor)
         self.lag.setServiceParent(self)
+        self.fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        clients, reserve = connection_limits(self.fd_limit, config.max_connections)
+        self.limits = Limits(reactor, clients, reserve, config.max_inflight_bytes, config.max_requests_in_progress,
+                             config.header_timeout, config.body_timeout, config.min_body_rate)
         self.keyrings = KeyringManager(config.name, self.sealing, self._save_keyring, self.peers, self.cluster.others)
         self.api = api = RestAPI(self.coordinator, self.cluster, local, self._data_stats, config.max_value_bytes,
                       config.replicas, self.settlement, self.keyrings, self.peers, self.lag.stats,
                       # With mutual TLS a call from another node shows a certificate of the cluster's CA.
-                      self.tls.admit if self.tls.mutual else None, config.metrics)
+                      self.tls.admit if self.tls.mutual else None, config.metrics, self.limits)
         self.site = api.site(self.tokens)
         self.snapshot = None
         if config.storage == "sqlite":  # a durable node remembers its cluster
@@ -227,7 +234,7 @@ class NodeService(MultiService):
     def _listen(self, description: str, endpoint: IStreamServerEndpoint) -> IListeningPort:
         """The port listening, or StartupError; server endpoints listen at once (TCP, TLS,
         UNIX, systemd sockets), so the failure is known before the node starts."""
-        started = endpoint.listen(self.site)
+        started = endpoint.listen(LimitedFactory(self.site, self.limits))
         outcome: list = []
         started.addBoth(outcome.append)
         if not outcome:
@@ -251,6 +258,7 @@ class NodeService(MultiService):
                       config=self.config.describe())
         self.log.info("HTTP API on {addresses}, gossip on UDP {gossip}",
                       addresses=", ".join(_where(port.getHost()) for port in self.ports), gossip=_where(self.udp.getHost()))
+        self._log_limits()
         self._log_sealing()
         if self.tokens is not None:
             self.log.info("HTTP requests need an API token ({counts}); GET /health and calls between nodes do not",
@@ -264,6 +272,16 @@ class NodeService(MultiService):
                 self.log.info("rejoining the {count} members this node knew before it stopped", count=len(seeds))
         if seeds:
             self._joining = ensureDeferred(self._join_at_start(seeds))
+
+    def _log_limits(self) -> None:
+        slots = self.limits.slots
+        self.log.info("open files limit {fds}: up to {clients} client connections (--max-connections), and "
+                      "{reserve} more kept for calls between nodes", fds=self.fd_limit, clients=slots.limit,
+                      reserve=slots.reserve)
+        if slots.limit + slots.reserve + FD_HEADROOM > self.fd_limit:
+            self.log.warn("--max-connections {clients} and the reserve of {reserve} do not fit in the open files "
+                          "limit of {fds}: raise it (LimitNOFILE= in the systemd unit, ulimit -n)",
+                          clients=slots.limit, reserve=slots.reserve, fds=self.fd_limit)
 
     def _log_sealing(self) -> None:
         sealing = self.sealing
@@ -336,6 +354,7 @@ class NodeService(MultiService):
         if self._joining is not None:
             self._joining.cancel()
         await super().stopService()
+        self.limits.stop()
         if self.udp is not None:
             await self.udp.stopListening()
         for port in self.ports:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 
 from twisted.python import usage
 
@@ -62,6 +63,17 @@ class Options(usage.Options):
         ["tls-client-key", None, None, "PEM private key of --tls-client-cert"],
         ["metrics", None, None, "false turns GET /metrics off, and with it the counting and timing of "
          "requests [default: true]"],
+        ["max-connections", None, None, "client connections held at once; past it a new one is answered 503 "
+         "and closed, save a reserve kept for calls between nodes [default: from the open-files limit]"],
+        ["max-inflight-bytes", None, None, "bytes of request bodies received and held at once on the node; a "
+         "body that would pass it is answered 503 before it is read [default: 268435456]"],
+        ["max-requests-in-progress", None, None, "requests served at once; past it requests are answered 503 "
+         "with Retry-After [default: 128]"],
+        ["header-timeout", None, None, "seconds a request's line and headers may take; 408 past it [default: 10]"],
+        ["body-timeout", None, None, "seconds a request body may take, plus one for each --min-body-rate bytes "
+         "received; 408 past it [default: 10]"],
+        ["min-body-rate", None, None, "bytes a second a request body must arrive at, over --body-timeout "
+         "[default: 32768]"],
     ]
 
     def __init__(self) -> None:
@@ -96,5 +108,17 @@ def makeService(options: Options) -> NodeService:
     # collector walked it: 22-32 ms of stall here, every second or two under load.
     # Frozen, it is left out of collections.
     reactor.callWhenRunning(gc.freeze)
+    raise_open_files_limit(reactor)
     return NodeService(options.node_config)
+
+
+def raise_open_files_limit(reactor) -> None:
+    """The soft limit of open files up to the hard one, as systemd.exec(5) asks of programs
+    that need many: the soft limit stays low (1,024) for programs that use select(), which
+    the node's reactor (epoll on Linux) does not."""
+    if type(reactor).__name__ == "SelectReactor":
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 

@@ -36,6 +36,7 @@ from gossipdht.net.settlement import ASK_SECONDS, Settlement, as_text
 from gossipdht.web import dashboard, openapi
 from gossipdht.web.http import JSON, TEXT_PLAIN, ClientError, failed, header_values, key_from_path, plain, quorum
 from gossipdht.web.keyresource import KEY_PREFIX, RING_HEADER, KeyResource
+from gossipdht.web.limits import Limits
 from gossipdht.web.metrics import Metrics
 from gossipdht.web.site import Site
 from gossipdht.web.tokens import Tokens
@@ -57,7 +58,8 @@ class RestAPI:
     def __init__(self, coordinator: Coordinator, cluster: Cluster, local: LocalReplica,
                  data_stats: Callable[[], dict], max_value_bytes: int, replicas: int,
                  settlement: Settlement, keyrings: KeyringManager, peers: PeerClient,
-                 reactor_stats: Callable[[], dict] = dict, admit: Optional[Admit] = None, metrics: bool = True) -> None:
+                 reactor_stats: Callable[[], dict] = dict, admit: Optional[Admit] = None, metrics: bool = True,
+                 limits: Optional[Limits] = None) -> None:
         self.coordinator = coordinator
         self.cluster = cluster
         self.keyrings = keyrings
@@ -71,6 +73,8 @@ class RestAPI:
         self.peers = peers
         self.ui = dashboard.load()
         self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
+        #: The HTTP port's limits; None: the site's defaults.
+        self.limits = limits
         #: None with ``--metrics false``: no ``/metrics``, and requests are neither counted nor timed.
         self.metrics = Metrics(self.node_stats, cluster.members) if metrics else None
 
@@ -78,11 +82,14 @@ class RestAPI:
         """The node's HTTP site: Klein's resource, with single-key requests going to the
         plain ``KeyResource`` and calls between nodes to ``RpcResource``; with ``tokens``,
         requests need one."""
-        return Site(self.app.resource(), self.max_value_bytes, prefixes={
+        site = Site(self.app.resource(), self.max_value_bytes, prefixes={
             KEY_PREFIX: KeyResource(self.coordinator, self.max_value_bytes, self.replicas,
                                     None if self.metrics is None else self.metrics.requests, self._ring_checksum),
             rpc.PATH: self.rpc,
-        }, tokens=tokens)
+        }, tokens=tokens, limits=self.limits)
+        self.limits = site.limits
+        self.rpc.upgraded = site.limits.upgraded
+        return site
 
     def _rpc_handlers(self) -> dict:
         """Every call between nodes: data, membership, transfers and the keyring."""
@@ -167,7 +174,8 @@ class RestAPI:
     def node_stats(self) -> dict:
         """The node's counters: the body of ``/dht/stats``, and what ``/metrics`` reads."""
         return {"gossip": self.cluster.stats(), "data": self.data_stats(),
-                "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused}
+                "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused,
+                "http": {} if self.limits is None else self.limits.stats()}
 
     @app.route("/metrics", methods=["GET", "HEAD"])
     def metrics_scrape(self, request: IRequest) -> bytes:

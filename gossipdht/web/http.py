@@ -34,10 +34,19 @@ class ClientError(Exception):
 
 
 def plain(request: IRequest, code: int, message: str) -> bytes:
-    """The body of a one-line text answer with status ``code``."""
+    """The body of a one-line text answer with status ``code``; for ``HEAD`` only its
+    length (twisted.web would log a line for each ``HEAD`` answered with a body)."""
     request.setResponseCode(code)
     request.setHeader(b"content-type", TEXT_PLAIN)
-    return message.encode() + b"\n"
+    return head_or_body(request, message.encode() + b"\n")
+
+
+def head_or_body(request: IRequest, body: bytes) -> bytes:
+    """``body``, or for a ``HEAD`` request its length in ``Content-Length`` and no body."""
+    if request.method == b"HEAD":
+        request.setHeader(b"content-length", b"%d" % len(body))
+        return b""
+    return body
 
 
 def failed(request: IRequest, failure: Failure, log: Logger) -> Optional[bytes]:

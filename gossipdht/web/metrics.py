@@ -168,6 +168,9 @@ class StatsCollector:
         for reason, count in {**dict.fromkeys(REFUSALS, 0), **stats["internal_refused"]}.items():
             internal.add_metric([reason], count)
         yield internal
+        http = stats["http"]
+        if http:
+            yield from _http_families(http)
         reactor = stats["reactor"]
         if reactor:
             yield GaugeMetricFamily(PREFIX + "reactor_lag_seconds", "How late the reactor fired its latest probe timer.",
@@ -182,6 +185,24 @@ class StatsCollector:
         for state, count in states.items():
             members.add_metric([state], count)
         yield members
+
+
+def _http_families(http: dict) -> Iterator[Metric]:
+    """The HTTP port's limits: connections by kind, bytes in flight, requests in progress, refusals."""
+    connections = GaugeMetricFamily(PREFIX + "http_connections", "Connections held, by kind: client, reserve "
+                                    "(waiting to become a call between nodes) and internal.", labels=["kind"])
+    for kind, count in http["connections"].items():
+        connections.add_metric([kind], count)
+    yield connections
+    yield GaugeMetricFamily(PREFIX + "http_inflight_bytes", "Bytes of request bodies received or held.",
+                            value=http["inflight_bytes"])
+    yield GaugeMetricFamily(PREFIX + "http_requests_in_progress", "Requests being served.",
+                            value=http["requests_in_progress"])
+    refused = CounterMetricFamily(PREFIX + "http_refused", "Connections and requests refused by the node's limits, "
+                                  "by reason.", labels=["reason"])
+    for reason, count in http["refused"].items():
+        refused.add_metric([reason], count)
+    yield refused
 
 
 def _families(section: dict, table: dict, family: type) -> Iterable[Metric]:

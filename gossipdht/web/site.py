@@ -7,7 +7,14 @@ as it passes the limit.  Either way the connection is closed, since the rest of
 the body is never read.
 
 With API tokens (``gossipdht.web.tokens``) the request's token is checked there too, once
-its headers are in: a request refused (401, 403) has its body never read either.
+its headers are in: a request refused (401, 403) has its body never read either.  So are
+the node's limits (``gossipdht.web.limits``): a client's request on a slot of the
+connections' reserve, a request over ``--max-requests-in-progress``, and a body that would
+pass ``--max-inflight-bytes`` are answered 503 with ``Retry-After`` and the connection
+closed, but for a request without a body refused for load, whose connection is kept (so
+that its client does not reconnect: under a flood, reconnections overflowed the listen
+queue, and a dropped connection attempt waits a second to be retried).  A body's bytes
+count in flight until its request is answered.
 
 The site also routes the hot paths itself: a request whose path starts with one of its
 ``prefixes`` goes straight to that resource (see ``BoundedRequest.process``).
@@ -23,13 +30,17 @@ from twisted.web import server
 from twisted.web.http import datetimeToString
 from twisted.web.resource import Resource
 
+from gossipdht.core.admission import RESERVE
 from gossipdht.core.batches import BATCH_BYTES
 from gossipdht.web.http import TEXT_PLAIN
+from gossipdht.web.limits import RETRY_AFTER, BoundedChannel, Limits, answer
 from gossipdht.web.tokens import Tokens, refusal
 
 _TOO_LARGE = b"request body larger than %d bytes\n"
-_REASONS = {401: b"Unauthorized", 403: b"Forbidden", 413: b"Payload Too Large"}
 _CHALLENGE = b'WWW-Authenticate: Bearer realm="gossipdht"\r\n'
+OVERLOADED = b"this node is overloaded; try again later\n"
+#: Paths that are never shed for load: calls between nodes, and what operators watch.
+_NEVER_SHED = (b"/internal/", b"/health", b"/metrics", b"/dht/stats")
 
 
 class BoundedRequest(server.Request):
@@ -44,6 +55,11 @@ class BoundedRequest(server.Request):
 
     _refused = False
     _received = 0
+    #: Body bytes this request holds of the node's budget, and whether it is in progress.
+    _held = 0
+    _in_progress = False
+    #: Refused for load, to be answered 503 without its connection closed.
+    _shed = False
 
     def body_limit(self) -> int:
         """Form bodies (``value=...``) percent-encode the value: up to three bytes each.
@@ -60,14 +76,32 @@ class BoundedRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         # Called once the headers are in: the method and path are still the channel's.
+        channel = self.channel
+        path = channel._path
         refused = None if self.tokens is None else refusal(
-            self.tokens, self.channel._command, self.channel._path,
-            self.requestHeaders.getRawHeaders(b"authorization", []))
+            self.tokens, channel._command, path, self.requestHeaders.getRawHeaders(b"authorization", []))
+        limits = channel.site.limits
         if refused is not None:
             self._refuse(refused.code, refused.message.encode() + b"\n")
         elif length is not None and length > self.body_limit():
             self._refuse(413, _TOO_LARGE % self.max_body_bytes)
+        elif channel.kind == RESERVE and not path.startswith(b"/internal/"):
+            self._refuse(503, b"this node holds as many client connections as it may; try again later\n", "reserve")
+        elif path.startswith(_NEVER_SHED):
+            super().gotLength(length)
+        elif limits.in_progress >= limits.max_in_progress:
+            if length == 0:  # answered as any request, the connection kept: no reconnection
+                self._shed = True
+                limits.refused("overload")
+                super().gotLength(length)
+            else:
+                self._refuse(503, OVERLOADED, "overload")
+        elif length and not limits.budget.take(length):
+            self._refuse(503, b"this node holds as many request bodies as it may; try again later\n", "inflight_bytes")
         else:
+            self._held = length or 0
+            self._in_progress = True
+            limits.in_progress += 1
             super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
@@ -76,8 +110,35 @@ class BoundedRequest(server.Request):
         self._received += len(data)
         if self._received > self.body_limit():
             self._refuse(413, _TOO_LARGE % self.max_body_bytes)
-        else:
-            super().handleContentChunk(data)
+            return
+        if self._received > self._held:  # a chunked body takes its bytes as they come
+            if not self.channel.site.limits.budget.take(self._received - self._held):
+                self._refuse(503, b"this node holds as many request bodies as it may; try again later\n",
+                             "inflight_bytes")
+                return
+            self._held = self._received
+        super().handleContentChunk(data)
+
+    def finish(self):
+        limits = self.channel.site.limits if self.channel is not None else None
+        result = super().finish()
+        if limits is not None:
+            self._release(limits)
+        return result
+
+    def connectionLost(self, reason) -> None:
+        limits = self.channel.site.limits if self.channel is not None else None
+        super().connectionLost(reason)
+        if limits is not None:
+            self._release(limits)
+
+    def _release(self, limits: Limits) -> None:
+        """Gives back the body's bytes and the place in progress, once."""
+        limits.budget.give(self._held)
+        self._held = 0
+        if self._in_progress:
+            self._in_progress = False
+            limits.in_progress -= 1
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if not self._refused:
@@ -89,6 +150,14 @@ class BoundedRequest(server.Request):
         ``postpath``, which it does not use, and a ``Date`` formatted once a second.
         ``GET`` of single keys through one node: 1.10-1.12 times the rate (7 interleaved rounds)."""
         site = self.channel.site
+        if self._shed:
+            self.setResponseCode(503)
+            self.setHeader(b"retry-after", b"%d" % RETRY_AFTER)
+            self.setHeader(b"content-type", TEXT_PLAIN)
+            self.setHeader(b"content-length", b"%d" % len(OVERLOADED))
+            self.write(b"" if self.method == b"HEAD" else OVERLOADED)
+            self.finish()
+            return
         for prefix, resource in site.prefixes:
             if self.path.startswith(prefix):
                 self.site = site
@@ -110,34 +179,38 @@ class BoundedRequest(server.Request):
         else:
             super().process()
 
-    def _refuse(self, code: int, message: bytes) -> None:
-        """Answer ``code`` on the wire and close: the body, if any, is never read."""
+    def _refuse(self, code: int, message: bytes, reason: str | None = None) -> None:
+        """Answer ``code`` on the wire and close: the body, if any, is never read; a
+        refusal of the node's limits is counted as ``reason``."""
         self._refused = True
         self.content = BytesIO()
         # No "100 Continue" after the refusal: the client must not send the body.
         self.requestHeaders.removeHeader(b"expect")
-        self.channel.transport.write(
-            b"HTTP/1.1 %d %s\r\n" % (code, _REASONS[code])
-            + (_CHALLENGE if code == 401 else b"")
-            + b"Content-Type: " + TEXT_PLAIN + b"\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(message), message)
-        )
-        self.channel.transport.loseConnection()
+        channel = self.channel
+        if reason is not None:
+            channel.site.limits.refused(reason)
+        channel.transport.write(answer(code, message, _CHALLENGE if code == 401 else b""))
+        channel.transport.loseConnection()
 
 
 class Site(server.Site):
-    """A site whose requests are bounded, and need one of ``tokens`` if given, with no
-    per-request access log; paths that start with one of ``prefixes`` go to its resource,
-    the others to ``resource``."""
+    """A site whose requests are bounded, within ``limits``, and need one of ``tokens`` if
+    given, with no per-request access log; paths that start with one of ``prefixes`` go to
+    its resource, the others to ``resource``."""
 
     displayTracebacks = False
     noisy = False
+    # HTTP/1.1 only (no ALPN is offered): the channel itself, without twisted.web's wrapper
+    # that would switch to HTTP/2.
+    protocol = BoundedChannel
 
     def __init__(self, resource: Resource, max_body_bytes: int,
-                 prefixes: dict[bytes, Resource] | None = None, tokens: Tokens | None = None, **kwargs) -> None:
+                 prefixes: dict[bytes, Resource] | None = None, tokens: Tokens | None = None,
+                 limits: Limits | None = None, **kwargs) -> None:
         request_class = type("BoundedRequest", (BoundedRequest,),
                              {"max_body_bytes": max_body_bytes, "tokens": tokens})
         super().__init__(resource, requestFactory=request_class, **kwargs)
+        self.limits = limits or Limits(self.reactor)
         self.prefixes = list((prefixes or {}).items())
         self._date_second = -1
         self._date = b""

@@ -13,6 +13,17 @@ def test_defaults():
     assert config.data_dir == "gossipdht-data/127.0.0.1:8080"
 
 
+def test_limits_default_and_come_from_the_file_too(tmp_path):
+    config = build_config({})
+    assert config.max_connections is None and " max-connections=derived " in config.describe()
+    assert (config.max_inflight_bytes, config.max_requests_in_progress) == (256 << 20, 128)
+    assert (config.header_timeout, config.body_timeout, config.min_body_rate) == (10, 10, 32768)
+    path = tmp_path / "n.toml"
+    path.write_text("max-connections = 50\nmax-inflight-bytes = 1048576\nheader-timeout = 2\n")
+    config = build_config({"header-timeout": "3"}, read_config_file(str(path)))
+    assert (config.max_connections, config.max_inflight_bytes, config.header_timeout) == (50, 1 << 20, 3)
+
+
 def test_majority_follows_replicas():
     assert (build_config({"replicas": "5"}).read_quorum, build_config({"replicas": "4"}).write_quorum) == (3, 3)
 
@@ -48,6 +59,12 @@ def test_command_line_wins_over_file_which_wins_over_defaults(tmp_path):
         ({"join": ["h:0"]}, "--join"),
         ({"name": "has space"}, "--name"),
         ({"reap-after": "0"}, "--reap-after"),
+        ({"max-connections": "0"}, "--max-connections"),
+        ({"max-inflight-bytes": "1e9"}, "--max-inflight-bytes"),
+        ({"max-requests-in-progress": "0"}, "--max-requests-in-progress"),
+        ({"header-timeout": "0.5"}, "--header-timeout"),
+        ({"body-timeout": "-1"}, "--body-timeout"),
+        ({"min-body-rate": "fast"}, "--min-body-rate"),
     ],
 )
 

@@ -36,8 +36,9 @@ def test_example_config_is_valid_and_complete():
     values = read_config_file(str(EXAMPLE))
     # The unit sets the data directory; every other setting is shown, the files commented
     # out (the files they name must exist).
-    assert set(values) == set(SETTINGS) - {"data-dir", "api-tokens", "keyring"}
+    assert set(values) == set(SETTINGS) - {"data-dir", "api-tokens", "keyring", "max-connections"}
     assert '\n# api-tokens = "' in EXAMPLE.read_text()
+    assert "\n#   max-connections = " in EXAMPLE.read_text()
     config = build_config({}, values)
     assert config.name == "node1"
     assert config.read_quorum + config.write_quorum > config.replicas
@@ -61,6 +62,7 @@ def test_unit_command_line_with_example_config():
     "Type=simple", "DynamicUser=yes", "StateDirectory=gossipdht/%i", "ProtectSystem=strict",
     "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "Restart=on-failure",
     "After=network-online.target", "Wants=network-online.target", "WantedBy=multi-user.target",
+    "LimitNOFILE=65536",
 ])
 def test_unit_has_directive(directive):
     assert directive in unit_lines()

@@ -482,3 +482,10 @@ def test_client_is_a_separate_run_that_needs_no_wrk(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli.parse_settings(["--client", "--metrics"])
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_the_default_data_is_the_shared_postal_file_beside_the_checkout():
+    from gossipdht.tools.bench import DEFAULT_DATA
+
+    checkout = Path(__file__).resolve().parents[2]
+    assert DEFAULT_DATA == checkout.parent / "shared" / "data" / "se-postal-codes.tsv"

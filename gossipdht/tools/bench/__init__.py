@@ -40,7 +40,7 @@ from gossipdht.tools.nodeprocess import HOST, NodeProcess, free_port, stop_proce
 
 SCRIPTS = Path(__file__).resolve().parent
 #: The shared data set, ``../shared/data`` from the repository root; generated when absent.
-DEFAULT_DATA = SCRIPTS.parents[2] / "shared" / "data" / "se-postal-codes.tsv"
+DEFAULT_DATA = SCRIPTS.parents[3] / "shared" / "data" / "se-postal-codes.tsv"
 POSTAL_ROWS = 16_710
 CONNECTIONS = 16
 POSTAL_THREADS = 4

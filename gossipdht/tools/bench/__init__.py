@@ -664,10 +664,9 @@ def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[e
     if etcd.etcd_path() is None:
         return Unavailable(etcd.INSTALL)
     try:
-        members = etcd.start_etcd(stack, scratch, START_TIMEOUT, PRELOAD_BATCH)
+        members = etcd.start_etcd(stack, scratch, START_TIMEOUT)
         port = members.ports[0]
-        for batch in preload_batches(count):
-            etcd.put_many(port, batch)
+        etcd.put_each(port, [item for batch in preload_batches(count) for item in batch])
         key, value = preloaded(count // 2)
         if etcd.value(port, key) != value:
             raise etcd.EtcdError("a preloaded key does not read back")

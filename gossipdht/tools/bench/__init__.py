@@ -666,7 +666,7 @@ def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[e
     try:
         members = etcd.start_etcd(stack, scratch, START_TIMEOUT)
         port = members.ports[0]
-        etcd.put_each(port, [item for batch in preload_batches(count) for item in batch])
+        etcd.put_each(port, [preloaded(i) for i in range(count)])
         key, value = preloaded(count // 2)
         if etcd.value(port, key) != value:
             raise etcd.EtcdError("a preloaded key does not read back")

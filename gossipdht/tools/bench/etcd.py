@@ -3,9 +3,9 @@
 When ``etcd`` is on the PATH (Debian: ``apt-get install etcd-server``), the benchmark
 starts three members on loopback with the defaults a user gets (each write is fsynced by
 a quorum before it is acknowledged, reads are linearizable), preloads the keys that the
-GET rows read (one put each, as a user's keys arrive), and drives one member's JSON gateway with ``etcd.lua``: the leader (the
-best case for etcd: a follower forwards each write, and asks the leader before each
-read), or a follower when told so.  The gateway takes keys and values in base64.
+GET rows read (one put each, as a user's keys arrive), and drives one member's JSON
+gateway with ``etcd.lua``: the leader (the best case for etcd: a follower forwards each
+write, and asks the leader before each read), or a follower when told so.  The gateway takes keys and values in base64.
 """
 
 from __future__ import annotations
@@ -112,9 +112,11 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _call(port: int, method: str, path: str, message: Optional[dict], timeout: float = 60.0) -> tuple[int, bytes]:
-    """Status and body; EtcdError when etcd cannot be reached or breaks off."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+def _call(port: int, method: str, path: str, message: Optional[dict], timeout: float = 60.0,
+          kept: Optional[http.client.HTTPConnection] = None) -> tuple[int, bytes]:
+    """Status and body, on the ``kept`` connection if given (left open), else on one of its
+    own; EtcdError when etcd cannot be reached or breaks off."""
+    connection = kept or http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         body = None if message is None else json.dumps(message).encode()
         connection.request(method, path, body, {"Content-Type": "application/json"})
@@ -123,12 +125,13 @@ def _call(port: int, method: str, path: str, message: Optional[dict], timeout: f
     except (OSError, http.client.HTTPException) as e:
         raise EtcdError(f"{path}: {e}") from None
     finally:
-        connection.close()
+        if kept is None:
+            connection.close()
 
 
-def _post(port: int, path: str, message: dict) -> dict:
+def _post(port: int, path: str, message: dict, kept: Optional[http.client.HTTPConnection] = None) -> dict:
     """The JSON answer of a ``POST``; EtcdError for any status but 200."""
-    status, body = _call(port, "POST", path, message)
+    status, body = _call(port, "POST", path, message, kept=kept)
     try:
         if status == 200:
             return json.loads(body)
@@ -156,15 +159,7 @@ def put_each(port: int, items: Sequence[tuple[str, str]], connections: int = 16)
             local.connection = http.client.HTTPConnection(HOST, port, timeout=60)
             opened.append(local.connection)
         key, value = item
-        try:
-            local.connection.request("POST", "/v3/kv/put", json.dumps({"key": _b64(key), "value": _b64(value)}),
-                                     {"Content-Type": "application/json"})
-            response = local.connection.getresponse()
-            body = response.read()
-        except (OSError, http.client.HTTPException) as e:
-            raise EtcdError(f"/v3/kv/put: {e}") from None
-        if response.status != 200:
-            raise EtcdError(f"/v3/kv/put answered {response.status}: {body[:200]!r}")
+        _post(port, "/v3/kv/put", {"key": _b64(key), "value": _b64(value)}, local.connection)
 
     try:
         with ThreadPoolExecutor(connections) as pool:

@@ -34,6 +34,8 @@ class Batcher(Generic[Item, Result]):
         self._size = size
         self._max_bytes = max_bytes
         self._in_flight = 0
+        #: Items submitted and not yet answered, waiting or in a batch in flight.
+        self.outstanding = 0
         self._items: list[Item] = []
         self._waiting: list[Deferred[Result]] = []
         self._call: Optional[IDelayedCall] = None
@@ -41,6 +43,7 @@ class Batcher(Generic[Item, Result]):
     def submit(self, item: Item) -> Deferred[Result]:
         """Fires with the item's result once its batch is done, or fails with the batch."""
         self._items.append(item)
+        self.outstanding += 1
         done: Deferred[Result] = Deferred()
         self._waiting.append(done)
         if self._call is None and self._in_flight < self._max_in_flight:
@@ -66,6 +69,7 @@ class Batcher(Generic[Item, Result]):
 
     def _finished(self, results, waiting: list[Deferred[Result]]) -> None:
         self._in_flight -= 1
+        self.outstanding -= len(waiting)
         if isinstance(results, Failure):
             for done in waiting:
                 done.errback(results)

@@ -149,8 +149,10 @@ class Coordinator:
     def get(self, key: str, r: Optional[int] = None) -> Deferred[Optional[Record]]:
         """The live record for ``key``, or None when it is missing or deleted.
 
-        R replicas are asked first, this node first when it is one; the others only when
-        those fail, disagree or lack the key (Cassandra reads the same way)."""
+        R replicas are asked first: this node when it is one, then those with the least
+        wait to expect (``Replica.expected_wait``), so that one slow member does not slow
+        the reads of the others (Cassandra's dynamic snitch steers reads so); the others
+        only when those fail, disagree or lack the key (Cassandra reads the same way)."""
         self.stats.reads_coordinated += 1
         isolated = self._isolated()
         if isolated is not None:
@@ -163,10 +165,9 @@ class Coordinator:
         if self.name not in targets:
             self.stats.reads_coordinated_as_non_owner += 1
         down = self._down()
-        targets = [member for member in targets if member not in down]
-        if self.name in targets:
-            targets.remove(self.name)
-            targets.insert(0, self.name)
+        # Sorted is stable: among members with the same wait, the ring's order.
+        targets = sorted((member for member in targets if member not in down),
+                         key=lambda member: (member != self.name, self._replicas[member].expected_wait()))
         return _Read(self, key, targets, needed, (ring, self._moves())).start()
 
     def _holders(self, key: str, asked: list[str]) -> list[str]:

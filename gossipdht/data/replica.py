@@ -36,6 +36,10 @@ class Replica(Protocol):
 
     name: str
 
+    def expected_wait(self) -> float:
+        """Seconds a read of it may take now: what the coordinator ranks replicas by."""
+        ...
+
     def read_one(self, key: str) -> Deferred[Optional[Record]]: ...
 
     def read(self, keys: Sequence[str]) -> Deferred[list[Optional[Record]]]: ...
@@ -54,6 +58,7 @@ class Replica(Protocol):
 class LocalReplica:
     """This node's store, seen as one of the replicas.
 
+    A read of it answers at once, from the store: it has no wait to expect.
     Scans (many records, digests, versions) and the removal of many records take
     milliseconds to seconds: ``in_thread`` (``deferToThread`` in a node) runs them off the
     reactor thread when the store allows, so that they delay neither requests nor gossip."""
@@ -104,6 +109,9 @@ class LocalReplica:
             found = iter(beaten)
             return [next(found) if hint is None or hint == self.name else None for _, _, hint in writes]
         return self._committer.write_many(plain).addCallback(aligned)
+
+    def expected_wait(self) -> float:
+        return 0.0
 
     def offload(self, f: Callable, *args) -> Deferred:
         """``f(*args)`` off the reactor thread when this node does storage work in threads:

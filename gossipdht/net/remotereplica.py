@@ -2,6 +2,11 @@
 
 Single-key reads and writes to a remote node are batched: the ones of a reactor turn
 share one request.  Bulk ones travel in batches of ``gossipdht.core.batches``.
+
+The time each batch of single-key reads and writes takes to be answered feeds a peak
+EWMA (``gossipdht.core.peakewma``); times the items outstanding to the node, it is the
+wait a read of it may expect, by which the coordinator picks the replicas it asks first
+(the cost Finagle's and Linkerd's balancers rank servers by).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from gossipdht.core.batches import BATCH_BYTES, BATCH_ITEMS, batches
 from gossipdht.core.errors import PeerError
 from gossipdht.core.hlc import Version
+from gossipdht.core.peakewma import PeakEwma
 from gossipdht.data.batcher import Batcher
 from gossipdht.data.committer import THREADED_ITEMS
 from gossipdht.data.replica import Beaten, LocalReplica, beaten_one
@@ -58,10 +64,27 @@ class RemoteReplica:
         self.name = name
         self.address = address
         self._rpc = rpc
+        self._clock = clock
         self._offload = offload
+        self._answer_time = PeakEwma()
         self._writes: Batcher[Write, Optional[Version]] = Batcher(self._send_writes, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS,
                                                       _value_bytes, BATCH_BYTES)
         self._reads: Batcher[str, Optional[Record]] = Batcher(self._send_reads, clock, IN_FLIGHT_PER_PEER, BATCH_ITEMS)
+
+    def expected_wait(self) -> float:
+        """Its answer time so far, times the single reads and writes outstanding to it and one."""
+        outstanding = self._writes.outstanding + self._reads.outstanding
+        return self._answer_time.seconds(self._clock.seconds()) * (outstanding + 1)
+
+    def _timed(self, sent: Deferred) -> Deferred:
+        """``sent``, its answer time observed, whether it answered or failed."""
+        started = self._clock.seconds()
+
+        def observed(result):
+            now = self._clock.seconds()
+            self._answer_time.observe(now - started, now)
+            return result
+        return sent.addBoth(observed)
 
     def _call(self, method: str, body: bytes, timeout: float) -> Awaitable[bytes]:
         return self._rpc.call(self.address, method, body, timeout)
@@ -75,11 +98,11 @@ class RemoteReplica:
         return self._reads.submit(key)
 
     def _send_writes(self, writes: list[Write]) -> Deferred[Beaten]:
-        return ensureDeferred(self._call("write", pack_writes(writes), REQUEST_SECONDS)).addCallback(
+        return self._timed(ensureDeferred(self._call("write", pack_writes(writes), REQUEST_SECONDS))).addCallback(
             _beaten_in, writes)
 
     def _send_reads(self, keys: list[str]) -> Deferred[list[Optional[Record]]]:
-        return ensureDeferred(self._read(keys, REQUEST_SECONDS))
+        return self._timed(ensureDeferred(self._read(keys, REQUEST_SECONDS)))
 
     async def _read(self, keys: Sequence[str], timeout: float) -> list[Optional[Record]]:
         """The records of ``keys``, asked again for the keys past an answer cut short."""

@@ -55,3 +55,22 @@ class BatcherTests(SynchronousTestCase):
         clock.advance(0)
         self.assertEqual(sent, [["a", "b"], ["c"]])
         self.assertIsNone(self.successResultOf(first[2]))
+
+    def test_outstanding_counts_the_items_submitted_until_answered_or_failed(self):
+        clock, replies = Clock(), []
+
+        def send(items):
+            replies.append(Deferred())
+            return replies[-1]
+
+        batcher = Batcher(send, clock, max_in_flight=1, max_batch=2)
+        items = [batcher.submit(x) for x in "abc"]
+        self.assertEqual(batcher.outstanding, 3)
+        clock.advance(0)
+        self.assertEqual(batcher.outstanding, 3)  # two in flight, one waiting
+        replies[0].callback(None)
+        self.assertEqual(batcher.outstanding, 1)
+        clock.advance(0)
+        replies[1].errback(ConnectionError("peer gone"))
+        self.assertEqual(batcher.outstanding, 0)
+        self.failureResultOf(items[2], ConnectionError)

@@ -22,6 +22,10 @@ class FakeReplica(LocalReplica):
 
     state = "up"
     reads = 0
+    wait = 0.0
+
+    def expected_wait(self):
+        return self.wait
 
     def _maybe(self, call):
         if self.state == "down":
@@ -316,6 +320,19 @@ class CoordinatorTests(SynchronousTestCase):
         self.assertEqual(sum(self.replicas[name].reads for name in owners), 5)  # 2 + all 3
         self.clock.advance(0)
         self.assertEqual(self.stored(asked[0], "k"), record)  # and repaired
+
+    def test_a_read_asks_the_owners_with_the_least_wait_so_a_slow_one_does_not_hold_it_up(self):
+        d = self.coordinator.put("k", b"v", "t")
+        self.clock.advance(0)
+        record = self.successResultOf(d)
+        first, second, third = self.owners("k", 3)
+        self.assertNotIn("a", (first, second, third))  # this node, the coordinator, holds no copy
+        self.replicas[first].state, self.replicas[first].wait = "hung", 0.05
+        self.assertEqual(self.successResultOf(self.coordinator.get("k")), record)
+        self.assertEqual([self.replicas[name].reads for name in (first, second, third)], [0, 1, 1])
+        self.replicas[first].wait = 0.0  # no longer slow: asked again, first in the ring's order
+        self.assertNoResult(self.coordinator.get("k"))
+        self.assertEqual([self.replicas[name].reads for name in (first, second, third)], [1, 2, 1])
 
     def test_a_read_with_too_few_answers_fails(self):
         first, second, third, *_ = self.owners("k")

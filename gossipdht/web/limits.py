@@ -20,7 +20,9 @@ exhausts that port would take the node out of its cluster too.  Hence:
   rule); past either it answers 408 and closes.  Idle connections between requests keep
   twisted.web's idle timeout, without its log line per connection.
 * **Bytes in flight and overload** are checked by the request (``site.BoundedRequest``)
-  through ``Limits``, once its headers are in and before its body is read.
+  through ``Limits``, once its headers are in and before its body is read.  A whole
+  ``GET`` arriving between requests while the node is overloaded is answered 503 by the
+  channel at once, before twisted.web parses it (``BoundedChannel.dataReceived``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ LINGER_SECONDS = 1.0
 #: 16 KiB buffers: a thousand connections each sending a body that is refused left 27 MiB
 #: of the node's heap in fragments with 64 KiB reads, 6.5 MiB with 16 KiB.
 READ_BYTES = 16 << 10
+#: The message of a request refused for load.
+OVERLOADED = b"this node is overloaded; try again later\n"
+#: Paths that are never shed for load: calls between nodes, and what operators watch.
+NEVER_SHED = (b"/internal/", b"/health", b"/metrics", b"/dht/stats")
+#: Requests answered 503 before they are parsed are at most this long, and name none of
+#: these headers (lower case), which a request without a body that keeps its connection
+#: does not need.
+SHED_BYTES = 8 << 10
+_NOT_SHED_AT_ONCE = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:", b"\r\nconnection:", b"\r\nexpect:",
+                     b"\r\nupgrade:")
 _REASONS = {401: b"Unauthorized", 403: b"Forbidden", 408: b"Request Timeout", 413: b"Payload Too Large",
             503: b"Service Unavailable"}
 _WHAT = {"connections": "connections over --max-connections and its reserve",
@@ -59,11 +71,13 @@ _WHAT = {"connections": "connections over --max-connections and its reserve",
          "overload": "requests over --max-requests-in-progress"}
 
 
-def answer(code: int, message: bytes, headers: bytes = b"") -> bytes:
-    """A whole one-line text answer that closes the connection, as raw bytes."""
+def answer(code: int, message: bytes, headers: bytes = b"", close: bool = True) -> bytes:
+    """A whole one-line text answer, as raw bytes; it closes the connection unless told."""
     if code == 503:
         headers += b"Retry-After: %d\r\n" % RETRY_AFTER
-    return (b"HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+    if close:
+        headers += b"Connection: close\r\n"
+    return (b"HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
             % (code, _REASONS[code], headers, media.TEXT.encode(), len(message), message))
 
 
@@ -212,10 +226,33 @@ class BoundedChannel(HTTPChannel):
         self._start(self.site.limits.header_timeout, "slow_headers")
 
     def dataReceived(self, data: bytes) -> None:
+        if self._shed_at_once(data):
+            return
         # The first bytes of a request start its headers' deadline.
         if self._deadline is None and not self._handlingRequest:
             self._start(self.site.limits.header_timeout, "slow_headers")
         super().dataReceived(data)
+
+    def _shed_at_once(self, data: bytes) -> bool:
+        """Whether ``data``, a whole ``GET`` without a body between requests, was answered
+        503 for load here, its connection kept, before twisted.web parsed it.
+
+        Refused through twisted.web's request, a ``GET`` cost half of what serving it did:
+        under a flood of clients that try again at once, those 503s took the node's CPU
+        from the requests it admitted (see the README's "Limits and overload")."""
+        limits = self.site.limits
+        if (limits.in_progress < limits.max_in_progress or self._handlingRequest or self.requests or self._buffer
+                or len(data) > SHED_BYTES or not data.startswith(b"GET ") or not data.endswith(b"\r\n\r\n")):
+            return False
+        head = data.lower()
+        if (head.find(b"\r\n\r\n") != len(head) - 4 or not head[:head.find(b"\r\n")].endswith(b" http/1.1")
+                or head[4:].startswith(NEVER_SHED) or any(name in head for name in _NOT_SHED_AT_ONCE)):
+            return False
+        self._stop()
+        self.resetTimeout()
+        limits.refused("overload")
+        self.transport.write(answer(503, OVERLOADED, b"Date: %s\r\n" % self.site.date(), close=False))
+        return True
 
     def allHeadersReceived(self) -> None:
         self._stop()

@@ -33,14 +33,11 @@ from twisted.web.resource import Resource
 from gossipdht.core.admission import RESERVE
 from gossipdht.core.batches import BATCH_BYTES
 from gossipdht.web.http import TEXT_PLAIN
-from gossipdht.web.limits import RETRY_AFTER, BoundedChannel, Limits, answer
+from gossipdht.web.limits import NEVER_SHED, OVERLOADED, RETRY_AFTER, BoundedChannel, Limits, answer
 from gossipdht.web.tokens import Tokens, refusal
 
 _TOO_LARGE = b"request body larger than %d bytes\n"
 _CHALLENGE = b'WWW-Authenticate: Bearer realm="gossipdht"\r\n'
-OVERLOADED = b"this node is overloaded; try again later\n"
-#: Paths that are never shed for load: calls between nodes, and what operators watch.
-_NEVER_SHED = (b"/internal/", b"/health", b"/metrics", b"/dht/stats")
 
 
 class BoundedRequest(server.Request):
@@ -87,7 +84,7 @@ class BoundedRequest(server.Request):
             self._refuse(413, _TOO_LARGE % self.max_body_bytes)
         elif channel.kind == RESERVE and not path.startswith(b"/internal/"):
             self._refuse(503, b"this node holds as many client connections as it may; try again later\n", "reserve")
-        elif path.startswith(_NEVER_SHED):
+        elif path.startswith(NEVER_SHED):
             super().gotLength(length)
         elif limits.in_progress >= limits.max_in_progress:
             if length == 0:  # answered as any request, the connection kept: no reconnection

@@ -213,6 +213,29 @@ async def test_past_max_requests_in_progress_requests_get_503_at_once_and_health
     assert b"gossipdht_http_requests_in_progress 1.0" in body
 
 
+@pytest_twisted.ensureDeferred
+async def test_while_overloaded_a_whole_get_is_answered_503_before_it_is_parsed_its_connection_kept(limited,
+                                                                                                    monkeypatch):
+    first, second, client = await opened(limited, 3)
+    for connection, key in ((first, b"a"), (second, b"b")):  # in progress until their bodies are in
+        connection.send(b"PUT /db/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n1" % key)
+    await until(lambda: limited.limits.in_progress == 2)
+    requests = []
+    request_class = limited.site.requestFactory
+    made = request_class.__init__
+    monkeypatch.setattr(request_class, "__init__", lambda self, *args: requests.append(args) or made(self, *args))
+    for _ in range(3):  # one connection, one request after another
+        before = len(client.protocol.data)
+        client.send(b"GET /db/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        await until(lambda before=before: len(client.protocol.data) > before and client.protocol.data.endswith(b"later\n"))
+    replies = client.protocol.data.split(b"HTTP/1.1 ")[1:]
+    assert len(replies) == 3 and all(reply.startswith(b"503 ") and b"\r\nRetry-After: 1\r\n" in reply
+                                     and b"\r\nDate: " in reply and b"Connection" not in reply for reply in replies)
+    assert requests == [] and not client.protocol.closed.called and refused(limited)["overload"] == 3
+    client.send(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # never shed, parsed as usual
+    assert (await client.reply()).split(b"HTTP/1.1 ")[-1].startswith(b"200 ") and len(requests) == 1
+
+
 def test_refusals_are_logged_at_most_once_an_interval():
     from twisted.internet.task import Clock
     from twisted.logger import capturedLogs, formatEvent

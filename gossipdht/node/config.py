@@ -301,10 +301,16 @@ def read_api_tokens(path: str) -> Tokens:
         raise ConfigError(f"--api-tokens: {path}: {e}") from None
 
 
+#: Connections the kernel queues for the API before the node accepts them (Twisted's default
+#: is 50): under a flood, attempts past the queue were dropped, and a dropped attempt waits a
+#: second before it is tried again.  The kernel caps it at ``net.core.somaxconn``.
+LISTEN_BACKLOG = 1024
+
+
 def default_endpoint(port: int, bind: str) -> str:
     """The endpoint string of ``--port`` and ``--bind``: TCP on that interface."""
     interface = bind.replace(":", "\\:")  # a colon separates the endpoint's arguments
-    return f"tcp:{port}:interface={interface}"
+    return f"tcp:{port}:interface={interface}:backlog={LISTEN_BACKLOG}"
 
 
 def _integer(values: Mapping[str, Any], setting: str, low: int, high: int, default: Optional[int] = None) -> int:

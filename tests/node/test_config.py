@@ -96,7 +96,7 @@ def test_config_file_errors(tmp_path):
 
 def test_listen_defaults_to_tcp_on_port_and_bind_and_is_kept_when_given():
     config = build_config({"port": "9001", "bind": "::1"})
-    assert config.listen == () and config.endpoints() == (r"tcp:9001:interface=\:\:1",)
+    assert config.listen == () and config.endpoints() == (r"tcp:9001:interface=\:\:1:backlog=1024",)
     given = build_config({"listen": ["ssl:8443:privateKey=k:certKey=c", "unix:/run/n.sock"]})
     assert given.endpoints() == ("ssl:8443:privateKey=k:certKey=c", "unix:/run/n.sock")
     assert "listen=ssl:8443:privateKey=k:certKey=c,unix:/run/n.sock " in given.describe()

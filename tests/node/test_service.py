@@ -98,6 +98,16 @@ def test_a_bad_endpoint_string_ends_start_up_with_one_line_naming_listen(tmp_pat
     assert "\n" not in e.value.code
 
 
+@pytest.mark.skipif(shutil.which("ss") is None, reason="ss is not installed (apt-get install iproute2)")
+def test_the_default_endpoint_queues_a_thousand_connections_rather_than_twisteds_fifty(started):
+    from gossipdht.node.config import LISTEN_BACKLOG
+
+    port = started().ports[0].getHost().port
+    [listening] = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
+                                 check=True).stdout.splitlines()
+    assert listening.split()[2] == str(LISTEN_BACKLOG)  # a listening socket's Send-Q: its backlog
+
+
 def test_a_busy_endpoint_closes_the_ports_already_open_and_names_listen(started, tmp_path):
     from twisted.internet import reactor
 

@@ -130,25 +130,56 @@ class _Framed(Int32StringReceiver):
         self.transport.loseConnection()
 
 
+class CallBytes:
+    """The bytes of the calls being answered on every connection from other nodes: past
+    ``limit``, no such connection is read until answers bring them back under it.  Nothing
+    is refused: TCP's flow control holds the callers back meanwhile, as HTTP/2's windows do,
+    so that a burst of batches and handoffs cannot grow the node's memory without end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        #: Times reading stopped for it.
+        self.pauses = 0
+        self.paused = False
+        self.servers: set[_Server] = set()
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit and not self.paused:
+            self.paused = True
+            self.pauses += 1
+            for server in self.servers:
+                server.transport.pauseProducing()
+
+    def give(self, size: int) -> None:
+        self.used -= size
+        if self.paused and self.used <= self.limit:
+            self.paused = False
+            for server in self.servers:
+                server.transport.resumeProducing()
+
+
 class _Server(_Framed):
     log = Logger()
 
-    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int,
-                 ended: Callable[[_Server], None] = lambda server: None) -> None:
+    def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int, calls: CallBytes) -> None:
         super().__init__(max_frame_bytes)
         self.handlers = handlers
-        self._ended = ended
+        self._calls = calls
 
     def connectionLost(self, reason: Failure) -> None:
-        self._ended(self)
+        self._calls.servers.discard(self)
 
     def message(self, number: int, method, body: bytes) -> None:
         handler = self.handlers.get(method) if isinstance(method, str) else None
         if handler is None:
             self.send(number, 404, f"no method {method!r}".encode())
             return
+        self._calls.take(len(body))
         maybeDeferred(handler, body).addCallbacks(
-            lambda answer: self.send(number, 200, answer), self._failed, errbackArgs=(number, method))
+            lambda answer: self.send(number, 200, answer), self._failed, errbackArgs=(number, method)).addBoth(
+            lambda _: self._calls.give(len(body)))
 
     def _failed(self, failure: Failure, number: int, method: str) -> None:
         if failure.check(BadMessage):
@@ -168,17 +199,18 @@ class RpcResource(Resource):
     log = Logger()
 
     def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int, sealing: Sealing = Sealing(),
-                 admit: Optional[Admit] = None) -> None:
+                 admit: Optional[Admit] = None, max_call_bytes: int = 256 << 20) -> None:
         super().__init__()
         self.handlers = handlers
         self.max_frame_bytes = max_frame_bytes
+        #: The calls being answered, bounded in bytes (``--max-inflight-bytes``, apart from clients').
+        self.calls = CallBytes(max_call_bytes)
         self.sealing = sealing
         self.admit = admit or (lambda request: None)
         #: Called with the transport of each connection upgraded (the site counts them apart).
         self.upgraded: Callable[[object], None] = lambda transport: None
         #: Upgrades refused, by reason (``REFUSALS``).
         self.refused: dict[str, int] = {}
-        self._servers: set[_Server] = set()
 
     def render(self, request: IRequest):
         if (request.getHeader(b"upgrade") or b"").lower() != PROTOCOL:
@@ -216,18 +248,19 @@ class RpcResource(Resource):
         transport, channel.transport = channel.transport, None
         transport.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + PROTOCOL
                         + b"\r\n" + extra + b"\r\n")
-        server = _Server(self.handlers, self.max_frame_bytes, self._servers.discard)
-        self._servers.add(server)
+        server = _Server(self.handlers, self.max_frame_bytes, self.calls)
+        self.calls.servers.add(server)
         server.frames = frames
         _receive_with(transport, server)
         self.upgraded(transport)
         server.makeConnection(transport)
-        transport.resumeProducing()  # twisted.web pauses reading while it serves a request
+        if not self.calls.paused:
+            transport.resumeProducing()  # twisted.web pauses reading while it serves a request
         return NOT_DONE_YET
 
     def close(self) -> None:
         """End the connections of other nodes: a node that stops answers no more calls."""
-        for server in list(self._servers):
+        for server in list(self.calls.servers):
             server.transport.loseConnection()
 
     def _refuse(self, request: IRequest, reason: str, message: str) -> bytes:

@@ -72,7 +72,9 @@ class RestAPI:
         #: Asks the other members for their activity (``/dht/activity?cluster=1``).
         self.peers = peers
         self.ui = dashboard.load()
-        self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
+        # Calls between nodes have a budget of their own, of the clients' size: clients cannot take it.
+        self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit,
+                               *(() if limits is None else (limits.budget.limit,)))
         #: The HTTP port's limits; None: the site's defaults.
         self.limits = limits
         #: None with ``--metrics false``: no ``/metrics``, and requests are neither counted nor timed.
@@ -175,7 +177,9 @@ class RestAPI:
         """The node's counters: the body of ``/dht/stats``, and what ``/metrics`` reads."""
         return {"gossip": self.cluster.stats(), "data": self.data_stats(),
                 "reactor": self.reactor_stats(), "internal_refused": self.rpc.refused,
-                "http": {} if self.limits is None else self.limits.stats()}
+                "http": {} if self.limits is None else {**self.limits.stats(),
+                                                        "internal_inflight_bytes": self.rpc.calls.used,
+                                                        "internal_reads_paused": self.rpc.calls.pauses}}
 
     @app.route("/metrics", methods=["GET", "HEAD"])
     def metrics_scrape(self, request: IRequest) -> bytes:

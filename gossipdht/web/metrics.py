@@ -198,6 +198,10 @@ def _http_families(http: dict) -> Iterator[Metric]:
                             value=http["inflight_bytes"])
     yield GaugeMetricFamily(PREFIX + "http_requests_in_progress", "Requests being served.",
                             value=http["requests_in_progress"])
+    yield GaugeMetricFamily(PREFIX + "internal_inflight_bytes", "Bytes of calls from other nodes being answered.",
+                            value=http["internal_inflight_bytes"])
+    yield CounterMetricFamily(PREFIX + "internal_reads_paused", "Times the connections of other nodes stopped "
+                              "being read, their calls over --max-inflight-bytes.", value=http["internal_reads_paused"])
     refused = CounterMetricFamily(PREFIX + "http_refused", "Connections and requests refused by the node's limits, "
                                   "by reason.", labels=["reason"])
     for reason, count in http["refused"].items():

@@ -166,3 +166,38 @@ async def test_bulk_messages_are_encoded_through_offload_and_single_writes_are_n
     assert records == [record for _, record, _ in bulk] and offloaded[1:] == ["unpack_records"]
     assert node.store.get("bulk299") == bulk[-1][1]
 
+
+
+@pytest_twisted.ensureDeferred
+async def test_calls_past_the_nodes_byte_budget_wait_unread_until_answers_bring_it_back_under(tmp_path, rpc):
+    from conftest import start_node
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+    from twisted.internet.task import deferLater
+
+    node = start_node(tmp_path, storage="memory", max_inflight_bytes=100_000)
+    held: list[Deferred] = []
+    node.api.rpc.handlers["hold"] = lambda body: held.append(Deferred()) or held[-1]
+
+    async def until(check) -> None:
+        for _ in range(500):
+            if check():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        raise AssertionError("condition not reached in time")
+
+    try:
+        calls = [ensureDeferred(rpc.call(address(node), "hold", b"x" * 60_000, 10)) for _ in range(3)]
+        await until(lambda: len(held) == 2 and node.api.rpc.calls.paused)  # 120,000 bytes: the rest is not read
+        await deferLater(reactor, 0.2, lambda: None)
+        assert len(held) == 2 and node.api.node_stats()["http"]["internal_reads_paused"] == 1
+        held[0].callback(b"first")  # back under the budget: read again
+        await until(lambda: len(held) == 3)
+        for answer in held[1:]:
+            answer.callback(b"later")
+        assert await gatherResults(calls) == [b"first", b"later", b"later"]
+        await until(lambda: node.api.rpc.calls.used == 0 and not node.api.rpc.calls.paused)
+        stats = node.api.node_stats()["http"]
+        assert stats["internal_inflight_bytes"] == 0 and stats["internal_reads_paused"] == 2
+    finally:
+        await node.stopService()

@@ -27,12 +27,10 @@ from gossipdht.tools.bench import (
     operations,
     parse_loader,
     parse_wrk,
-    postal_data,
-    postal_lines,
-    prefixed_copy,
     run_wrk,
     start_etcd_preloaded,
 )
+from gossipdht.tools.bench.postal import postal_data, postal_lines, prefixed_copy
 
 WRK_OUTPUT = """\
 Running 10s test @ http://127.0.0.1:8080/
@@ -376,13 +374,13 @@ def fake_stat(samples: list[tuple[int, int]]):
 
 
 def test_cpu_times_reads_busy_and_total_ticks():
-    from gossipdht.tools.bench import cpu_times
+    from gossipdht.tools.bench.cputime import cpu_times
 
     assert cpu_times("cpu  10 1 5 80 4 0 0 0 0 0\ncpu0 1 2 3 4\n") == (16, 100)
 
 
 def test_wait_until_quiet_waits_for_a_sample_under_the_quiet_share():
-    from gossipdht.tools.bench import QUIET_SHARE, wait_until_quiet
+    from gossipdht.tools.bench.cputime import QUIET_SHARE, wait_until_quiet
 
     quiet_busy = int(QUIET_SHARE * 100) - 1
     half, half_again, quiet = ((0, 0), (50, 100)), ((50, 100), (100, 200)), ((100, 200), (100 + quiet_busy, 300))
@@ -396,7 +394,7 @@ def test_wait_until_quiet_waits_for_a_sample_under_the_quiet_share():
 
 
 def test_wait_until_quiet_without_proc_stat_does_not_wait():
-    from gossipdht.tools.bench import wait_until_quiet
+    from gossipdht.tools.bench.cputime import wait_until_quiet
 
     def missing() -> str:
         raise FileNotFoundError("/proc/stat")
@@ -485,7 +483,43 @@ def test_client_is_a_separate_run_that_needs_no_wrk(monkeypatch, capsys):
 
 
 def test_the_default_data_is_the_shared_postal_file_beside_the_checkout():
-    from gossipdht.tools.bench import DEFAULT_DATA
+    from gossipdht.tools.bench.postal import DEFAULT_DATA
 
     checkout = Path(__file__).resolve().parents[2]
     assert DEFAULT_DATA == checkout.parent / "shared" / "data" / "se-postal-codes.tsv"
+
+
+def test_the_admitted_quantile_is_read_from_the_histogram_between_two_reads():
+    from gossipdht.tools.bench.overload import quantile_ms
+
+    before = [(0.001, 10.0), (0.01, 10.0), (0.1, 10.0), (float("inf"), 10.0)]
+    after = [(0.001, 10.0), (0.01, 960.0), (0.1, 1009.0), (float("inf"), 1010.0)]
+    assert quantile_ms(before, after, 0.50) == 10.0  # the ten answers before do not count
+    assert quantile_ms(before, after, 0.99) == 100.0
+    assert quantile_ms(after, after, 0.99) is None
+
+
+def test_the_overload_report_shows_the_flooded_rows_as_shares_of_the_calm_ones_and_what_gossip_saw():
+    from gossipdht.tools.bench.overload import format_overload
+
+    rows = [asdict(row(name, rate)) for name, rate in
+            (("GET calm", 4000.0), ("GET flooded", 3900.0), ("PUT calm", 3000.0), ("PUT flooded", 2400.0))]
+    flood = {"answers_per_s": 6500.0, "share_503": 0.112, "p50_ms": 31.2, "p99_ms": 54.4, "admitted_p99_ms": 25.0,
+             "refused_overload": 900, "watch_looks": 150, "unhealthy": ["port 1 saw 1 suspect"], "refutations": 0}
+    refusal = {"per_s": 41234.0, "share_503": 1.0, "cpu_us": 21.04, "p99_ms": 2.0}
+    text = format_overload({"rows": rows, "floods": [flood], "processors": (0, 1), "refusal": refusal, "rounds": 1,
+                            "seconds": 10, "preloaded_keys": 10_000})
+    shares = {line[:28].strip(): line.split()[3] for line in text.splitlines()[2:6]}
+    assert shares == {"GET calm": "1.000", "GET flooded": "0.975", "PUT calm": "1.000", "PUT flooded": "0.800"}
+    assert ("1: 6,500 answers/s, 11.2% of them 503, p50 31.2 ms and p99 54.4 ms over every answer, admitted GET "
+            "p99 <= 25 ms; gossip: 1 looks of 150 saw a member suspect or dead, 0 refutations") in text
+    assert "port 1 saw 1 suspect" in text and "the flooded node and its flood on 0" in text
+    assert "a 503 for load: 41,234 a second (100.0% of the answers), 21.0 us of the node's CPU each" in text
+
+
+def test_overload_is_a_separate_run(capsys):
+    _, args = cli.parse_settings(["--overload", "--quick"])
+    assert args.overload
+    with pytest.raises(SystemExit):
+        cli.parse_settings(["--overload", "--metrics"])
+    assert "not allowed with" in capsys.readouterr().err

@@ -15,8 +15,9 @@ import pytest
 
 import gossipdht.tools.bench as bench
 import gossipdht.tools.bench.__main__ as cli
-from gossipdht.tools.bench import Measurement, Settings, Unavailable, aggregate, etcd, measure_alone, run_timed
+from gossipdht.tools.bench import Measurement, Settings, Unavailable, aggregate, etcd, measure_alone
 from gossipdht.tools.bench.check import format_check, spread, verdict
+from gossipdht.tools.bench.cputime import run_timed
 from gossipdht.tools.bench.isolation import System, alone, paused
 from gossipdht.tools.localcluster import wait_for
 

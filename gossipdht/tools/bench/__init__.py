@@ -15,15 +15,12 @@ import http.client
 import json
 import os
 import platform
-import random
 import re
 import shutil
 import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -34,14 +31,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 from gossipdht.tools.bench import etcd
+from gossipdht.tools.bench.cputime import QUIET_SECONDS, cpu_seconds, run_timed, wait_until_quiet
 from gossipdht.tools.bench.isolation import System, alone
+from gossipdht.tools.bench.postal import POSTAL_ROWS, postal_data, prefixed_copy
 from gossipdht.tools.localcluster import join, peers, wait_for
 from gossipdht.tools.nodeprocess import HOST, NodeProcess, free_port, stop_process
 
 SCRIPTS = Path(__file__).resolve().parent
-#: The shared data set, ``../shared/data`` from the repository root; generated when absent.
-DEFAULT_DATA = SCRIPTS.parents[3] / "shared" / "data" / "se-postal-codes.tsv"
-POSTAL_ROWS = 16_710
 CONNECTIONS = 16
 POSTAL_THREADS = 4
 #: A row with more failed requests than this share is flagged.
@@ -53,12 +49,6 @@ TSV = "text/tab-separated-values"
 BENCH_LINE = "BENCH "
 LOADER_LINE = re.compile(r"(\d+) keys in ([\d.]+) s")
 LOADER_FAILED = re.compile(r"(\d+) not stored")
-#: Each measurement starts once the machine used under this share of its CPU over
-#: ``QUIET_SAMPLE_SECONDS`` (or after ``QUIET_SECONDS``): etcd or a node still busy after
-#: the row before would slow the next row, whichever it is.
-QUIET_SHARE = 0.10
-QUIET_SAMPLE_SECONDS = 0.5
-QUIET_SECONDS = 60.0
 #: A system resumed after a pause must answer again (a cluster: every node sees every
 #: member alive) within this long, or the round is not measured.
 SETTLE_SECONDS = 30.0
@@ -292,77 +282,6 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-# -- data ------------------------------------------------------------------------------------------
-
-_STEMS = ("Sunds", "Öst", "Väst", "Norr", "Söder", "Lind", "Berg", "Ek", "Hol", "Stor", "Kungs", "Malm",
-          "Ny", "Gran", "Björk", "Ål", "Sköv", "Hälle", "Tår", "Vik")
-_ENDINGS = ("vall", "hammar", "köping", "berga", "torp", "sund", "by", "näs", "hus", "ås", "fors", "dal",
-            "holm", "ö")
-_QUALIFIERS = ("", "", "Norra ", "Södra ", "Lilla ", "Stora ")
-
-
-def postal_lines(count: int = POSTAL_ROWS, seed: int = 1) -> list[str]:
-    """Lines shaped like ``se-postal-codes.tsv``: a distinct 5-digit code, a tab and a
-    Swedish-looking locality (UTF-8), each locality shared by about ten codes."""
-    rng = random.Random(seed)
-    places = sorted({rng.choice(_QUALIFIERS) + rng.choice(_STEMS) + rng.choice(_ENDINGS)
-                     for _ in range(max(1, count // 10))})
-    codes = rng.sample(range(10_000, 100_000), count)
-    return [f"{code}\t{rng.choice(places)}" for code in codes]
-
-
-def write_lines(path: Path, lines: Sequence[str]) -> Path:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def prefixed_copy(source: Path, target: Path, prefix: str) -> Path:
-    """A copy of a TSV file with ``prefix`` before every key, so that each round writes new keys."""
-    lines = source.read_text(encoding="utf-8").splitlines()
-    return write_lines(target, [prefix + line for line in lines if line])
-
-
-def postal_data(data: Path, scratch: Path) -> Path:
-    """The shared postal data set, or a generated file of the same shape when it is absent."""
-    return data if data.is_file() else write_lines(scratch / "postal-generated.tsv", postal_lines())
-
-
-# -- the machine -------------------------------------------------------------------------------------
-
-
-def cpu_times(stat: str) -> tuple[int, int]:
-    """Busy and total time of all CPUs, in ticks, from the text of ``/proc/stat``."""
-    ticks = [int(field) for field in stat.split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
-    total = sum(ticks[:8])  # guest time is counted in user time already
-    return total - idle, total
-
-
-def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """The share of the machine's CPU time that was busy between two ``cpu_times``."""
-    total = after[1] - before[1]
-    return (after[0] - before[0]) / total if total > 0 else 0.0
-
-
-def wait_until_quiet(sample_seconds: float = QUIET_SAMPLE_SECONDS, timeout: float = QUIET_SECONDS,
-                     read_stat: Callable[[], str] = lambda: Path("/proc/stat").read_text(),
-                     sleep: Callable[[float], None] = time.sleep) -> bool:
-    """Until the machine used under ``QUIET_SHARE`` of its CPU over ``sample_seconds``;
-    False when it did not within ``timeout`` (or cannot tell: no ``/proc/stat``)."""
-    waited = 0.0
-    while waited < timeout:
-        try:
-            before = cpu_times(read_stat())
-            sleep(sample_seconds)
-            after = cpu_times(read_stat())
-        except OSError:
-            return False
-        waited += sample_seconds
-        if busy_share(before, after) < QUIET_SHARE:
-            return True
-    return False
-
-
 # -- processes -------------------------------------------------------------------------------------
 
 
@@ -377,60 +296,11 @@ def wrk_version() -> str:
     return match.group(1) if match else "unknown"
 
 
-@dataclass(frozen=True)
-class Finished:
-    """A child process run to its end: its exit status, its output, the CPU time it used
-    (user + system) and the time it ran."""
-
-    status: int
-    stdout: str
-    stderr: str
-    cpu_seconds: float
-    seconds: float
-
-    @property
-    def cpu_share(self) -> float:
-        """Its CPU time over the time it ran: 1.0 is one core kept busy."""
-        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
-
-    def last_line(self) -> str:
-        """The last line of stderr, or else of stdout: what went wrong, usually."""
-        tail = (self.stderr or self.stdout).strip().splitlines()
-        return tail[-1] if tail else "no output"
-
-
-def run_timed(command: Sequence[str], timeout: float, env: Optional[dict[str, str]] = None) -> Finished:
-    """Run ``command`` to its end, reaped with ``os.wait4`` for the CPU time it used;
-    ``subprocess.TimeoutExpired`` once it ran over ``timeout`` (it is killed)."""
-    started = time.monotonic()
-    timed_out = threading.Event()
-    # stderr to a file: two pipes read one after the other could fill and block the child.
-    with tempfile.TemporaryFile("w+") as errors, subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True, env=env) as process:
-        killer = threading.Timer(timeout, lambda: (timed_out.set(), process.kill()))
-        killer.start()
-        try:
-            stdout = process.stdout.read()
-            _, status, usage = os.wait4(process.pid, 0)
-        except BaseException:
-            process.kill()
-            raise
-        finally:
-            killer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-        ran = time.monotonic() - started
-        errors.seek(0)
-        stderr = errors.read()
-    if timed_out.is_set():
-        raise subprocess.TimeoutExpired(list(command), timeout)
-    return Finished(process.returncode, stdout, stderr, usage.ru_utime + usage.ru_stime, ran)
-
-
 def run_wrk(url: str, script: str, seconds: int, args: Sequence[str] = (), threads: int = 1,
-            env: Optional[dict[str, str]] = None) -> Measurement:
+            env: Optional[dict[str, str]] = None, connections: int = CONNECTIONS) -> Measurement:
     """One ``wrk --latency`` run with one of our scripts, and wrk's own CPU share;
     Unavailable when wrk fails."""
-    command = ["wrk", f"-t{threads}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
                "-s", str(SCRIPTS / script), url, "--", *args]
     try:
         run = run_timed(command, seconds + 60, {**os.environ, **(env or {})})
@@ -650,13 +520,6 @@ def warmed(url: str, script: str, settings: Settings, round_: int,
         return measured
     used = sum(cpu_seconds(pid) for pid in pids) - before
     return replace(measured, system_cpu_us=used / measured.requests * 1e6)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system time of a process so far, all its threads (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_etcd_preloaded(stack: ExitStack, scratch: Path, count: int) -> Union[etcd.Members, Unavailable]:

@@ -4,7 +4,8 @@ gossipdht clusters (one with ``--sync full``), drive them with ``wrk``, and prin
 ``--scale`` measures instead how single-key rates hold from 100,000 to 1,000,000 stored
 keys and what adding a fourth node moves; ``--idle`` what an idle 10-node cluster costs;
 ``--security`` and ``--metrics`` what those cost; ``--client`` what the ring-aware Python client's
-skipped hop buys; ``--check ROW`` whether that row measures the same alone as in the full run."""
+skipped hop buys; ``--overload`` what flooding one node's API does to the others and to gossip;
+``--check ROW`` whether that row measures the same alone as in the full run."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from gossipdht.tools.bench import DEFAULT_DATA, Settings, etcd, format_table, row_names, run, wrk_path
+from gossipdht.tools.bench import Settings, etcd, format_table, row_names, run, wrk_path
 from gossipdht.tools.bench.check import format_check, run_check
 from gossipdht.tools.bench.client import format_client, run_client
 from gossipdht.tools.bench.metrics import format_metrics, run_metrics
+from gossipdht.tools.bench.overload import FLOOD_CONNECTIONS, format_overload, run_overload
+from gossipdht.tools.bench.postal import DEFAULT_DATA
 from gossipdht.tools.bench.scale import format_idle, format_scale, idle, scale
 from gossipdht.tools.bench.security import format_security, run_security
 
@@ -57,6 +60,10 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
     mode.add_argument("--client", action="store_true",
                       help="PUT and GET through the ring-aware Python client and through the same client sending "
                            "to one fixed node, on a 3-node cluster with N=2 and a 5-node one with N=3")
+    mode.add_argument("--overload", action="store_true",
+                      help=f"PUT and GET through the second node of a 3-node cluster, calm and while wrk floods the "
+                           f"first node with {FLOOD_CONNECTIONS} connections; the flooded node's 503s and latency, "
+                           "and what gossip saw")
     mode.add_argument("--idle", action="store_true",
                       help=f"the CPU each node of an idle {IDLE_NODES}-node cluster uses over 30 s (--quick: 10 s)")
     mode.add_argument("--check", metavar="ROW",
@@ -112,6 +119,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             elif args.metrics:
                 report = run_metrics(settings, directory, progress)
                 text = f"{format_metrics(report)}\nreproduce: {settings.command}"
+            elif args.overload:
+                report = run_overload(settings, directory, progress)
+                text = f"{format_overload(report)}\nreproduce: {settings.command}"
             elif args.check is not None:
                 report = run_check(settings, directory, args.check, progress)
                 text = format_check(report)  # the full run's table ends in the command

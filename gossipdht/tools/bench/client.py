@@ -31,12 +31,12 @@ from gossipdht.tools.bench import (
     Measurement,
     Settings,
     aggregate,
-    cpu_seconds,
     measure_alone,
     preload,
     preloaded,
     start_cluster,
 )
+from gossipdht.tools.bench.cputime import cpu_seconds
 from gossipdht.tools.bench.variants import cluster_systems, format_rows
 from gossipdht.tools.nodeprocess import NodeProcess
 

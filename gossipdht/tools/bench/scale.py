@@ -20,7 +20,6 @@ from gossipdht.tools.bench import (
     Settings,
     aggregate,
     cluster_system,
-    cpu_seconds,
     join,
     measure_alone,
     peers,
@@ -28,9 +27,9 @@ from gossipdht.tools.bench import (
     preloaded,
     start_cluster,
     wait_for,
-    wait_until_quiet,
     warmed,
 )
+from gossipdht.tools.bench.cputime import cpu_seconds, wait_until_quiet
 from gossipdht.tools.nodeprocess import NodeProcess
 
 #: Moved counters must stay still this long before the move counts as over.

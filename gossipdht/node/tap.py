@@ -66,7 +66,8 @@ class Options(usage.Options):
         ["max-connections", None, None, "client connections held at once; past it a new one is answered 503 "
          "and closed, save a reserve kept for calls between nodes [default: from the open-files limit]"],
         ["max-inflight-bytes", None, None, "bytes of request bodies received and held at once on the node; a "
-         "body that would pass it is answered 503 before it is read [default: 268435456]"],
+         "body that would pass it is answered 503 before it is read; calls from other nodes have a budget of this "
+         "size of their own [default: 268435456]"],
         ["max-requests-in-progress", None, None, "requests served at once; past it requests are answered 503 "
          "with Retry-After [default: 128]"],
         ["header-timeout", None, None, "seconds a request's line and headers may take; 408 past it [default: 10]"],

@@ -499,21 +499,25 @@ def test_the_admitted_quantile_is_read_from_the_histogram_between_two_reads():
     assert quantile_ms(after, after, 0.99) is None
 
 
-def test_the_overload_report_shows_the_flooded_rows_as_shares_of_the_calm_ones_and_what_gossip_saw():
+def test_the_overload_report_shows_the_rows_as_shares_of_the_calm_ones_flooded_of_busy_and_what_gossip_saw():
     from gossipdht.tools.bench.overload import format_overload
 
     rows = [asdict(row(name, rate)) for name, rate in
-            (("GET calm", 4000.0), ("GET flooded", 3900.0), ("PUT calm", 3000.0), ("PUT flooded", 2400.0))]
-    flood = {"answers_per_s": 6500.0, "share_503": 0.112, "p50_ms": 31.2, "p99_ms": 54.4, "admitted_p99_ms": 25.0,
-             "refused_overload": 900, "watch_looks": 150, "unhealthy": ["port 1 saw 1 suspect"], "refutations": 0}
+            (("GET calm", 4000.0), ("GET busy", 3600.0), ("GET flooded", 3420.0),
+             ("PUT calm", 3000.0), ("PUT busy", 2500.0), ("PUT flooded", 2400.0))]
+    flood = {"connections": 256, "answers_per_s": 6500.0, "share_503": 0.112, "p50_ms": 31.2, "p99_ms": 54.4,
+             "admitted_p99_ms": 25.0, "refused_overload": 900, "watch_looks": 150,
+             "unhealthy": ["port 1 saw 1 suspect"], "refutations": 0}
     refusal = {"per_s": 41234.0, "share_503": 1.0, "cpu_us": 21.04, "p99_ms": 2.0}
-    text = format_overload({"rows": rows, "floods": [flood], "processors": (0, 1), "refusal": refusal, "rounds": 1,
-                            "seconds": 10, "preloaded_keys": 10_000})
-    shares = {line[:28].strip(): line.split()[3] for line in text.splitlines()[2:6]}
-    assert shares == {"GET calm": "1.000", "GET flooded": "0.975", "PUT calm": "1.000", "PUT flooded": "0.800"}
-    assert ("1: 6,500 answers/s, 11.2% of them 503, p50 31.2 ms and p99 54.4 ms over every answer, admitted GET "
-            "p99 <= 25 ms; gossip: 1 looks of 150 saw a member suspect or dead, 0 refutations") in text
-    assert "port 1 saw 1 suspect" in text and "the flooded node and its flood on 0" in text
+    text = format_overload({"rows": rows, "loads": {"busy": [], "flooded": [flood]}, "processors": (0, 1),
+                            "refusal": refusal, "rounds": 1, "seconds": 10, "preloaded_keys": 10_000})
+    shares = {line[:28].strip(): line.split()[3] for line in text.splitlines()[2:8]}
+    assert shares == {"GET calm": "1.000", "GET busy": "0.900", "GET flooded": "0.855", "PUT calm": "1.000",
+                      "PUT busy": "0.833", "PUT flooded": "0.800"}
+    assert "flooded as a share of busy: GET 0.950, PUT 0.960" in text
+    assert ("flooded 1 (-c256): 6,500 answers/s, 11.2% of them 503, p50 31.2 ms and p99 54.4 ms over every answer, "
+            "admitted GET p99 <= 25 ms; gossip: 1 looks of 150 saw a member suspect or dead, 0 refutations") in text
+    assert "port 1 saw 1 suspect" in text and "the first node and its wrk on 0" in text
     assert "a 503 for load: 41,234 a second (100.0% of the answers), 21.0 us of the node's CPU each" in text
 
 

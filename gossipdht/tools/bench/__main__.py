@@ -61,9 +61,9 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
                       help="PUT and GET through the ring-aware Python client and through the same client sending "
                            "to one fixed node, on a 3-node cluster with N=2 and a 5-node one with N=3")
     mode.add_argument("--overload", action="store_true",
-                      help=f"PUT and GET through the second node of a 3-node cluster, calm and while wrk floods the "
-                           f"first node with {FLOOD_CONNECTIONS} connections; the flooded node's 503s and latency, "
-                           "and what gossip saw")
+                      help=f"PUT and GET through the second node of a 3-node cluster with the first idle, at its "
+                           f"capacity, and flooded by wrk with {FLOOD_CONNECTIONS} connections; the first node's 503s "
+                           "and latency, what gossip saw, and what a 503 costs")
     mode.add_argument("--idle", action="store_true",
                       help=f"the CPU each node of an idle {IDLE_NODES}-node cluster uses over 30 s (--quick: 10 s)")
     mode.add_argument("--check", metavar="ROW",

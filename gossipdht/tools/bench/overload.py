@@ -1,13 +1,15 @@
 """One node of three flooded (``--overload``): single-key ``GET`` and ``PUT`` through a second
-node with the cluster calm and while ``wrk`` floods the first node's API with 256
-connections, in rounds whose order turns; what the flooded node answered (its 503s, the
-latency of every answer and of those it admitted); and what gossip saw meanwhile.
+node with the first node idle (``calm``), busy at its capacity with ``GET`` from 16
+connections (``busy``), and flooded with ``GET`` from 256 (``flooded``), in rounds whose
+order turns; what the first node answered (its 503s, the latency of every answer and of
+those it admitted); what gossip saw meanwhile; and what one 503 costs.
 
 On one machine the question needs the processors split, or the flood's CPU alone would slow
-the other nodes: the flooded node and its flood run on the first processor, the other nodes
-and the ``wrk`` measuring them on the second.  So a difference between the calm and the
-flooded rows is what the flooded node does to the others through the cluster (replicas it
-holds, answers it owes, gossip), not the flood's share of the processors."""
+the other nodes: the first node and the ``wrk`` loading it run on the first processor, the
+other nodes and the ``wrk`` measuring them on the second.  The requests the first node
+admits still read from the other two, on the second processor: ``busy`` is what that costs
+them, so ``flooded`` against ``busy`` is what a flood does beyond it (a node shedding its
+excess should cost its peers no more than one serving at its capacity)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from gossipdht.tools.bench import (
+    CONNECTIONS,
     SCRIPTS,
     Settings,
     aggregate,
@@ -38,13 +41,14 @@ from gossipdht.tools.localcluster import wait_for
 from gossipdht.tools.nodeprocess import NodeProcess
 
 FLOOD_CONNECTIONS = 256
+#: The first node's load by phase: wrk's connections (none: idle).
+LOADS = {"calm": 0, "busy": CONNECTIONS, "flooded": FLOOD_CONNECTIONS}
 #: Connections of wrk's that the refusing node answers with 503s.
 REFUSED_CONNECTIONS = 64
 #: Seconds the flood runs before the other nodes are measured.
 FLOOD_LEAD = 2
 #: Seconds between two looks at every node's view of the members.
 WATCH_INTERVAL = 0.2
-PHASES = ("calm", "flooded")
 _BUCKET = re.compile(r'gossipdht_http_request_duration_seconds_bucket\{le="([^"]+)",operation="get"\} (\S+)')
 _UNHEALTHY = re.compile(rb'gossipdht_members\{state="(suspect|dead)"\} (\S+)')
 
@@ -115,15 +119,15 @@ def _stats(node: NodeProcess) -> dict:
     return json.loads(node.request("GET", "/dht/stats")[2])
 
 
-def _flooded_phase(flooded: NodeProcess, nodes: Sequence[NodeProcess], cpu: Optional[int], measure: Callable[[], None],
-                   seconds: int, settings: Settings) -> dict:
-    """``measure()`` while wrk floods ``flooded`` with ``GET`` of the preloaded keys; what
-    the flood got, what the node refused and admitted, and what gossip saw."""
-    before = admitted_get_buckets(flooded)
-    refused_before = _stats(flooded)["http"]["refused"]["overload"]
+def _loaded(loaded: NodeProcess, connections: int, nodes: Sequence[NodeProcess], cpu: Optional[int],
+            measure: Callable[[], None], seconds: int, settings: Settings) -> dict:
+    """``measure()`` while wrk sends ``loaded`` ``GET`` of the preloaded keys over
+    ``connections``; what wrk got, what the node refused and admitted, and what gossip saw."""
+    before = admitted_get_buckets(loaded)
+    refused_before = _stats(loaded)["http"]["refused"]["overload"]
     refutations_before = sum(_stats(node)["gossip"]["refutations"] for node in nodes)
-    command = ["wrk", "-t1", f"-c{FLOOD_CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(SCRIPTS / "get.lua"),
-               flooded.url("/db/"), "--", str(settings.preload)]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(SCRIPTS / "get.lua"),
+               loaded.url("/db/"), "--", str(settings.preload)]
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     with Watch(nodes) as watch, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                                  text=True, preexec_fn=pin) as flood:
@@ -131,10 +135,11 @@ def _flooded_phase(flooded: NodeProcess, nodes: Sequence[NodeProcess], cpu: Opti
         measure()
         output, _ = flood.communicate(timeout=seconds + 60)
     answered = parse_wrk(output)
-    return {"answers_per_s": answered.rate, "share_503": answered.status_errors / answered.requests if answered.requests else 0.0,
+    return {"connections": connections, "answers_per_s": answered.rate,
+            "share_503": answered.status_errors / answered.requests if answered.requests else 0.0,
             "p50_ms": answered.p50_ms, "p99_ms": answered.p99_ms,
-            "admitted_p99_ms": quantile_ms(before, admitted_get_buckets(flooded), 0.99),
-            "refused_overload": _stats(flooded)["http"]["refused"]["overload"] - refused_before,
+            "admitted_p99_ms": quantile_ms(before, admitted_get_buckets(loaded), 0.99),
+            "refused_overload": _stats(loaded)["http"]["refused"]["overload"] - refused_before,
             "watch_looks": watch.looks, "unhealthy": watch.unhealthy,
             "refutations": sum(_stats(node)["gossip"]["refutations"] for node in nodes) - refutations_before}
 
@@ -165,16 +170,17 @@ def run_overload(settings: Settings, scratch: Path, progress: Callable[[str], No
         stack.callback(os.sched_setaffinity, 0, affinity)
         progress("starting a 3-node cluster, N=3")
         nodes = start_cluster(stack, scratch / "overload", replicas=3)
-        flooded, measured = nodes[0], nodes[1]
-        cpus = split_processors(flooded, nodes[1:])
+        first, measured = nodes[0], nodes[1]
+        cpus = split_processors(first, nodes[1:])
         progress(f"preloading {settings.preload:,} keys")
         preload(nodes, settings.preload)
         results: dict[str, list] = {}
-        floods = []
-        # The flood outlasts its lead and both rows' warm-ups and runs.
-        flood_seconds = FLOOD_LEAD + 2 * (settings.warmup + settings.seconds) + 2
+        loads: dict[str, list] = {"busy": [], "flooded": []}
+        # The load outlasts its lead and both rows' warm-ups and runs.
+        load_seconds = FLOOD_LEAD + 2 * (settings.warmup + settings.seconds) + 2
+        phases = list(LOADS)
         for round_ in range(1, settings.rounds + 1):
-            for phase in PHASES if round_ % 2 else PHASES[::-1]:
+            for phase in phases[round_ % 3:] + phases[:round_ % 3]:
                 def measure(phase=phase, round_=round_) -> None:
                     for operation, script, args in (("GET", "get.lua", lambda p: [str(settings.preload)]),
                                                     ("PUT", "put.lua", lambda p, ph=phase: [f"overload-{ph}-{p}"])):
@@ -182,37 +188,45 @@ def run_overload(settings: Settings, scratch: Path, progress: Callable[[str], No
                         results.setdefault(f"{operation} {phase}", []).append(
                             warmed(measured.url("/db/"), script, settings, round_, args, pids=[n.pid for n in nodes[1:]]))
                 wait_until_quiet()
-                if phase == "calm":
-                    measure()
+                if LOADS[phase]:
+                    loads[phase].append(_loaded(first, LOADS[phase], nodes, cpus and cpus[0], measure, load_seconds,
+                                                settings))
                 else:
-                    floods.append(_flooded_phase(flooded, nodes, cpus and cpus[0], measure, flood_seconds, settings))
-        rows = [aggregate(name, results[name]) for name in ("GET calm", "GET flooded", "PUT calm", "PUT flooded")]
+                    measure()
+        rows = [aggregate(f"{operation} {phase}", results[f"{operation} {phase}"])
+                for operation in ("GET", "PUT") for phase in LOADS]
     progress("what a 503 costs: one node, every GET refused")
     refused = refusal_cost(scratch, settings.seconds)
-    return {"rows": [asdict(row) for row in rows], "floods": floods, "processors": cpus, "refusal": refused,
+    return {"rows": [asdict(row) for row in rows], "loads": loads, "processors": cpus, "refusal": refused,
             "rounds": settings.rounds, "seconds": settings.seconds, "preloaded_keys": settings.preload,
             "command": settings.command}
 
 
 def format_overload(report: dict) -> str:
-    floods = report["floods"]
-    lines = ["through the second node of three, calm and while the first node's API is flooded:",
+    by_name = {row["operation"]: row for row in report["rows"]}
+    beyond = ", ".join(f"{operation} {by_name[f'{operation} flooded']['rate'] / by_name[f'{operation} busy']['rate']:.3f}"
+                       for operation in ("GET", "PUT")
+                       if by_name[f"{operation} flooded"]["rate"] and by_name[f"{operation} busy"]["rate"])
+    lines = ["through the second node of three, the first idle (calm), at its capacity (busy) and flooded:",
              *format_rows(report["rows"], "calm"),
-             f"the flooded node, wrk -c{FLOOD_CONNECTIONS} GET, each flooded phase:"]
-    for i, flood in enumerate(floods, 1):
-        admitted = "-" if flood["admitted_p99_ms"] is None else f"{flood['admitted_p99_ms']:.0f}"
-        lines.append(f"  {i}: {flood['answers_per_s']:,.0f} answers/s, {flood['share_503']:.1%} of them 503, "
-                     f"p50 {flood['p50_ms']:.1f} ms and p99 {flood['p99_ms']:.1f} ms over every answer, "
-                     f"admitted GET p99 <= {admitted} ms; gossip: {len(flood['unhealthy'])} looks of "
-                     f"{flood['watch_looks']} saw a member suspect or dead, {flood['refutations']} refutations")
-        lines += [f"     {seen}" for seen in flood["unhealthy"][:5]]
+             f"flooded as a share of busy: {beyond or '-'}",
+             "the first node, wrk GET, each phase:"]
+    for phase, loads in report["loads"].items():
+        for i, load in enumerate(loads, 1):
+            admitted = "-" if load["admitted_p99_ms"] is None else f"{load['admitted_p99_ms']:.0f}"
+            lines.append(f"  {phase} {i} (-c{load['connections']}): {load['answers_per_s']:,.0f} answers/s, "
+                         f"{load['share_503']:.1%} of them 503, p50 {load['p50_ms']:.1f} ms and p99 "
+                         f"{load['p99_ms']:.1f} ms over every answer, admitted GET p99 <= {admitted} ms; gossip: "
+                         f"{len(load['unhealthy'])} looks of {load['watch_looks']} saw a member suspect or dead, "
+                         f"{load['refutations']} refutations")
+            lines += [f"     {seen}" for seen in load["unhealthy"][:5]]
     refusal = report["refusal"]
     lines.append(f"a 503 for load: {refusal['per_s']:,.0f} a second ({refusal['share_503']:.1%} of the answers), "
                  f"{refusal['cpu_us']:.1f} us of the node's CPU each, p99 {refusal['p99_ms']:.1f} ms "
                  f"(one node, wrk -c{REFUSED_CONNECTIONS}, every GET refused)")
     cpus = report["processors"]
-    lines.append(f"processors: the flooded node and its flood on {cpus[0]}, the other nodes and their wrk on {cpus[1]}"
+    lines.append(f"processors: the first node and its wrk on {cpus[0]}, the other nodes and their wrk on {cpus[1]}"
                  if cpus else "processors: one only, shared by everything (the flood's CPU slows the others too)")
-    lines.append(f"{report['rounds']} rounds of {report['seconds']} s, calm and flooded in turn; medians; "
+    lines.append(f"{report['rounds']} rounds of {report['seconds']} s, the three phases in turn; medians; "
                  f"{report['preloaded_keys']:,} keys preloaded; N=3")
     return "\n".join(lines)

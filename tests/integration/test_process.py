@@ -171,7 +171,7 @@ def test_json_log_format(node_factory):
     started = [e for e in events if "started" in e.get("log_format", "")]
     assert len(started) == 1, events
     assert started[0]["version"] == gossipdht.__version__
-    assert f"listen=tcp:{node.port}:interface=127.0.0.1 " in started[0]["config"]
+    assert f"listen=tcp:{node.port}:interface=127.0.0.1:backlog=1024 " in started[0]["config"]
     assert "log-format=json" in started[0]["config"]
 
 
@@ -311,7 +311,7 @@ def test_port_in_use(node_factory, tmp_path):
     assert "Traceback" not in result.stdout, result.stdout
     errors = [line for line in result.stdout.splitlines() if "--port" in line]
     assert len(errors) == 1, result.stdout
-    assert f"--port: cannot listen on tcp:{first.port}:interface=127.0.0.1: " in errors[0]
+    assert f"--port: cannot listen on tcp:{first.port}:interface=127.0.0.1:backlog=1024: " in errors[0]
     assert first.request("GET", "/health")[0] == 200
 
 

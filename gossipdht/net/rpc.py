@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import math
 import os
 from typing import Awaitable, Callable, Optional, Union
 
@@ -136,7 +137,7 @@ class CallBytes:
     is refused: TCP's flow control holds the callers back meanwhile, as HTTP/2's windows do,
     so that a burst of batches and handoffs cannot grow the node's memory without end."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: float = math.inf) -> None:
         self.limit = limit
         self.used = 0
         #: Times reading stopped for it.
@@ -199,12 +200,13 @@ class RpcResource(Resource):
     log = Logger()
 
     def __init__(self, handlers: dict[str, Handler], max_frame_bytes: int, sealing: Sealing = Sealing(),
-                 admit: Optional[Admit] = None, max_call_bytes: int = 256 << 20) -> None:
+                 admit: Optional[Admit] = None) -> None:
         super().__init__()
         self.handlers = handlers
         self.max_frame_bytes = max_frame_bytes
-        #: The calls being answered, bounded in bytes (``--max-inflight-bytes``, apart from clients').
-        self.calls = CallBytes(max_call_bytes)
+        #: The calls being answered, bounded in bytes once the node's site sets the limit
+        #: (``--max-inflight-bytes``, apart from clients').
+        self.calls = CallBytes()
         self.sealing = sealing
         self.admit = admit or (lambda request: None)
         #: Called with the transport of each connection upgraded (the site counts them apart).

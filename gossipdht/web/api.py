@@ -72,9 +72,7 @@ class RestAPI:
         #: Asks the other members for their activity (``/dht/activity?cluster=1``).
         self.peers = peers
         self.ui = dashboard.load()
-        # Calls between nodes have a budget of their own, of the clients' size: clients cannot take it.
-        self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit,
-                               *(() if limits is None else (limits.budget.limit,)))
+        self.rpc = RpcResource(self._rpc_handlers(), rpc.max_frame_bytes(max_value_bytes), cluster.sealing, admit)
         #: The HTTP port's limits; None: the site's defaults.
         self.limits = limits
         #: None with ``--metrics false``: no ``/metrics``, and requests are neither counted nor timed.
@@ -91,6 +89,8 @@ class RestAPI:
         }, tokens=tokens, limits=self.limits)
         self.limits = site.limits
         self.rpc.upgraded = site.limits.upgraded
+        # Calls between nodes have a budget of their own, of the clients' size: clients cannot take it.
+        self.rpc.calls.limit = site.limits.budget.limit
         return site
 
     def _rpc_handlers(self) -> dict:

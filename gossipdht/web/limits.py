@@ -124,6 +124,10 @@ class Limits:
             self._summary.cancel()
         self._summary = None
 
+    def at_capacity(self) -> bool:
+        """Whether as many requests are in progress as may be: the next is refused for load."""
+        return self.in_progress >= self.max_in_progress
+
     def upgraded(self, transport) -> None:
         """``transport`` now carries calls between nodes (an ``/internal/rpc`` upgrade)."""
         if isinstance(transport, _Slot):
@@ -241,7 +245,7 @@ class BoundedChannel(HTTPChannel):
         under a flood of clients that try again at once, those 503s took the node's CPU
         from the requests it admitted (see the README's "Limits and overload")."""
         limits = self.site.limits
-        if (limits.in_progress < limits.max_in_progress or self._handlingRequest or self.requests or self._buffer
+        if (not limits.at_capacity() or self._handlingRequest or self.requests or self._buffer
                 or len(data) > SHED_BYTES or not data.startswith(b"GET ") or not data.endswith(b"\r\n\r\n")):
             return False
         head = data.lower()

@@ -86,7 +86,7 @@ class BoundedRequest(server.Request):
             self._refuse(503, b"this node holds as many client connections as it may; try again later\n", "reserve")
         elif path.startswith(NEVER_SHED):
             super().gotLength(length)
-        elif limits.in_progress >= limits.max_in_progress:
+        elif limits.at_capacity():
             if length == 0:  # answered as any request, the connection kept: no reconnection
                 self._shed = True
                 limits.refused("overload")

@@ -18,7 +18,6 @@ import platform
 import re
 import shutil
 import ssl
-import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +32,17 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 from gossipdht.tools.bench import etcd
 from gossipdht.tools.bench.cputime import QUIET_SECONDS, cpu_seconds, run_timed, wait_until_quiet
 from gossipdht.tools.bench.isolation import System, alone
+from gossipdht.tools.bench.measurement import (
+    ERROR_LIMIT,
+    GENERATOR_LIMIT,
+    Measurement,
+    Row,
+    Unavailable,
+    aggregate,
+    generator_flagged,
+    parse_loader,
+    parse_wrk,
+)
 from gossipdht.tools.bench.postal import POSTAL_ROWS, postal_data, prefixed_copy
 from gossipdht.tools.localcluster import join, peers, wait_for
 from gossipdht.tools.nodeprocess import HOST, NodeProcess, free_port, stop_process
@@ -40,20 +50,13 @@ from gossipdht.tools.nodeprocess import HOST, NodeProcess, free_port, stop_proce
 SCRIPTS = Path(__file__).resolve().parent
 CONNECTIONS = 16
 POSTAL_THREADS = 4
-#: A row with more failed requests than this share is flagged.
-ERROR_LIMIT = 0.01
 PRELOAD_BATCH = 1000
 START_TIMEOUT = 15.0
 LOADER_TIMEOUT = 600.0
 TSV = "text/tab-separated-values"
-BENCH_LINE = "BENCH "
-LOADER_LINE = re.compile(r"(\d+) keys in ([\d.]+) s")
-LOADER_FAILED = re.compile(r"(\d+) not stored")
 #: A system resumed after a pause must answer again (a cluster: every node sees every
 #: member alive) within this long, or the round is not measured.
 SETTLE_SECONDS = 30.0
-#: A load generator that uses more of a core than this may be what limits the rate.
-GENERATOR_LIMIT = 0.80
 ERRORS_NOTE = f"! more than {ERROR_LIMIT:.0%} of the requests failed"
 GENERATOR_NOTE = (f"! the load generator used more than {GENERATOR_LIMIT:.0%} of a core: "
                   "it may be what limits the rate")
@@ -64,10 +67,6 @@ UNITS_NOTE = (f"postal PUT: rows/s, one row per PUT, {POSTAL_THREADS} threads x 
               "driven through the member named below, as PUT and GET are through node 1; "
               "gen CPU: the load generator's own CPU time (user + system) over its run, in % of one core "
               "(wrk; for postal load, the loader); each row measured alone, every other system paused")
-
-
-class Unavailable(Exception):
-    """An operation could not be measured in a round; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -86,60 +85,6 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """One run of one operation.  ``errors`` includes ``status_errors`` (status 400 or more);
-    ``generator_cpu`` is the load generator's CPU time over its run (1.0: one core busy);
-    ``via`` says which member of the system the run drove, where that needs saying;
-    ``system_cpu_us`` is the CPU the measured system's processes spent a request, where
-    ``warmed`` was given their pids."""
-
-    requests: int
-    seconds: float
-    errors: int = 0
-    status_errors: int = 0
-    p50_ms: Optional[float] = None
-    p99_ms: Optional[float] = None
-    generator_cpu: Optional[float] = None
-    via: str = ""
-    system_cpu_us: Optional[float] = None
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class Row:
-    """One operation over all rounds: medians of the rounds, errors summed, and each
-    measured round's rate (``rates``)."""
-
-    operation: str
-    rate: Optional[float]
-    p50_ms: Optional[float]
-    p99_ms: Optional[float]
-    requests: int
-    errors: int
-    status_errors: int
-    note: str = ""
-    generator_cpu: Optional[float] = None
-    via: str = ""
-    rates: tuple[float, ...] = ()
-    system_cpu_us: Optional[float] = None
-
-    @property
-    def error_share(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    @property
-    def flagged(self) -> bool:
-        return self.error_share > ERROR_LIMIT
-
-
-def generator_flagged(share: Optional[float]) -> bool:
-    return share is not None and share > GENERATOR_LIMIT
-
-
-@dataclass(frozen=True)
 class Operation:
     """One benchmark row: a name, the system it drives (a name of ``Started.systems``) and
     how to measure it in a round."""
@@ -147,71 +92,6 @@ class Operation:
     name: str
     system: str
     measure: Callable[[int], Measurement]
-
-
-# -- parsing and aggregation -----------------------------------------------------------------------
-
-
-def parse_wrk(output: str) -> Measurement:
-    """The measurement in the ``BENCH {json}`` line that ``report.lua`` prints."""
-    for line in output.splitlines():
-        if line.startswith(BENCH_LINE):
-            data = json.loads(line[len(BENCH_LINE):])
-            return Measurement(
-                requests=int(data["requests"]), seconds=float(data["seconds"]),
-                errors=int(data["errors"]), status_errors=int(data["status_errors"]),
-                p50_ms=float(data["p50_ms"]), p99_ms=float(data["p99_ms"]),
-            )
-    raise ValueError("no BENCH line in the output of wrk")
-
-
-def parse_loader(output: str) -> Measurement:
-    """Keys and seconds from the loader's last line, ``16710 keys in 0.52 s: 32,135 keys/s``,
-    which ends in ``, 3 not stored`` when some keys failed.  As in wrk's count, the
-    failed keys are requests too, and errors."""
-    lines = output.strip().splitlines()
-    match = LOADER_LINE.search(lines[-1]) if lines else None
-    if match is None:
-        raise ValueError("the loader's last line does not say 'N keys in S s'")
-    failed = LOADER_FAILED.search(lines[-1])
-    errors = int(failed.group(1)) if failed else 0
-    return Measurement(requests=int(match.group(1)) + errors, seconds=float(match.group(2)), errors=errors)
-
-
-def _median(values: Sequence[Optional[float]]) -> Optional[float]:
-    known = [v for v in values if v is not None]
-    return statistics.median(known) if known else None
-
-
-def _vias(measured: Sequence[Measurement]) -> str:
-    """The one ``via`` of every round, or each with the rounds it held in."""
-    vias = [m.via for m in measured]
-    if len(set(vias)) == 1:
-        return vias[0]
-    return ", ".join(f"{via} in {vias.count(via)} of {len(vias)} rounds" for via in dict.fromkeys(vias) if via)
-
-
-def aggregate(operation: str, results: Sequence[Union[Measurement, Unavailable]]) -> Row:
-    """Each metric's median over the rounds that measured it; rounds that could not are noted."""
-    measured = [r for r in results if isinstance(r, Measurement)]
-    missing = [str(r) for r in results if isinstance(r, Unavailable)]
-    note = ""
-    if missing:
-        note = f"n/a in {len(missing)} of {len(results)} rounds: {missing[-1]}" if measured else f"n/a: {missing[-1]}"
-    return Row(
-        operation=operation,
-        rate=_median([m.rate for m in measured]),
-        p50_ms=_median([m.p50_ms for m in measured]),
-        p99_ms=_median([m.p99_ms for m in measured]),
-        requests=sum(m.requests for m in measured),
-        errors=sum(m.errors for m in measured),
-        status_errors=sum(m.status_errors for m in measured),
-        note=note,
-        generator_cpu=_median([m.generator_cpu for m in measured]),
-        via=_vias(measured),
-        rates=tuple(m.rate for m in measured),
-        system_cpu_us=_median([m.system_cpu_us for m in measured]),
-    )
 
 
 def build_report(rows: Sequence[Row], meta: dict) -> dict:

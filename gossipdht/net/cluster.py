@@ -367,6 +367,12 @@ class Cluster:
         """The live members other than this node."""
         return [m for m in self.core.live_members() if m.name != self.name]
 
+    def rejoinable(self) -> list[Member]:
+        """The members a restart of this node tries to rejoin: the others, dead ones too
+        (one may be back first), but not those that left or are known by name only."""
+        return [m for m in self.core.members.values()
+                if m.name != self.name and m.state is not State.LEFT and m.host]
+
     def _claim(self, what: str) -> None:
         if self._busy is not None:
             raise ClusterError(409, f"a {self._busy} is already in progress")

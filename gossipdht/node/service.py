@@ -42,7 +42,6 @@ from gossipdht.node import keyfile
 from gossipdht.node.config import ConfigError, NodeConfig, read_api_tokens
 from gossipdht.node.reactorlag import ReactorLag
 from gossipdht.node.snapshot import Snapshot
-from gossipdht.node.snapshot import load as load_snapshot
 from gossipdht.storage import open_store
 from gossipdht.web.api import RestAPI
 from gossipdht.web.limits import LimitedFactory, Limits
@@ -267,7 +266,7 @@ class NodeService(MultiService):
                       "plaintext, as the first --listen endpoint with a port is not ssl:")
         seeds = list(self.config.join)
         if not seeds and self.snapshot is not None:
-            seeds = load_snapshot(os.path.join(self.config.data_dir, "members.json"))
+            seeds = self.snapshot.seeds
             if seeds:
                 self.log.info("rejoining the {count} members this node knew before it stopped", count=len(seeds))
         if seeds:
@@ -316,7 +315,7 @@ class NodeService(MultiService):
                 "hints_pending": self.hints.pending()}
 
     def _other_members(self):
-        return [(m.name, Address(m.host, m.api_port)) for m in self.cluster.live_members() if m.name != self.cluster.name]
+        return [(m.name, Address(m.host, m.api_port)) for m in self.cluster.rejoinable()]
 
     async def _join_at_start(self, seeds: list[Address]) -> None:
         """Join through the seeds, retrying with backoff until one answers."""

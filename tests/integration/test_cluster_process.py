@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from gossipdht.tools.localcluster import join, peers, wait_for
 from gossipdht.tools.nodeprocess import free_port
 
@@ -10,6 +12,10 @@ DEADLINE = 30.0
 
 def name(node):
     return f"127.0.0.1:{node.port}"
+
+
+def states(node):
+    return [(m["name"], m["state"]) for m in json.loads(node.request("GET", "/dht/members")[2])]
 
 
 def test_join_kill9_and_restart(node_factory):
@@ -57,6 +63,18 @@ def test_a_restarted_node_rejoins_the_members_it_knew(node_factory):
     wait_for(lambda: (b.data_dir / "members.json").exists(), DEADLINE)
     b.kill9()
     b.start()  # no --join
+    assert "rejoining the 1 members this node knew" in b.log()
+    wait_for(lambda: sorted(peers(a)) == sorted(peers(b)) == sorted([name(a), name(b)]), DEADLINE)
+
+
+def test_the_last_node_standing_rejoins_the_one_that_died_first(node_factory):
+    a, b = node_factory(), node_factory()
+    join(b, a)
+    a.kill9()
+    wait_for(lambda: dict(states(b)).get(name(a)) == "dead", DEADLINE)
+    b.stop()  # which writes its snapshot at once
+    a.start("--storage", "memory")  # back first, with no memory of b
+    b.start()
     assert "rejoining the 1 members this node knew" in b.log()
     wait_for(lambda: sorted(peers(a)) == sorted(peers(b)) == sorted([name(a), name(b)]), DEADLINE)
 

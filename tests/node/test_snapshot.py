@@ -5,15 +5,17 @@ from gossipdht.core.address import Address
 from gossipdht.node.snapshot import DELAY_SECONDS, Snapshot, load
 
 
-def test_changes_are_written_at_most_once_a_second_and_read_back(tmp_path):
+def test_a_change_is_written_at_once_then_at_most_once_a_second(tmp_path):
     path = str(tmp_path / "members.json")
     members = [("a", Address("10.0.0.1", 80))]
     clock = Clock()
     snapshot = Snapshot(path, lambda: members, clock)
-    snapshot.changed()
-    snapshot.changed()
-    assert load(path) == [] and len(clock.getDelayedCalls()) == 1
+    snapshot.changed()  # just joined: on disk before a crash can take it
+    assert load(path) == [Address("10.0.0.1", 80)]
     members.append(("b", Address("::1", 81)))
+    snapshot.changed()
+    snapshot.changed()
+    assert load(path) == [Address("10.0.0.1", 80)] and len(clock.getDelayedCalls()) == 1
     clock.advance(DELAY_SECONDS)
     assert load(path) == [Address("10.0.0.1", 80), Address("::1", 81)]
     members.clear()
@@ -29,3 +31,20 @@ def test_a_missing_or_unreadable_snapshot_means_no_seeds(tmp_path):
         with capturedLogs() as events:
             assert load(str(bad)) == []
         assert any("unreadable" in e["log_format"] for e in events)
+
+
+def test_a_restarted_node_keeps_its_snapshot_until_it_knows_a_member_again(tmp_path):
+    path = str(tmp_path / "members.json")
+    before = [("a", Address("10.0.0.1", 80)), ("b", Address("10.0.0.2", 80))]
+    Snapshot(path, lambda: before, Clock()).write()
+    members = []
+    snapshot = Snapshot(path, lambda: members, Clock())
+    assert snapshot.seeds == [Address("10.0.0.1", 80), Address("10.0.0.2", 80)]
+    snapshot.write()  # stopped (or changed) before it rejoined: the file still names its cluster
+    assert load(path) == snapshot.seeds
+    members.append(before[1])
+    snapshot.write()
+    assert load(path) == [Address("10.0.0.2", 80)]
+    members.clear()
+    snapshot.write()  # rejoined, then left: alone from now on
+    assert load(path) == []

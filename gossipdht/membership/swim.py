@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 import random
-import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from gossipdht.membership.broadcasts import BroadcastQueue
 from gossipdht.membership.candidates import Candidates
+from gossipdht.membership.checksum import MemberChecksum
 from gossipdht.membership.clockoffsets import ClockOffsets
 from gossipdht.membership.lifeguard import LocalHealth, Suspicion
 from gossipdht.membership.member import (
@@ -42,6 +42,7 @@ from gossipdht.membership.member import (
     SwimConfig,
     SyncRequest,
 )
+from gossipdht.membership.rotation import Rotation
 from gossipdht.membership.wire import (
     Ack,
     Alive,
@@ -128,13 +129,11 @@ class Membership:
         self.offsets = ClockOffsets()
         self._seq = 0
         self._probes: dict[int, _Probe] = {}  # by seq
-        self._probe_order: list[str] = []
-        self._probe_index = 0
+        self._probe_order = Rotation(rng)
         self._relays: dict[int, _Relay] = {}
         self._candidates = Candidates()
-        self._gossip_order: list[str] = []
-        self._checksum = 0
-        self._contributions: dict[str, int] = {}
+        self._gossip_order = Rotation(rng)
+        self._checksum = MemberChecksum()
         self._mismatch_since: Optional[float] = None
         self._last_mismatch_sync = -math.inf
         self._leaving = False
@@ -145,7 +144,7 @@ class Membership:
         self._now = now
         self._last_deadline = now
         self._overhead = datagram_overhead(name)
-        self._touch(self._me)
+        self._checksum.touch(self._me)
         self._broadcast(self._describe(self._me))
 
     # -- queries ---------------------------------------------------------------------
@@ -166,18 +165,8 @@ class Membership:
         return [m for m in self.members.values() if m.state in LIVE]
 
     def checksum(self) -> int:
-        """Of the live members' names, addresses and incarnations: equal on converged
-        nodes.  An XOR of one hash per member, so each change updates it in O(1)."""
-        return self._checksum
-
-    def _touch(self, member: Member) -> None:
-        """Account for a change of ``member`` in the checksum."""
-        contribution = 0
-        if member.state in LIVE:
-            contribution = zlib.crc32(f"{member.name} {member.host} {member.port} {member.incarnation}".encode())
-        self._checksum ^= self._contributions.pop(member.name, 0) ^ contribution
-        if contribution:
-            self._contributions[member.name] = contribution
+        """Of the live members' names, addresses and incarnations: equal on converged nodes."""
+        return self._checksum.value
 
     def next_deadline(self) -> float:
         deadlines = [self._next_push_pull, self._next_reap, self._next_probe]
@@ -401,9 +390,9 @@ class Membership:
             member = Member(update.name, update.host, update.port, update.api_port, update.incarnation,
                             State.ALIVE, now)
             self.members[update.name] = member
-            self._added(member)
+            self._probe_order.insert(member.name)
             self._broadcast(update)
-            self._touch(member)
+            self._checksum.touch(member)
             self._emit(member, None)
             return
         current.host, current.port, current.api_port = update.host, update.port, update.api_port
@@ -454,7 +443,7 @@ class Membership:
         self.stats.refutations += 1
         self._health.adjust(1)
         self._me.incarnation = max(self._me.incarnation, incarnation) + 1
-        self._touch(self._me)
+        self._checksum.touch(self._me)
         self._broadcast(self._describe(self._me))
         self._next_gossip = min(self._next_gossip, self._now)  # urgent: do not wait for the round
 
@@ -521,24 +510,9 @@ class Membership:
         self._send(out, target.address, messages)
 
     def _next_probe_target(self) -> Optional[Member]:
-        """Round-robin over a shuffled list, reshuffled on each pass (SWIM's bound on detection time)."""
-        for _ in range(2):
-            while self._probe_index < len(self._probe_order):
-                member = self.members.get(self._probe_order[self._probe_index])
-                self._probe_index += 1
-                if member is not None and member.state in LIVE and member.name != self.name:
-                    return member
-            self._probe_order = [n for n, m in self.members.items() if m.state in LIVE and n != self.name]
-            self._rng.shuffle(self._probe_order)
-            self._probe_index = 0
-        return None
-
-    def _added(self, member: Member) -> None:
-        # A new member goes to a random place among those not yet probed in this pass.
-        order = self._probe_order
-        order.append(member.name)
-        position = self._rng.randint(self._probe_index, len(order) - 1)
-        order[position], order[-1] = order[-1], order[position]
+        name = self._probe_order.next(lambda: (m.name for m in self._others() if m.state in LIVE),
+                                      lambda n: n in self.members and self.members[n].state in LIVE)
+        return None if name is None else self.members[name]
 
     def _add_candidate(self, now: float, update: Alive, room: int) -> None:
         """Wait for ``update``'s member to answer; once ``room`` wait, the oldest makes way."""
@@ -575,7 +549,7 @@ class Membership:
 
         min = mult x max(2, log10 N) x probe interval: 3 s up to 100 members, 4.5 s at
         1,000.  A small cluster cannot wait for confirmations it cannot get (k = 0)."""
-        n = len(self._contributions)  # live members
+        n = self._checksum.live
         k = self.config.suspicion_confirmations
         if n - 2 < k:
             k = 0
@@ -604,21 +578,17 @@ class Membership:
             self._send(out, member.address, updates, piggyback=False)
 
     def _gossip_targets(self, now: float) -> list[Member]:
-        """Members for this round, round-robin over a shuffled list so that successive
-        rounds reach distinct members; recently dead ones too, so they can refute."""
-        targets: list[Member] = []
-        passes = 0
-        while len(targets) < self.config.gossip_fanout and passes < 2:
-            if not self._gossip_order:
-                passes += 1
-                self._gossip_order = [n for n in self.members if n != self.name]
-                self._rng.shuffle(self._gossip_order)
-                if not self._gossip_order:
-                    break
-            member = self.members.get(self._gossip_order.pop())
-            if member is not None and self._gossip_worthy(now, member) and member not in targets:
-                targets.append(member)
-        return targets
+        """Members for this round, in turn so that successive rounds reach distinct
+        members; recently dead ones too, so they can refute."""
+        targets: list[str] = []
+        while len(targets) < self.config.gossip_fanout:
+            name = self._gossip_order.next(
+                lambda: (m.name for m in self._others()),
+                lambda n: n not in targets and n in self.members and self._gossip_worthy(now, self.members[n]))
+            if name is None:
+                break
+            targets.append(name)
+        return [self.members[n] for n in targets]
 
     def _gossip_worthy(self, now: float, member: Member) -> bool:
         if member.state in LIVE:
@@ -676,7 +646,7 @@ class Membership:
         previous = member.state
         member.state = state
         member.incarnation = incarnation
-        self._touch(member)
+        self._checksum.touch(member)
         if previous is not state:
             member.since = now
             self._emit(member, previous)
@@ -694,10 +664,13 @@ class Membership:
             return Dead(member.name, member.incarnation, self.name)
         return Left(member.name, member.incarnation)
 
+    def _others(self) -> list[Member]:
+        return [m for m in self.members.values() if m.name != self.name]
+
     def _random_members(self, count: int, include_dead: bool = False) -> list[Member]:
         states = (State.ALIVE, State.SUSPECT, State.DEAD) if include_dead else (State.ALIVE,)
         # A member known by name only (port 0) has no address to reach.
-        candidates = [m for m in self.members.values() if m.state in states and m.name != self.name and m.port]
+        candidates = [m for m in self._others() if m.state in states and m.port]
         return self._rng.sample(candidates, min(count, len(candidates)))
 
     def _next_seq(self) -> int:

@@ -369,9 +369,10 @@ class Cluster:
 
     def rejoinable(self) -> list[Member]:
         """The members a restart of this node tries to rejoin: the others, dead ones too
-        (one may be back first), but not those that left or are known by name only."""
-        return [m for m in self.core.members.values()
-                if m.name != self.name and m.state is not State.LEFT and m.host]
+        (one may be back first), but not those that left or are known by name only.
+        The live come first: each dead one tried before them may cost a sync timeout."""
+        others = [m for m in self.core.members.values() if m.name != self.name and m.state is not State.LEFT and m.host]
+        return sorted(others, key=lambda m: m.state is State.DEAD)
 
     def _claim(self, what: str) -> None:
         if self._busy is not None:

@@ -12,6 +12,7 @@ from conftest import HTTP, eventually, node_config
 from twisted.logger import capturedLogs
 
 from gossipdht.core.errors import PeerError
+from gossipdht.membership.member import Member, State
 from gossipdht.tools.nodeprocess import free_port
 
 
@@ -429,3 +430,14 @@ async def test_forged_datagrams_change_nothing_and_a_real_node_still_joins(clust
     await eventually(dropped)  # the forged member never answered
     members = json.loads((await http_target.request(b"GET", b"/dht/members"))[2])
     assert "evil" not in {m["name"] for m in members}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restart_rejoins_the_live_first_then_the_dead_and_never_those_that_left(cluster_nodes):
+    service, _ = cluster_nodes()
+    members = service.cluster.core.members
+    for name, state, host in [("dead", State.DEAD, "10.0.0.1"), ("gone", State.LEFT, "10.0.0.2"),
+                              ("alive", State.ALIVE, "10.0.0.3"), ("by-name-only", State.DEAD, ""),
+                              ("suspect", State.SUSPECT, "10.0.0.4")]:
+        members[name] = Member(name, host, 7000 if host else 0, 7000 if host else 0, 1, state, 0.0)
+    assert [m.name for m in service.cluster.rejoinable()] == ["alive", "suspect", "dead"]

@@ -416,11 +416,12 @@ def test_the_metrics_report_shows_each_rate_as_a_share_of_the_cluster_without_me
     assert lines[5] == "a scrape of /metrics: 3.2 ms (median of 20, a new connection each)"
 
 
-def test_metrics_and_security_are_separate_runs(capsys):
-    _, args = cli.parse_settings(["--metrics", "--quick"])
-    assert args.metrics
+@pytest.mark.parametrize("run, other", [("metrics", "security"), ("overload", "metrics")])
+def test_metrics_security_and_overload_are_separate_runs(capsys, run, other):
+    _, args = cli.parse_settings([f"--{run}", "--quick"])
+    assert getattr(args, run)
     with pytest.raises(SystemExit):
-        cli.parse_settings(["--metrics", "--security"])
+        cli.parse_settings([f"--{run}", f"--{other}"])
     assert "not allowed with" in capsys.readouterr().err
 
 
@@ -519,11 +520,3 @@ def test_the_overload_report_shows_the_rows_as_shares_of_the_calm_ones_flooded_o
             "admitted GET p99 <= 25 ms; gossip: 1 looks of 150 saw a member suspect or dead, 0 refutations") in text
     assert "port 1 saw 1 suspect" in text and "the first node and its wrk on 0" in text
     assert "a 503 for load: 41,234 a second (100.0% of the answers), 21.0 us of the node's CPU each" in text
-
-
-def test_overload_is_a_separate_run(capsys):
-    _, args = cli.parse_settings(["--overload", "--quick"])
-    assert args.overload
-    with pytest.raises(SystemExit):
-        cli.parse_settings(["--overload", "--metrics"])
-    assert "not allowed with" in capsys.readouterr().err
